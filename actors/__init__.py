@@ -1,0 +1,1 @@
+"""The pykka actor runtime that wires the domain to the adapters."""

@@ -1,0 +1,154 @@
+"""The SQLite schema of the store: the one contract between the engine and the console.
+
+The engine writes (one writer); consoles and tools only read (WAL mode lets them read
+while it writes). Times are ISO 8601 UTC strings (`2026-01-05T10:00:00Z`), which sort
+correctly as text. Rows appear in checkpoints: a reader sees whole checkpoints only.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+PRAGMA journal_mode = WAL;
+
+-- key/value facts about the run:
+--   schema_version, mode ('replay' or 'serve'), status ('running', 'done', 'failed'),
+--   source (log path), config_dir, clock (simulated or real time of the last checkpoint),
+--   checkpoint_line (last log line fully applied), report (JSON, SPEC §6 report so far),
+--   policy (JSON of the policy in force), journeys (JSON list of journey definitions),
+--   channels (JSON: channel -> {"configured": bool, "mode": "dry-run"|"live", "detail": str})
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- every applied event, in the order applied (`id`); duplicates and rejects are not here
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    line        INTEGER NOT NULL,          -- log line number (0 for live ingest)
+    customer    TEXT NOT NULL,
+    at          TEXT NOT NULL,             -- the event's own timestamp
+    applied_at  TEXT NOT NULL,             -- clock when applied (later than `at` when late)
+    type        TEXT NOT NULL,             -- 'identify' or 'track'
+    name        TEXT,                      -- track event name
+    message_id  TEXT,
+    late        INTEGER NOT NULL DEFAULT 0,
+    payload     TEXT NOT NULL              -- the event as JSON
+);
+CREATE INDEX IF NOT EXISTS events_customer ON events(customer, id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_message_id ON events(message_id)
+    WHERE message_id IS NOT NULL;
+
+-- lines of the log that were not accepted
+CREATE TABLE IF NOT EXISTS rejects (
+    id      INTEGER PRIMARY KEY,
+    line    INTEGER NOT NULL,
+    reason  TEXT NOT NULL,
+    raw     TEXT NOT NULL
+);
+
+-- one row per customer; `state` is the JSON of domain.customer.CustomerState
+-- (traits, opt-outs, last engagement, journey instances, pending timers, recent messages)
+CREATE TABLE IF NOT EXISTS profiles (
+    customer    TEXT PRIMARY KEY,
+    email       TEXT,
+    phone       TEXT,
+    updated_at  TEXT NOT NULL,
+    state       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_email ON profiles(email);
+CREATE INDEX IF NOT EXISTS profiles_phone ON profiles(phone);
+
+-- every journey instance; status: 'active', 'converted', 'completed', 'expired'
+CREATE TABLE IF NOT EXISTS journey_instances (
+    customer    TEXT NOT NULL,
+    journey     TEXT NOT NULL,
+    instance    INTEGER NOT NULL,
+    entered_at  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    ended_at    TEXT,
+    next_step   TEXT,                      -- pending step, if any
+    next_due    TEXT,                      -- when it is due
+    PRIMARY KEY (customer, journey, instance)
+);
+CREATE INDEX IF NOT EXISTS journey_instances_status ON journey_instances(journey, status);
+
+-- pending timers (a step coming due, a deferred send to decide again)
+CREATE TABLE IF NOT EXISTS timers (
+    customer    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    due         TEXT NOT NULL,
+    kind        TEXT NOT NULL,             -- 'step' or 'redecide'
+    journey     TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    message_id  TEXT,
+    PRIMARY KEY (customer, seq)
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(due);
+
+-- every governor decision (SPEC §6); `line` is the exact ledger JSON line;
+-- `explanation` says the reason in words for the support agent
+CREATE TABLE IF NOT EXISTS ledger (
+    id           INTEGER PRIMARY KEY,      -- order written (tail with id > last seen)
+    at           TEXT NOT NULL,
+    customer     TEXT NOT NULL,
+    seq          INTEGER NOT NULL,         -- per-customer decision sequence
+    message_id   TEXT NOT NULL,
+    journey      TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    channel      TEXT,
+    category     TEXT NOT NULL,
+    outcome      TEXT NOT NULL,            -- sent, deferred, suppressed, failed
+    reason       TEXT,
+    handoff_from TEXT,                     -- JSON {"channel","action","at"} or NULL
+    deferred_until TEXT,                   -- for 'deferred': when it is decided again
+    explanation  TEXT NOT NULL,
+    line         TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_order ON ledger(at, customer, seq);
+CREATE INDEX IF NOT EXISTS ledger_customer ON ledger(customer, at);
+CREATE INDEX IF NOT EXISTS ledger_message ON ledger(message_id);
+
+-- capped sends (lifecycle/promotional, not in_app): what the governor counts
+CREATE TABLE IF NOT EXISTS cap_usage (
+    message_id  TEXT PRIMARY KEY,
+    customer    TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    channel     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cap_usage_customer ON cap_usage(customer, at);
+CREATE INDEX IF NOT EXISTS cap_usage_at ON cap_usage(at);
+
+-- the in-app inbox
+CREATE TABLE IF NOT EXISTS inbox (
+    message_id  TEXT PRIMARY KEY,
+    customer    TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    journey     TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    read        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS inbox_customer ON inbox(customer, at);
+
+-- live sends in flight (outbox): written with the decision, cleared by the result,
+-- so a restart neither loses nor repeats a send
+CREATE TABLE IF NOT EXISTS outbox (
+    message_id  TEXT PRIMARY KEY,
+    customer    TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    decided_at  TEXT NOT NULL,
+    payload     TEXT NOT NULL,             -- JSON of the dispatch request
+    status      TEXT NOT NULL              -- 'pending', 'sent', 'failed'
+);
+
+-- channel adapter health as the runtime last saw it
+CREATE TABLE IF NOT EXISTS adapter_health (
+    channel     TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,             -- 'up', 'degraded', 'circuit_open', 'dry_run', 'not_configured'
+    detail      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+"""

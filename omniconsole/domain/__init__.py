@@ -1,0 +1,1 @@
+"""Pure domain logic: no actors, no adapters, no TUI, no channel SDKs."""

@@ -1,0 +1,54 @@
+"""Time parsing and formatting shared by the log, the ledger and the config."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class TimeFormatError(ValueError):
+    """A timestamp or duration could not be read."""
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Read an ISO 8601 timestamp that carries an offset or `Z`; return it in UTC."""
+    if not isinstance(text, str) or not text:
+        raise TimeFormatError("timestamp must be a non-empty string")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise TimeFormatError(f"unparsable timestamp {text!r}") from exc
+    if value.tzinfo is None:
+        raise TimeFormatError(f"timestamp {text!r} has no UTC offset or Z")
+    return value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`; microseconds only when there are some."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Read a duration such as `72h`, `14d`, `30m`, `1w`."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise TimeFormatError(
+            f"bad duration {text!r}: use a whole number and one of s, m, h, d, w (e.g. 72h, 14d)"
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: 24h, 7d, 90m."""
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds and seconds % size == 0 and unit != "w":
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
