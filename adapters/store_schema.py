@@ -92,6 +92,7 @@ CREATE INDEX IF NOT EXISTS timers_due ON timers(due);
 CREATE TABLE IF NOT EXISTS ledger (
     id           INTEGER PRIMARY KEY,      -- order written (tail with id > last seen)
     at           TEXT NOT NULL,
+    ts           INTEGER NOT NULL,         -- `at` as microseconds since the epoch (sorts exactly)
     customer     TEXT NOT NULL,
     seq          INTEGER NOT NULL,         -- per-customer decision sequence
     message_id   TEXT NOT NULL,
@@ -106,7 +107,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     explanation  TEXT NOT NULL,
     line         TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS ledger_order ON ledger(at, customer, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_order ON ledger(ts, customer, seq);
 CREATE INDEX IF NOT EXISTS ledger_customer ON ledger(customer, at);
 CREATE INDEX IF NOT EXISTS ledger_message ON ledger(message_id);
 

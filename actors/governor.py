@@ -1,0 +1,121 @@
+"""FatigueGovernorActor: every send request passes here (SPEC §4).
+
+It owns each customer's cap usage, decides with the pure `decide`, writes the ledger
+line of every deferral and suppression, and hands allowed sends to the channel's
+dispatcher. Its answers go back to the asking profile shard as a message — it never
+blocks on another actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pykka
+
+from actors.messages import Decided, DecideBatch, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
+from adapters.store_sqlite import micros
+from omniconsole.domain.channels import Channel
+from omniconsole.domain.config import Policy
+from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped
+from omniconsole.domain.ledger import encode_line, ledger_line
+from omniconsole.domain.timeutil import format_timestamp
+
+
+def ledger_row(
+    req: SendRequest, decision: Decision, outcome: str, reason: str | None, explanation: str
+) -> tuple[Any, ...]:
+    """The store row for one ledger line."""
+    line = ledger_line(req, decision, outcome, reason)
+    handoff = line["handoff_from"]
+    return (
+        line["at"],
+        micros(req.now),
+        req.customer,
+        req.seq,
+        req.message_id,
+        req.journey,
+        req.step,
+        line["channel"],
+        line["category"],
+        outcome,
+        reason,
+        None if handoff is None else orjson.dumps(handoff).decode(),
+        None
+        if decision.until is None or outcome != "deferred"
+        else format_timestamp(decision.until),
+        explanation,
+        encode_line(line),
+    )
+
+
+class FatigueGovernorActor(pykka.ThreadingActor):
+    """The one place send decisions are made. All hooks run on the governor's thread."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        dispatchers: Mapping[Channel, pykka.ActorRef[Any]],
+        writer: pykka.ActorRef[Any],
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.dispatchers = dispatchers
+        self.writer = writer
+        self.usage: dict[str, CapUsage] = {}
+        self.decisions = 0
+
+    def on_receive(self, message: Any) -> Any:
+        """Runs on the governor thread."""
+        if isinstance(message, DecideBatch):
+            self._decide(message)
+            return None
+        if isinstance(message, Sync):
+            return True
+        if isinstance(message, LoadUsage):
+            for customer, at, channel in message.rows:
+                self.usage.setdefault(customer, CapUsage()).record(at, channel)
+            return len(message.rows)
+        if isinstance(message, datetime):  # forget usage older than every window
+            self._forget_before(message)
+            return None
+        raise TypeError(f"FatigueGovernorActor: unexpected message {message!r}")
+
+    def _decide(self, message: DecideBatch) -> None:
+        policy = self.policy
+        decisions: list[Decision] = []
+        rows: list[tuple[Any, ...]] = []
+        sends: dict[Channel, list[Dispatch]] = {}
+        usage_map = self.usage
+        for req in message.requests:
+            usage = usage_map.get(req.customer)
+            if usage is None:
+                usage = usage_map[req.customer] = CapUsage()
+            decision = decide(req, policy, usage)
+            decisions.append(decision)
+            channel = decision.channel
+            if decision.outcome == SEND and channel is not None:
+                capped = is_capped(policy, req.category, channel)
+                if capped:
+                    usage.record(req.now, channel.value)
+                sends.setdefault(channel, []).append(Dispatch(req, decision, capped))
+            else:
+                rows.append(
+                    ledger_row(
+                        req, decision, decision.outcome, decision.reason, decision.explanation
+                    )
+                )
+        self.decisions += len(decisions)
+        if rows:
+            self.writer.tell(Rows("ledger", rows))
+        for channel, items in sends.items():
+            self.dispatchers[channel].tell(DispatchBatch(items))
+        message.reply_to.tell(Decided(message.token, decisions))
+
+    def _forget_before(self, now: datetime) -> None:
+        longest = self.policy.longest_window
+        stale = [c for c, u in self.usage.items() if not u.sends or u.sends[-1][0] <= now - longest]
+        for customer in stale:
+            del self.usage[customer]

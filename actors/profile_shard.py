@@ -1,0 +1,247 @@
+"""ProfileShardActor: hosts the virtual profile actors of the customers hashed to it.
+
+A profile actor per customer is *virtual*: activated on demand (from the store if it was
+passivated), kept while in use, passivated (dropped, its state already in the store)
+when idle beyond the shard's budget. One shard thread serves any number of customers,
+so threads stay bounded whatever the customer count.
+
+Each customer's work stays in order: while one of its sends waits for the governor,
+nothing else of that customer runs; other customers go on.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pykka
+
+from actors.messages import (
+    ApplyBatch,
+    DecideBatch,
+    Decided,
+    FlushState,
+    NextDue,
+    Passivate,
+    PreloadTimers,
+    Rows,
+)
+from adapters.store_sqlite import ProfileReader, timer_rows
+from omniconsole.domain.config import EngineConfig
+from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
+from omniconsole.domain.governor import Decision, SendRequest
+from omniconsole.domain.profile import Profile
+from omniconsole.domain.timeutil import format_timestamp
+
+
+@dataclass(slots=True)
+class _Running:
+    """A batch in progress: flows waiting for governor decisions."""
+
+    message: ApplyBatch
+    waiting: dict[str, Flow] = field(default_factory=dict)
+    outgoing: list[SendRequest] = field(default_factory=list)
+    token: int = 0
+
+
+class ProfileShardActor(pykka.ThreadingActor):
+    """Virtual profile actors for one shard of the customers. All hooks run on its thread."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        governor: pykka.ActorRef[Any],
+        writer: pykka.ActorRef[Any],
+        reader_path: Any,
+        *,
+        store_backed: bool,
+    ) -> None:
+        super().__init__()
+        self.flow = CustomerFlow(config)
+        self.governor = governor
+        self.writer = writer
+        self.reader_path = reader_path
+        self.reader: ProfileReader | None = None
+        self.store_backed = store_backed  # profiles may exist in the store (resume)
+        self.active: OrderedDict[str, Profile] = OrderedDict()
+        self.passivated: set[str] = set()
+        self.dirty: set[str] = set()
+        self.effects = Effects()
+        self.timer_heap: list[tuple[datetime, str]] = []
+        self.queue: deque[ApplyBatch] = deque()
+        self.running: _Running | None = None
+        self.tokens = 0
+        self.activations = 0
+
+    def on_stop(self) -> None:
+        """Runs on the shard thread."""
+        if self.reader is not None:
+            self.reader.close()
+
+    def on_receive(self, message: Any) -> Any:
+        """Runs on the shard thread."""
+        if isinstance(message, ApplyBatch):
+            self.queue.append(message)
+            if self.running is None:
+                self._next_batch()
+            return None
+        if isinstance(message, Decided):
+            self._decided(message)
+            return None
+        if isinstance(message, FlushState):
+            return self._flush(message.now)
+        if isinstance(message, Passivate):
+            self._passivate(message.max_active)
+            return None
+        if isinstance(message, PreloadTimers):
+            for customer, due in message.heads:
+                heapq.heappush(self.timer_heap, (due, customer))
+            return None
+        if isinstance(message, NextDue):
+            return self.timer_heap[0][0] if self.timer_heap else None
+        raise TypeError(f"ProfileShardActor: unexpected message {message!r}")
+
+    # ---- batches ----
+
+    def _next_batch(self) -> None:
+        while self.queue and self.running is None:
+            message = self.queue.popleft()
+            try:
+                self._start(message)
+            except BaseException as exc:  # report to the driver instead of dying silently
+                self.running = None
+                message.done.set_exception(exc)
+
+    def _start(self, message: ApplyBatch) -> None:
+        groups: dict[str, list[TimedEvent]] = {}
+        for timed in message.events:
+            groups.setdefault(timed.event.customer, []).append(timed)
+        horizon = message.horizon
+        heap = self.timer_heap
+        due: list[str] = []
+        while heap and (horizon is None or heap[0][0] < horizon):
+            customer = heapq.heappop(heap)[1]
+            if customer not in groups:
+                due.append(customer)
+        run = _Running(message)
+        self.running = run
+        for customer, events in groups.items():
+            self._advance(
+                run,
+                customer,
+                self.flow.run(self._activate(customer), events, horizon, self.effects),
+                None,
+            )
+        seen: set[str] = set()
+        for customer in due:
+            if customer in seen:
+                continue
+            seen.add(customer)
+            self._advance(
+                run,
+                customer,
+                self.flow.run(self._activate(customer), (), horizon, self.effects),
+                None,
+            )
+        self._settle(run)
+
+    def _advance(self, run: _Running, customer: str, flow: Flow, decision: Decision | None) -> None:
+        try:
+            request = next(flow) if decision is None else flow.send(decision)
+        except StopIteration:
+            self.dirty.add(customer)
+            profile = self.active[customer]
+            if profile.timers:
+                heapq.heappush(self.timer_heap, (profile.timers[0].due, customer))
+            return
+        run.waiting[customer] = flow
+        run.outgoing.append(request)
+
+    def _settle(self, run: _Running) -> None:
+        if run.outgoing:
+            self.tokens += 1
+            run.token = self.tokens
+            requests, run.outgoing = run.outgoing, []
+            self.governor.tell(DecideBatch(run.token, requests, self.actor_ref))
+            return
+        if not run.waiting:
+            self.running = None
+            run.message.done.set_result(len(run.message.events))
+            self._next_batch()
+
+    def _decided(self, message: Decided) -> None:
+        run = self.running
+        if run is None or message.token != run.token:
+            raise RuntimeError("ProfileShardActor: decisions for a batch that is not running")
+        try:
+            waiting, run.waiting = run.waiting, {}
+            for flow_customer, decision in zip(list(waiting), message.decisions, strict=True):
+                self._advance(run, flow_customer, waiting[flow_customer], decision)
+            self._settle(run)
+        except BaseException as exc:
+            self.running = None
+            run.message.done.set_exception(exc)
+            self._next_batch()
+
+    # ---- virtual actors ----
+
+    def _activate(self, customer: str) -> Profile:
+        profile = self.active.get(customer)
+        if profile is not None:
+            self.active.move_to_end(customer)
+            return profile
+        raw = None
+        if self.store_backed or customer in self.passivated:
+            if self.reader is None:
+                self.reader = ProfileReader(self.reader_path)
+            raw = self.reader.load(customer)
+            self.passivated.discard(customer)
+        profile = Profile.from_json(raw) if raw is not None else Profile(customer)
+        self.active[customer] = profile
+        self.activations += 1
+        return profile
+
+    def _passivate(self, max_active: int) -> None:
+        active = self.active
+        while len(active) > max_active:
+            customer, _ = next(iter(active.items()))
+            if customer in self.dirty:
+                break
+            del active[customer]
+            self.passivated.add(customer)
+
+    def _flush(self, now: datetime) -> int:
+        stamp = format_timestamp(now)
+        profiles: list[tuple[Any, ...]] = []
+        clears: list[tuple[Any, ...]] = []
+        timers: list[tuple[Any, ...]] = []
+        for customer in self.dirty:
+            profile = self.active[customer]
+            traits = profile.traits
+            email = traits.get("email")
+            phone = traits.get("phone")
+            profiles.append(
+                (
+                    customer,
+                    email if isinstance(email, str) else None,
+                    phone if isinstance(phone, str) else None,
+                    stamp,
+                    orjson.dumps(profile.to_json()).decode(),
+                )
+            )
+            clears.append((customer,))
+            timers.extend(timer_rows(customer, profile.timers))
+        rows = [r.as_tuple() for r in self.effects.instances.values()]
+        self.effects.instances.clear()
+        count = len(self.dirty)
+        self.dirty.clear()
+        self.writer.tell(Rows("profiles", profiles))
+        self.writer.tell(Rows("journey_instances", rows))
+        self.writer.tell(Rows("timers_clear", clears))
+        self.writer.tell(Rows("timers", timers))
+        return count

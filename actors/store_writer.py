@@ -1,0 +1,52 @@
+"""StoreWriterActor: the one writer of the SQLite store, batching through aiosqlite."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from actors.messages import Checkpoint, Rows, StoreCall, Sync
+from adapters.store_sqlite import SqliteStore
+
+
+class StoreWriterActor(pykka.ThreadingActor):
+    """Receives rows from every actor and commits them at checkpoints.
+
+    All hooks run on this actor's own thread, which drives an asyncio loop for aiosqlite.
+    """
+
+    def __init__(self, path: Path, *, fresh: bool) -> None:
+        super().__init__()
+        self.store = SqliteStore(path)
+        self.fresh = fresh
+        self.loop = asyncio.new_event_loop()
+
+    def on_start(self) -> None:
+        """Runs on the writer thread: open the store."""
+        self.loop.run_until_complete(self.store.open(fresh=self.fresh))
+
+    def on_stop(self) -> None:
+        """Runs on the writer thread: close the store (uncommitted rows are rolled back)."""
+        self.loop.run_until_complete(self.store.close())
+        self.loop.close()
+
+    def on_failure(self, *_: Any) -> None:
+        self.on_stop()
+
+    def on_receive(self, message: Any) -> Any:
+        """Runs on the writer thread."""
+        if isinstance(message, Rows):
+            if message.rows:
+                self.loop.run_until_complete(self.store.add(message.table, message.rows))
+            return None
+        if isinstance(message, Checkpoint):
+            self.loop.run_until_complete(self.store.checkpoint(message.meta))
+            return True
+        if isinstance(message, StoreCall):
+            return self.loop.run_until_complete(message.fn(self.store))
+        if isinstance(message, Sync):
+            return True
+        raise TypeError(f"StoreWriterActor: unexpected message {message!r}")

@@ -1,0 +1,254 @@
+"""The durable store: SQLite in WAL mode, written in batches through aiosqlite.
+
+One writer (the store writer actor) holds a `SqliteStore`; everything written between
+two `checkpoint` calls commits as one transaction, so a reader — or a restart after a
+crash — sees whole checkpoints only. Profile activation reads through a separate
+read-only connection (`ProfileReader`), which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from adapters.store_schema import SCHEMA, SCHEMA_VERSION
+
+Row = tuple[Any, ...]
+
+INSERT = {
+    "events": "INSERT INTO events (line, customer, at, applied_at, type, name, message_id, late,"
+    " payload) VALUES (?,?,?,?,?,?,?,?,?)",
+    "rejects": "INSERT INTO rejects (line, reason, raw) VALUES (?,?,?)",
+    "ledger": "INSERT INTO ledger (at, ts, customer, seq, message_id, journey, step, channel,"
+    " category, outcome, reason, handoff_from, deferred_until, explanation, line)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "profiles": "INSERT INTO profiles (customer, email, phone, updated_at, state)"
+    " VALUES (?,?,?,?,?) ON CONFLICT(customer) DO UPDATE SET email=excluded.email,"
+    " phone=excluded.phone, updated_at=excluded.updated_at, state=excluded.state",
+    "journey_instances": "INSERT OR REPLACE INTO journey_instances (customer, journey, instance,"
+    " entered_at, status, ended_at, next_step, next_due) VALUES (?,?,?,?,?,?,?,?)",
+    "timers_clear": "DELETE FROM timers WHERE customer = ?",
+    "timers": "INSERT OR REPLACE INTO timers (customer, seq, due, kind, journey, step, message_id)"
+    " VALUES (?,?,?,?,?,?,?)",
+    "cap_usage": "INSERT OR IGNORE INTO cap_usage (message_id, customer, at, channel)"
+    " VALUES (?,?,?,?)",
+    "inbox": "INSERT OR IGNORE INTO inbox (message_id, customer, at, journey, step, subject, body)"
+    " VALUES (?,?,?,?,?,?,?)",
+    "adapter_health": "INSERT OR REPLACE INTO adapter_health (channel, state, detail, updated_at)"
+    " VALUES (?,?,?,?)",
+    "outbox": "INSERT OR REPLACE INTO outbox (message_id, customer, channel, decided_at, payload,"
+    " status) VALUES (?,?,?,?,?,?)",
+}
+# Tables written in this order inside a checkpoint (clears before inserts).
+TABLE_ORDER = tuple(INSERT)
+BATCH_ROWS = 5000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message says which file and why."""
+
+
+class SqliteStore:
+    """Async writer over one SQLite file. Use from one thread/event loop only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._pending: dict[str, list[Row]] = {name: [] for name in INSERT}
+        self._in_tx = False
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def open(self, *, fresh: bool = False) -> None:
+        """Open (creating if needed) the store; `fresh` empties it first."""
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._db.executescript(SCHEMA)
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._db.execute("PRAGMA busy_timeout = 5000")
+            await self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except (sqlite3.Error, OSError) as exc:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            if self._in_tx:
+                await self._db.execute("ROLLBACK")
+                self._in_tx = False
+            await self._db.close()
+            self._db = None
+
+    async def add(self, table: str, rows: Iterable[Row]) -> None:
+        """Queue rows for `table`; large batches go to SQLite at once (inside the open checkpoint)."""
+        pending = self._pending[table]
+        pending.extend(rows)
+        if len(pending) >= BATCH_ROWS and table not in ("timers", "timers_clear"):
+            await self._write(table)
+
+    async def _begin(self) -> None:
+        if not self._in_tx:
+            await self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    async def _write(self, table: str) -> None:
+        rows = self._pending[table]
+        if not rows:
+            return
+        self._pending[table] = []
+        await self._begin()
+        await self.db.executemany(INSERT[table], rows)
+
+    async def checkpoint(self, meta: dict[str, str]) -> None:
+        """Write everything queued and `meta`, and commit them as one transaction."""
+        for table in TABLE_ORDER:
+            await self._write(table)
+        await self._begin()
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
+        )
+        await self.db.execute("COMMIT")
+        self._in_tx = False
+
+    # ---- reads for resume and reports ----
+
+    async def meta(self) -> dict[str, str]:
+        async with self.db.execute("SELECT key, value FROM meta") as cur:
+            return {k: v async for k, v in cur}
+
+    async def message_ids(self) -> set[str]:
+        async with self.db.execute(
+            "SELECT message_id FROM events WHERE message_id IS NOT NULL"
+        ) as cur:
+            return {row[0] async for row in cur}
+
+    async def cap_usage_since(self, since: datetime) -> list[tuple[str, str, str]]:
+        """(customer, at, channel) of capped sends after `since`, oldest first."""
+        stamp = since.strftime("%Y-%m-%dT%H:%M:%S")
+        async with self.db.execute(
+            "SELECT customer, at, channel FROM cap_usage WHERE at >= ? ORDER BY customer, at",
+            (stamp,),
+        ) as cur:
+            return [(r[0], r[1], r[2]) async for r in cur]
+
+    async def timer_heads(self) -> list[tuple[str, str]]:
+        """(customer, earliest due) for every customer with pending timers."""
+        async with self.db.execute(
+            "SELECT customer, min(due) FROM timers GROUP BY customer"
+        ) as cur:
+            return [(r[0], r[1]) async for r in cur]
+
+    async def export_ledger(self, out: Path) -> int:
+        """Write the ledger in its total order (time, customer, sequence); return line count."""
+        count = 0
+        with out.open("wb") as handle:
+            async with self.db.execute("SELECT line FROM ledger ORDER BY ts, customer, seq") as cur:
+                while rows := list(await cur.fetchmany(10000)):
+                    handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
+                    count += len(rows)
+        return count
+
+    async def export_rejects(self, out: Path) -> int:
+        count = 0
+        with out.open("wb") as handle:
+            async with self.db.execute(
+                "SELECT line, reason, raw FROM rejects ORDER BY line"
+            ) as cur:
+                async for line, reason, raw in cur:
+                    handle.write(orjson.dumps({"line": line, "reason": reason, "raw": raw}) + b"\n")
+                    count += 1
+        return count
+
+    async def ledger_summary(self) -> dict[str, Any]:
+        """Counts for the report: by channel and outcome, suppressions by reason, handoffs."""
+        channels: dict[str | None, dict[str, int]] = {}
+        async with self.db.execute(
+            "SELECT channel, outcome, count(*) FROM ledger GROUP BY channel, outcome"
+        ) as cur:
+            async for channel, outcome, n in cur:
+                channels.setdefault(channel, {})[outcome] = n
+        reasons: dict[str, int] = {}
+        async with self.db.execute(
+            "SELECT reason, count(*) FROM ledger WHERE outcome = 'suppressed' GROUP BY reason"
+            " ORDER BY reason"
+        ) as cur:
+            async for reason, n in cur:
+                reasons[reason] = n
+        async with self.db.execute(
+            "SELECT count(*) FROM ledger WHERE outcome = 'sent' AND handoff_from IS NOT NULL"
+        ) as cur:
+            row = await cur.fetchone()
+        handoffs = int(row[0]) if row else 0
+        journeys: dict[str, tuple[int, int]] = {}
+        async with self.db.execute(
+            "SELECT journey, count(*), sum(status = 'converted') FROM journey_instances"
+            " GROUP BY journey"
+        ) as cur:
+            async for journey, entered, converted in cur:
+                journeys[journey] = (int(entered), int(converted or 0))
+        return {
+            "channels": channels,
+            "reasons": reasons,
+            "handoffs": handoffs,
+            "journeys": journeys,
+        }
+
+
+class ProfileReader:
+    """Read-only access for activating passivated profiles (sync, WAL reader)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def load(self, customer: str) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT state FROM profiles WHERE customer = ?", (customer,)
+        ).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def timer_rows(customer: str, timers: Sequence[Any]) -> list[Row]:
+    """Rows of the `timers` table for one customer's pending timers (expiries left out)."""
+    return [
+        (
+            customer,
+            t.seq,
+            t.due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            t.kind,
+            t.journey,
+            t.step,
+            t.message_id or None,
+        )
+        for t in timers
+        if t.kind != "expire"
+    ]
+
+
+def micros(at: datetime) -> int:
+    """Microseconds since the epoch: the ledger's exact sort key."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,7 @@
+"""`python -m omniconsole`."""
+
+import sys
+
+from omniconsole.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""The `omniconsole` command: replay, generate, console, demo, serve, inbox."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omniconsole.domain.config import ConfigError
+from omniconsole.domain.timeutil import TimeFormatError, parse_timestamp
+
+SAMPLE_LOG = Path(__file__).resolve().parents[1] / "examples" / "sample.jsonl"
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; shown as one line."""
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except TimeFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omniconsole",
+        description="Omnichannel messaging orchestration engine with a terminal ops console.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = sub.add_parser("replay", help="replay an event log headless on a simulated clock")
+    replay.add_argument("log", type=Path, help="event log, JSON Lines (SPEC §2)")
+    replay.add_argument("--config", type=Path, default=None, help="config folder (default: shipped)")
+    replay.add_argument("--db", type=Path, required=True, help="SQLite store to write")
+    replay.add_argument("--ledger", type=Path, required=True, help="ledger output (JSON Lines)")
+    replay.add_argument("--report", type=Path, required=True, help="report output (JSON)")
+    replay.add_argument("--rejects", type=Path, default=None, help="rejected lines (JSON Lines)")
+    replay.add_argument("--until", type=_timestamp, default=None, help="stop the clock at ISO_TIME")
+    replay.add_argument(
+        "--resume", action="store_true", help="continue an interrupted replay from its store"
+    )
+    replay.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
+    replay.add_argument("--table", action="store_true", help="print the report as a table")
+    replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
+
+    gen = sub.add_parser("generate", help="write a seeded, realistic event log")
+    gen.add_argument("--customers", type=int, default=300)
+    gen.add_argument("--days", type=int, default=14)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--start", type=_timestamp, default=datetime(2026, 3, 2, tzinfo=UTC))
+    gen.add_argument("--events-per-customer", type=float, default=None)
+    gen.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
+
+    console = sub.add_parser("console", help="attach the console to a store (read-only)")
+    console.add_argument("--db", type=Path, required=True)
+
+    demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
+    demo.add_argument("--log", type=Path, default=SAMPLE_LOG)
+    demo.add_argument("--db", type=Path, default=Path("out/demo.db"))
+    demo.add_argument("--config", type=Path, default=None)
+
+    serve = sub.add_parser("serve", help="run live: HTTP ingest, webhooks, real channels")
+    serve.add_argument("--config", type=Path, default=None)
+    serve.add_argument("--db", type=Path, required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+
+    inbox = sub.add_parser("inbox", help="list a customer's in-app inbox")
+    inbox.add_argument("customer")
+    inbox.add_argument("--db", type=Path, required=True)
+    return parser
+
+
+def print_report_table(report: dict[str, Any]) -> None:
+    """The report as a few readable tables."""
+    ev = report["events"]
+    print("events   " + "  ".join(f"{k} {v}" for k, v in ev.items()))
+    print()
+    print(f"{'journey':<24}{'entered':>9}{'converted':>11}{'rate':>8}")
+    for name, j in report["journeys"].items():
+        print(f"{name:<24}{j['entered']:>9}{j['converted']:>11}{j['conversion_rate']:>8.1%}")
+    print()
+    print(f"{'channel':<12}{'sent':>8}{'deferred':>10}{'suppressed':>12}{'failed':>8}")
+    for name, c in report["channels"].items():
+        print(
+            f"{name:<12}{c['sent']:>8}{c['deferred']:>10}{c['suppressed']:>12}{c['failed']:>8}"
+        )
+    print()
+    print("suppressed by reason: " + (
+        ", ".join(f"{k} {v}" for k, v in report["suppressed_by_reason"].items()) or "none"
+    ))
+    print(f"handoffs: {report['handoffs']}")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from omniconsole.replay import ReplayOptions, run_replay
+
+    options = ReplayOptions(
+        log=args.log,
+        db=args.db,
+        ledger=args.ledger,
+        report=args.report,
+        rejects=args.rejects,
+        config_dir=args.config,
+        until=args.until,
+        resume=args.resume,
+    )
+    if args.tui:
+        from omniconsole.tui import run_demo
+
+        run_demo(args.log, args.db, args.config, options=options)
+        return 0
+    report = run_replay(options)
+    if args.table:
+        print_report_table(report)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from omniconsole.domain.generator import generate_events, write_log
+
+    if args.customers < 1 or args.days < 1:
+        raise UsageError("--customers and --days must be at least 1")
+    if args.out is not None:
+        n = write_log(args.out, args.customers, args.days, args.seed, args.start,
+                      events_per_customer=args.events_per_customer)
+        print(f"wrote {n} events to {args.out}", file=sys.stderr)
+        return 0
+    import orjson
+
+    out = sys.stdout.buffer
+    for event in generate_events(args.customers, args.days, args.seed, args.start):
+        out.write(orjson.dumps(event) + b"\n")
+    return 0
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    if not args.db.is_file():
+        raise UsageError(f"store not found: {args.db}")
+    conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT at, journey, step, subject, body, read FROM inbox WHERE customer = ?"
+            " ORDER BY at DESC",
+            (args.customer,),
+        ).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        print(f"no in-app messages for {args.customer}")
+        return 0
+    for at, journey, step, subject, body, read in rows:
+        print(f"{at}  {'  ' if read else '● '}{journey}.{step}  {subject}")
+        print(f"    {body}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status. Errors are one line on stderr, no traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from adapters.store_sqlite import StoreError
+    from omniconsole.replay import ReplayError
+
+    try:
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "inbox":
+            return _inbox(args)
+        if args.command == "console":
+            from omniconsole.tui import run_console
+
+            run_console(args.db)
+            return 0
+        if args.command == "demo":
+            from omniconsole.tui import run_demo
+
+            run_demo(args.log, args.db, args.config)
+            return 0
+        if args.command == "serve":
+            from omniconsole.serve import run_serve
+
+            return run_serve(args)
+    except (ConfigError, ReplayError, StoreError, UsageError) as exc:
+        print(f"omniconsole: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("omniconsole: interrupted (a replay continues with --resume)", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,498 @@
+"""What happens to one customer when events arrive and timers come due (SPEC §2, §3, §5).
+
+`run_customer` is a generator: it applies the customer's events and due timers in time
+order and, whenever a step wants to send, yields a `SendRequest` and waits for the
+governor's `Decision` to be sent back in. Whoever drives it (the profile actor) decides
+how the request reaches the governor; the domain stays free of actors.
+
+Order at one instant: an event comes before a timer due at the same time; timers due
+at the same time fire in the order they were set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from omniconsole.domain.channels import Channel
+from omniconsole.domain.config import EngineConfig, JourneyDef, StepDef
+from omniconsole.domain.events import Event
+from omniconsole.domain.governor import DEFERRED, SEND, Decision, SendRequest
+from omniconsole.domain.messages import Handoff
+from omniconsole.domain.profile import (
+    ENGAGEMENT_ACTIONS,
+    START_WORDS,
+    STOP_WORDS,
+    Instance,
+    Profile,
+    SentMessage,
+    Timer,
+)
+from omniconsole.domain.timeutil import format_timestamp
+
+Flow = Generator[SendRequest, Decision, None]
+
+ACTIVE = "active"
+CONVERTED = "converted"
+COMPLETED = "completed"
+EXPIRED = "expired"
+
+
+@dataclass(slots=True)
+class InstanceRow:
+    """A journey instance as the store shows it."""
+
+    customer: str
+    journey: str
+    instance: int
+    entered_at: str
+    status: str
+    ended_at: str | None
+    next_step: str | None
+    next_due: str | None
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.customer,
+            self.journey,
+            self.instance,
+            self.entered_at,
+            self.status,
+            self.ended_at,
+            self.next_step,
+            self.next_due,
+        )
+
+
+@dataclass(slots=True)
+class Effects:
+    """What a flow changed besides the profile itself: journey instance rows."""
+
+    instances: dict[tuple[str, str, int], InstanceRow] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TimedEvent:
+    """An event with the clock time it is applied at (later than its own time if late)."""
+
+    at: datetime
+    event: Event
+
+
+class CustomerFlow:
+    """The journey rules, bound to one config. Stateless between calls: state is the Profile."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.journeys = {j.name: j for j in config.journeys}
+        self.entries: dict[str, tuple[JourneyDef, ...]] = {}
+        for journey in config.journeys:
+            self.entries[journey.entry_event] = config.journeys_entered_by(journey.entry_event)
+        self.suppression_events = frozenset(s.after_event for s in config.policy.suppressions)
+
+    # ---- driving ----
+
+    def run(
+        self,
+        profile: Profile,
+        events: Sequence[TimedEvent],
+        horizon: datetime | None,
+        effects: Effects,
+    ) -> Flow:
+        """Apply `events` and every timer due before `horizon` (all timers if None), in order."""
+        index = 0
+        timers = profile.timers
+        while True:
+            event = events[index] if index < len(events) else None
+            timer = timers[0] if timers and (horizon is None or timers[0].due < horizon) else None
+            if timer is not None and (event is None or timer.due < event.at):
+                timers.pop(0)
+                yield from self.fire(profile, timer, effects)
+            elif event is not None:
+                index += 1
+                yield from self.apply(profile, event.at, event.event, effects)
+            else:
+                return
+
+    # ---- events ----
+
+    def apply(self, profile: Profile, now: datetime, event: Event, effects: Effects) -> Flow:
+        """Apply one event at clock time `now`."""
+        if event.kind == "identify":
+            profile.traits.update(event.traits)
+            return
+        if event.traits:
+            profile.traits.update(event.traits)
+        name = event.name or ""
+        props = event.properties
+        if name in self.suppression_events:
+            profile.event_times[name] = now
+        if name == "Unsubscribed" or name == "Subscribed":
+            channel = props.get("channel")
+            if isinstance(channel, str):
+                if name == "Unsubscribed":
+                    profile.opt_out(channel)
+                else:
+                    profile.opt_in(channel)
+        elif name == "Inbound Message":
+            channel = props.get("channel")
+            channel = channel if isinstance(channel, str) and channel else Channel.SMS.value
+            body = props.get("body")
+            word = body.strip().casefold() if isinstance(body, str) else ""
+            if word in STOP_WORDS:
+                profile.opt_out(channel)
+            elif word in START_WORDS:
+                profile.opt_in(channel)
+            profile.engagement = Handoff(channel, "replied", format_timestamp(now))
+        elif name in ENGAGEMENT_ACTIONS:
+            channel = props.get("channel")
+            if isinstance(channel, str) and channel:
+                profile.engagement = Handoff(
+                    channel, ENGAGEMENT_ACTIONS[name], format_timestamp(now)
+                )
+        elif name == "Message Failed":
+            yield from self.message_failed(profile, now, props, effects)
+
+        # instances already live see the event: conditions, goals, event-triggered steps
+        for inst in list(profile.instances):
+            journey = self.journeys.get(inst.journey)
+            if journey is None:
+                continue
+            if name in journey.watched_events:
+                inst.seen.add(name)
+            if journey.goal_event == name and self._within_lifetime(journey, inst, now):
+                self._end(profile, inst, CONVERTED, now, effects)
+                continue
+            for step in journey.steps:
+                if step.on_event == name and step.name not in inst.finished_steps:
+                    yield from self.step_due(profile, journey, inst, step, now, now, effects)
+                    if profile.live_instance(inst.journey, inst.number) is None:
+                        break
+
+        for journey in self.entries.get(name, ()):
+            yield from self.enter(profile, journey, now, props, effects)
+
+    def enter(
+        self,
+        profile: Profile,
+        journey: JourneyDef,
+        now: datetime,
+        props: dict[str, Any],
+        effects: Effects,
+    ) -> Flow:
+        """Start an instance of `journey` if its entry rule allows."""
+        if journey.entry == "once" and journey.name in profile.entered_once:
+            return
+        if journey.entry == "one_live" and any(
+            i.journey == journey.name for i in profile.instances
+        ):
+            return
+        profile.entered_once.add(journey.name) if journey.entry == "once" else None
+        number = profile.instance_counter.get(journey.name, 0) + 1
+        profile.instance_counter[journey.name] = number
+        inst = Instance(journey.name, number, now, properties=dict(props))
+        profile.instances.append(inst)
+        for step in journey.steps:
+            if step.after is not None and step.after.total_seconds() > 0:
+                profile.add_timer(
+                    Timer(
+                        now + step.after,
+                        profile.next_timer_seq(),
+                        "step",
+                        journey.name,
+                        number,
+                        step.name,
+                    )
+                )
+        if journey.lifetime is not None:
+            profile.add_timer(
+                Timer(
+                    now + journey.lifetime,
+                    profile.next_timer_seq(),
+                    "expire",
+                    journey.name,
+                    number,
+                    "",
+                )
+            )
+        self._row(profile, inst, ACTIVE, None, effects)
+        for step in journey.steps:
+            if step.after is not None and step.after.total_seconds() == 0:
+                if profile.live_instance(journey.name, number) is None:
+                    break
+                yield from self.step_due(profile, journey, inst, step, now, now, effects)
+
+    # ---- timers ----
+
+    def fire(self, profile: Profile, timer: Timer, effects: Effects) -> Flow:
+        """A timer came due."""
+        journey = self.journeys.get(timer.journey)
+        if journey is None:
+            return
+        inst = profile.live_instance(timer.journey, timer.instance)
+        now = timer.due
+        if timer.kind == "expire":
+            if inst is not None:
+                self._end(profile, inst, EXPIRED, now, effects)
+            return
+        if timer.kind == "step":
+            if inst is None or not self._within_lifetime(journey, inst, now):
+                return
+            yield from self.step_due(
+                profile, journey, inst, journey.step(timer.step), now, now, effects
+            )
+            return
+        # a deferred send decided again: its condition is checked first
+        step = journey.step(timer.step)
+        if timer.resend:
+            still = journey.goal_event is None or (
+                inst is not None and self._within_lifetime(journey, inst, now)
+            )
+        else:
+            still = inst is not None and self._within_lifetime(journey, inst, now)
+        if still and inst is not None and any(n in inst.seen for n in step.unless_since_entry):
+            still = False
+        channels = tuple(Channel(c) for c in timer.channels)
+        first_due = timer.first_due or now
+        req = self._request(
+            profile,
+            journey,
+            timer.instance,
+            step,
+            timer.message_id,
+            now,
+            first_due,
+            channels,
+            timer.resend,
+            exited=not still,
+            props=inst.properties if inst else {},
+        )
+        decision = yield req
+        self._settle(profile, journey, inst, step, req, decision, effects)
+
+    # ---- steps ----
+
+    def step_due(
+        self,
+        profile: Profile,
+        journey: JourneyDef,
+        inst: Instance,
+        step: StepDef,
+        now: datetime,
+        first_due: datetime,
+        effects: Effects,
+    ) -> Flow:
+        """A step came due: send (through the governor) unless its condition no longer holds."""
+        if any(name in inst.seen for name in step.unless_since_entry):
+            self._finish_step(profile, journey, inst, step, now, effects)
+            return
+        message_id = f"{profile.customer}:{journey.name}:{inst.number}:{step.name}"
+        req = self._request(
+            profile,
+            journey,
+            inst.number,
+            step,
+            message_id,
+            now,
+            first_due,
+            step.channels,
+            False,
+            exited=False,
+            props=inst.properties,
+        )
+        decision = yield req
+        self._settle(profile, journey, inst, step, req, decision, effects)
+
+    def message_failed(
+        self, profile: Profile, now: datetime, props: dict[str, Any], effects: Effects
+    ) -> Flow:
+        """Re-send a failed step once, to the first usable channel after the failed one."""
+        channel = props.get("channel")
+        message_id = props.get("message_id")
+        journey_name = props.get("journey")
+        step_name = props.get("step")
+        found: SentMessage | None = None
+        for sent in reversed(profile.sent):
+            if isinstance(message_id, str) and message_id:
+                match = sent.message_id == message_id
+            elif isinstance(journey_name, str) and isinstance(step_name, str):
+                match = sent.journey == journey_name and sent.step == step_name
+            else:
+                match = sent.channel == channel
+            if match:
+                found = sent
+                break
+        if found is None or found.resend or found.fallback_done:
+            return
+        if isinstance(channel, str) and channel and channel != found.channel:
+            return
+        journey = self.journeys.get(found.journey)
+        if journey is None:
+            return
+        step = journey.step(found.step)
+        inst = profile.live_instance(found.journey, found.instance)
+        if journey.goal_event is not None and (
+            inst is None or not self._within_lifetime(journey, inst, now)
+        ):
+            return
+        if inst is not None and any(n in inst.seen for n in step.unless_since_entry):
+            return
+        names = [c.value for c in step.channels]
+        if found.channel not in names:
+            return
+        rest = step.channels[names.index(found.channel) + 1 :]
+        found.fallback_done = True
+        req = self._request(
+            profile,
+            journey,
+            found.instance,
+            step,
+            found.message_id + ":fallback",
+            now,
+            now,
+            rest,
+            True,
+            exited=False,
+            props=inst.properties if inst else {},
+        )
+        decision = yield req
+        self._settle(profile, journey, inst, step, req, decision, effects)
+
+    # ---- helpers ----
+
+    def _request(
+        self,
+        profile: Profile,
+        journey: JourneyDef,
+        instance: int,
+        step: StepDef,
+        message_id: str,
+        now: datetime,
+        first_due: datetime,
+        channels: tuple[Channel, ...],
+        resend: bool,
+        *,
+        exited: bool,
+        props: dict[str, Any],
+    ) -> SendRequest:
+        category = journey.category
+        return SendRequest(
+            customer=profile.customer,
+            seq=profile.next_decision_seq(),
+            message_id=message_id,
+            journey=journey.name,
+            instance=instance,
+            step=step.name,
+            category=category,
+            channels=channels,
+            usable=profile.usable_channels(channels, category),
+            preferred=profile.preferred_channel,
+            timezone=profile.timezone,
+            now=now,
+            first_due=first_due,
+            event_times={k: v for k, v in profile.event_times.items()},
+            engagement=profile.engagement,
+            resend=resend,
+            exited=exited,
+            recipient=profile.recipient(),
+            properties=props,
+        )
+
+    def _settle(
+        self,
+        profile: Profile,
+        journey: JourneyDef,
+        inst: Instance | None,
+        step: StepDef,
+        req: SendRequest,
+        decision: Decision,
+        effects: Effects,
+    ) -> None:
+        now = req.now
+        if decision.outcome == DEFERRED and decision.until is not None:
+            profile.add_timer(
+                Timer(
+                    decision.until,
+                    profile.next_timer_seq(),
+                    "redecide",
+                    journey.name,
+                    req.instance,
+                    step.name,
+                    req.message_id,
+                    req.first_due,
+                    tuple(c.value for c in req.channels),
+                    req.resend,
+                )
+            )
+            if inst is not None and profile.live_instance(inst.journey, inst.number) is not None:
+                self._row(profile, inst, ACTIVE, None, effects)
+            return
+        if decision.outcome == SEND and decision.channel is not None:
+            profile.remember_sent(
+                SentMessage(
+                    req.message_id,
+                    journey.name,
+                    req.instance,
+                    step.name,
+                    decision.channel.value,
+                    now,
+                    req.resend,
+                )
+            )
+        if inst is not None and not req.resend:
+            self._finish_step(profile, journey, inst, step, now, effects)
+
+    def _finish_step(
+        self,
+        profile: Profile,
+        journey: JourneyDef,
+        inst: Instance,
+        step: StepDef,
+        now: datetime,
+        effects: Effects,
+    ) -> None:
+        inst.finished_steps.add(step.name)
+        if profile.live_instance(inst.journey, inst.number) is None:
+            return
+        if all(s.name in inst.finished_steps for s in journey.steps):
+            self._end(profile, inst, COMPLETED, now, effects)
+        else:
+            self._row(profile, inst, ACTIVE, None, effects)
+
+    @staticmethod
+    def _within_lifetime(journey: JourneyDef, inst: Instance, now: datetime) -> bool:
+        return journey.lifetime is None or now < inst.entered_at + journey.lifetime
+
+    def _end(
+        self, profile: Profile, inst: Instance, status: str, now: datetime, effects: Effects
+    ) -> None:
+        profile.instances = [i for i in profile.instances if i is not inst]
+        self._row(profile, inst, status, now, effects)
+
+    @staticmethod
+    def _row(
+        profile: Profile, inst: Instance, status: str, ended: datetime | None, effects: Effects
+    ) -> None:
+        next_step: str | None = None
+        next_due: str | None = None
+        if status == ACTIVE:
+            for timer in profile.timers:
+                if (
+                    timer.kind != "expire"
+                    and timer.journey == inst.journey
+                    and timer.instance == inst.number
+                ):
+                    next_step, next_due = timer.step, format_timestamp(timer.due)
+                    break
+        effects.instances[(profile.customer, inst.journey, inst.number)] = InstanceRow(
+            profile.customer,
+            inst.journey,
+            inst.number,
+            format_timestamp(inst.entered_at),
+            status,
+            None if ended is None else format_timestamp(ended),
+            next_step,
+            next_due,
+        )

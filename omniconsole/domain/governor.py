@@ -1,0 +1,277 @@
+"""The fatigue governor's decision for one send request (SPEC §4), as a pure function.
+
+The governor actor owns each customer's cap usage and calls `decide`; nothing here
+knows about actors or channels' SDKs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from omniconsole.domain.channels import Category, Channel
+from omniconsole.domain.config import CapRule, Policy
+from omniconsole.domain.messages import Handoff, Recipient
+from omniconsole.domain.profile import zone
+from omniconsole.domain.timeutil import format_duration, format_timestamp
+
+SEND = "send"
+DEFERRED = "deferred"
+SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A profile asks the governor whether, where and when a step's message may go out.
+
+    Everything the decision needs about the customer travels with the request
+    (`usable` is consent and reachability, decided by the profile); cap usage is the
+    governor's own. `exited` marks a deferred send whose journey condition no longer
+    holds: the governor only records its final line.
+    """
+
+    customer: str
+    seq: int
+    message_id: str
+    journey: str
+    instance: int
+    step: str
+    category: Category
+    channels: tuple[Channel, ...]
+    usable: frozenset[Channel]
+    preferred: str | None
+    timezone: str
+    now: datetime
+    first_due: datetime
+    event_times: dict[str, datetime]
+    engagement: Handoff | None
+    resend: bool = False
+    exited: bool = False
+    recipient: Recipient | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The governor's answer. `outcome` SEND means: dispatch on `channel` now."""
+
+    outcome: str
+    channel: Channel | None
+    reason: str | None
+    explanation: str
+    until: datetime | None = None
+    handoff: Handoff | None = None
+
+    @property
+    def capped(self) -> bool:
+        """Set by the caller: whether this send counts against the caps."""
+        return False
+
+
+@dataclass(slots=True)
+class CapUsage:
+    """One customer's capped sends (time, channel), oldest first, within the longest window."""
+
+    sends: list[tuple[datetime, str]] = field(default_factory=list)
+
+    def prune(self, now: datetime, longest: timedelta) -> None:
+        cutoff = now - longest
+        sends = self.sends
+        drop = 0
+        while drop < len(sends) and sends[drop][0] <= cutoff:
+            drop += 1
+        if drop:
+            del sends[:drop]
+
+    def in_window(self, rule: CapRule, now: datetime) -> list[datetime]:
+        """Send times that count for `rule` at `now` (window excludes its start)."""
+        start = now - rule.window
+        scope = rule.scope
+        return [at for at, ch in self.sends if at > start and (scope == "all" or ch == scope)]
+
+    def record(self, at: datetime, channel: str) -> None:
+        self.sends.append((at, channel))
+
+
+def is_capped(policy: Policy, category: Category, channel: Channel) -> bool:
+    """Whether a send of `category` on `channel` is capped and counted."""
+    return category in policy.capped_categories and channel not in policy.uncapped_channels
+
+
+def _full(rule: CapRule, usage: CapUsage, now: datetime) -> list[datetime] | None:
+    times = usage.in_window(rule, now)
+    return times if len(times) >= rule.limit else None
+
+
+def _room_at(rule: CapRule, times: list[datetime]) -> datetime | None:
+    """Earliest time the rule's window has room again, given the counted send times."""
+    if rule.limit == 0:
+        return None
+    ordered = sorted(times)
+    return ordered[len(ordered) - rule.limit] + rule.window
+
+
+def _quiet(policy: Policy, tz: str, now: datetime) -> tuple[bool, datetime, str]:
+    """Whether `now` is in quiet hours for zone `tz`; when it ends; local time text."""
+    qh = policy.quiet_hours
+    local = now.astimezone(zone(tz))
+    clock = local.time().replace(tzinfo=None)
+    if qh is None:
+        return False, now, local.strftime("%H:%M")
+    start, end = qh.start, qh.end
+    quiet = (start <= clock or clock < end) if start > end else (start <= clock < end)
+    if not quiet:
+        return False, now, local.strftime("%H:%M")
+    day = local.date()
+    if start > end and clock >= start:
+        day = day + timedelta(days=1)
+    resume = datetime.combine(day, end, tzinfo=zone(tz))
+    return True, resume.astimezone(now.tzinfo), local.strftime("%H:%M")
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def choose_channel(
+    req: SendRequest, policy: Policy, usage: CapUsage
+) -> tuple[Channel | None, str | None]:
+    """Step (1): the channel, or None with the reason nothing was usable."""
+    capped_category = req.category in policy.capped_categories
+    blocked_by_cap: str | None = None
+
+    def ok(channel: Channel) -> bool:
+        nonlocal blocked_by_cap
+        if channel not in req.usable:
+            return False
+        if capped_category and channel not in policy.uncapped_channels:
+            for rule in policy.caps:
+                if rule.scope == channel.value and _full(rule, usage, req.now) is not None:
+                    blocked_by_cap = blocked_by_cap or rule.reason
+                    return False
+        return True
+
+    preferred = req.preferred
+    if preferred is not None:
+        for channel in req.channels:
+            if channel.value == preferred and ok(channel):
+                return channel, None
+    for channel in req.channels:
+        if ok(channel):
+            return channel, None
+    return None, blocked_by_cap or "unreachable"
+
+
+def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
+    """Decide one send request in the order of SPEC §4."""
+    now = req.now
+    names = ", ".join(c.value for c in req.channels)
+    if req.exited:
+        return Decision(
+            SUPPRESSED,
+            None,
+            "exited",
+            "the journey's condition no longer held when the deferred send came due "
+            "(the customer left the journey)",
+        )
+    usage.prune(now, policy.longest_window)
+    channel, why = choose_channel(req, policy, usage)
+    if channel is None:
+        if why == "unreachable":
+            text = f"no usable channel among {names} (missing address, no consent or opted out)"
+        else:
+            text = f"the only usable channels have reached their own cap ({why}); nothing left among {names}"
+        return Decision(SUPPRESSED, None, why, text)
+    transactional = req.category is Category.TRANSACTIONAL
+    # (2) suppression rules
+    for rule in policy.suppressions:
+        if req.category not in rule.categories:
+            continue
+        seen = req.event_times.get(rule.after_event)
+        if seen is not None and seen <= now < seen + rule.window:
+            return Decision(
+                SUPPRESSED,
+                channel,
+                rule.reason,
+                f"{req.category} message within {format_duration(rule.window)} after "
+                f"{rule.after_event} at {format_timestamp(seen)}",
+            )
+    # (3) quiet hours
+    qh = policy.quiet_hours
+    if (
+        not transactional
+        and qh is not None
+        and channel in qh.channels
+        and req.category in qh.categories
+    ):
+        quiet, resume, local = _quiet(policy, req.timezone, now)
+        if quiet:
+            return Decision(
+                DEFERRED,
+                channel,
+                "quiet_hours",
+                f"quiet hours {_hhmm(qh.start)}–{_hhmm(qh.end)} in {req.timezone} "
+                f"(it was {local} there): deferred to {_hhmm(qh.end)} local "
+                f"({format_timestamp(resume)})",
+                until=resume,
+            )
+    # (4) all-channel caps
+    if is_capped(policy, req.category, channel):
+        full = [
+            (rule, times)
+            for rule in policy.caps
+            if rule.scope == "all"
+            if (times := _full(rule, usage, now)) is not None
+        ]
+        if full:
+            cap, times = full[0]
+            counted = f"{len(times)} of {cap.limit} capped messages in the last {format_duration(cap.window)}"
+            if req.category is Category.PROMOTIONAL:
+                return Decision(
+                    SUPPRESSED,
+                    channel,
+                    cap.reason,
+                    f"all-channel cap full ({counted}): promotional messages are dropped",
+                )
+            room: datetime | None = None
+            for candidate, candidate_times in full:
+                at = _room_at(candidate, candidate_times)
+                if at is None:
+                    room = None
+                    cap = candidate
+                    break
+                if room is None or at > room:
+                    room, cap = at, candidate
+            counted = (
+                f"{len(usage.in_window(cap, now))} of {cap.limit} capped messages "
+                f"in the last {format_duration(cap.window)}"
+            )
+            if room is None or room - req.first_due > policy.max_deferral:
+                return Decision(
+                    SUPPRESSED,
+                    channel,
+                    cap.reason,
+                    f"all-channel cap full ({counted}) and no room within "
+                    f"{format_duration(policy.max_deferral)} of the step first coming due "
+                    f"({format_timestamp(req.first_due)}): dropped",
+                )
+            return Decision(
+                DEFERRED,
+                channel,
+                cap.reason,
+                f"all-channel cap full ({counted}): deferred to {format_timestamp(room)}, "
+                "when the window has room",
+                until=room,
+            )
+    handoff = None
+    eng = req.engagement
+    if eng is not None and eng.channel != channel.value:
+        handoff = eng
+    first = "preferred channel" if req.preferred == channel.value else "first usable channel"
+    text = f"sent on {channel.value}: {first} of {names}"
+    if transactional:
+        text += " (transactional: no caps or quiet hours)"
+    if handoff is not None:
+        text += f"; continues from their {handoff.channel} ({handoff.action} at {handoff.at})"
+    return Decision(SEND, channel, None, text, handoff=handoff)
