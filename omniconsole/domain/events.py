@@ -116,7 +116,9 @@ def parse_line(raw: str | bytes, line: int) -> Event | Rejected:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        return Rejected(line, f"not valid JSON: {exc.args[0] if exc.args else exc}", text.rstrip("\n"))
+        return Rejected(
+            line, f"not valid JSON: {exc.args[0] if exc.args else exc}", text.rstrip("\n")
+        )
     try:
         return event_from_dict(obj, line)
     except EventError as exc:
