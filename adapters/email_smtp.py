@@ -1,0 +1,171 @@
+"""Email over SMTP (aiosmtplib): MIME multipart/alternative, RFC 8058 one-click unsubscribe."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import ClassVar
+from urllib.parse import quote, urlencode
+
+import aiosmtplib
+
+from adapters.channel_settings import SmtpSettings
+from adapters.resilience import CircuitBreaker, DeliveryGuard, HealthState, RetryPolicy, Sleep
+from omniconsole.domain.channels import Category, Channel
+from omniconsole.domain.messages import DeliveryResult, OutboundMessage
+
+__all__ = ["SmtpEmailAdapter", "build_email", "message_id_header"]
+
+_log = logging.getLogger(__name__)
+
+# RFC 5322 atext minus '=' (our escape character) and '.' (dot-atoms forbid '..').
+_ATEXT_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/?^_`{|}~]")
+
+
+def message_id_header(message_id: str) -> str:
+    """`<id@omniconsole>` with every character outside RFC 5322 atext escaped as `=HH`.
+
+    The escape is reversible, so two different message ids never share a Message-ID.
+    """
+    local = "".join(
+        ch if _ATEXT_SAFE.fullmatch(ch) else "".join(f"={b:02X}" for b in ch.encode())
+        for ch in message_id
+    )
+    return f"<{local or 'empty'}@omniconsole>"
+
+
+def _unsubscribe_headers(
+    message: OutboundMessage, from_addr: str, public_url: str | None
+) -> dict[str, str]:
+    _, sender = parseaddr(from_addr)
+    subject = quote(f"unsubscribe {message.recipient.customer}")
+    uris = [f"<mailto:{sender}?subject={subject}>"]
+    headers: dict[str, str] = {}
+    if public_url:
+        query = urlencode(
+            {
+                "customer": message.recipient.customer,
+                "channel": Channel.EMAIL.value,
+                "message_id": message.message_id,
+            }
+        )
+        uris.insert(0, f"<{public_url}/unsubscribe?{query}>")
+        # RFC 8058 §3.1: only meaningful alongside an HTTPS List-Unsubscribe URI.
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    headers["List-Unsubscribe"] = ", ".join(uris)
+    return headers
+
+
+def build_email(
+    message: OutboundMessage,
+    from_addr: str,
+    public_url: str | None = None,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """The MIME message for `message`: text part, plus an HTML alternative when given."""
+    if not message.recipient.email:
+        raise ValueError(f"message {message.message_id} has no email recipient")
+    mime = EmailMessage()
+    mime["Subject"] = message.subject
+    mime["From"] = from_addr
+    mime["To"] = Address(addr_spec=message.recipient.email)
+    mime["Date"] = format_datetime(now or datetime.now(UTC))
+    mime["Message-ID"] = message_id_header(message.message_id)
+    mime["X-Omniconsole-Journey"] = f"{message.journey}/{message.step}"
+    if message.category is not Category.TRANSACTIONAL:
+        for name, value in _unsubscribe_headers(message, from_addr, public_url).items():
+            mime[name] = value
+    mime.set_content(message.text)
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html")
+    return mime
+
+
+def _classify(exc: Exception) -> DeliveryResult:
+    """Map an aiosmtplib failure: 5xx replies are permanent, the rest is worth retrying."""
+    code: int | None = None
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        code = exc.recipients[0].code
+    elif isinstance(exc, aiosmtplib.SMTPResponseException):
+        code = exc.code
+    detail = f"{type(exc).__name__}: {exc}"
+    if code is not None and 500 <= code <= 599:
+        return DeliveryResult(ok=False, error_code=f"smtp_{code}", permanent=True, detail=detail)
+    if code is not None and code > 0:
+        return DeliveryResult(ok=False, error_code=f"smtp_{code}", detail=detail)
+    if isinstance(exc, TimeoutError):
+        return DeliveryResult(ok=False, error_code="timeout", detail=detail)
+    return DeliveryResult(ok=False, error_code="connection", detail=detail)
+
+
+class SmtpEmailAdapter:
+    """Delivers `email` messages to an SMTP relay, one connection per message."""
+
+    name: ClassVar[str] = "email_smtp"
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.EMAIL})
+    #: A conservative default for a shared relay; providers document 10-50/s.
+    rate_per_second: ClassVar[float] = 10.0
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        public_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        rate_per_second: float | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._settings = settings
+        self._public_url = public_url
+        self._guard = DeliveryGuard(
+            rate_per_second=self.rate_per_second if rate_per_second is None else rate_per_second,
+            retry=retry,
+            breaker=breaker,
+            sleep=sleep,
+            rand=rand,
+        )
+
+    def health(self) -> dict[Channel, HealthState]:
+        """Circuit state per channel, for the console."""
+        return {Channel.EMAIL: self._guard.state}
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Deliver one email; transient failures are retried inside."""
+        if message.channel is not Channel.EMAIL:
+            raise ValueError(f"{self.name} cannot send on {message.channel}")
+        if not message.recipient.email:
+            return DeliveryResult(
+                ok=False, error_code="no_address", permanent=True, detail="no email address"
+            )
+        mime = build_email(message, self._settings.from_addr, self._public_url)
+        return await self._guard.run(lambda: self._attempt(mime))
+
+    async def _attempt(self, mime: EmailMessage) -> DeliveryResult:
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                mime,
+                hostname=s.host,
+                port=s.port,
+                username=s.username,
+                password=s.password.reveal() if s.password else None,
+                start_tls=s.starttls,
+                timeout=s.timeout,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            result = _classify(exc)
+            _log.info("smtp send %s failed: %s", mime["Message-ID"], result.error_code)
+            return result
+        return DeliveryResult(ok=True, provider_id=str(mime["Message-ID"]))
+
+    async def aclose(self) -> None:
+        """Nothing to release: connections are per message."""

@@ -1,0 +1,151 @@
+"""An in-memory, scriptable channel adapter for fast runtime tests.
+
+Script what the next sends see, globally or per customer::
+
+    fake = FakeChannelAdapter()
+    fake.script(transient(2), ok())                  # next send: 2 transient errors, then ok
+    fake.script(opted_out(), customer="c-1")         # c-1's next send: opted out
+    fake.script(permanent("21211"))
+
+Each scripted `Step` is consumed by one `send`. Retries happen inside `send` exactly
+as in the real adapters (same `DeliveryGuard`, but sleeping for no time), so
+`transient(n)` with `n < attempts` ends in success and `attempts` shows every try.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from adapters.resilience import CircuitBreaker, DeliveryGuard, HealthState, RetryPolicy
+from omniconsole.domain.channels import ALL_CHANNELS, Channel
+from omniconsole.domain.messages import DeliveryResult, OutboundMessage
+
+__all__ = [
+    "FakeChannelAdapter",
+    "Step",
+    "ok",
+    "opted_out",
+    "permanent",
+    "transient",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one `send` will experience: `transient_failures` errors, then `final`."""
+
+    final: DeliveryResult
+    transient_failures: int = 0
+    transient_code: str = "http_503"
+
+
+def ok() -> Step:
+    """The send succeeds at once."""
+    return Step(DeliveryResult(ok=True))
+
+
+def transient(times: int, code: str = "http_503", then: Step | None = None) -> Step:
+    """`times` transient failures, then `then` (default: success)."""
+    final = (then or ok()).final
+    return Step(final, transient_failures=times, transient_code=code)
+
+
+def permanent(code: str = "rejected") -> Step:
+    """A permanent provider rejection with `code`."""
+    return Step(DeliveryResult(ok=False, error_code=code, permanent=True))
+
+
+def opted_out(code: str = "21610") -> Step:
+    """The provider says the recipient opted out."""
+    return Step(DeliveryResult(ok=False, error_code=code, permanent=True, opted_out=True))
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+class FakeChannelAdapter:
+    """Serves every channel from memory; unscripted sends succeed."""
+
+    name: ClassVar[str] = "fake"
+    channels: ClassVar[frozenset[Channel]] = frozenset(ALL_CHANNELS)
+    rate_per_second: ClassVar[float] = 0.0
+
+    def __init__(self, retry: RetryPolicy | None = None, failure_threshold: int = 5) -> None:
+        self._retry = retry or RetryPolicy(attempts=3)
+        self._failure_threshold = failure_threshold
+        self._script: deque[Step] = deque()
+        self._per_customer: dict[str, deque[Step]] = {}
+        self._guards: dict[Channel, DeliveryGuard] = {}
+        #: Every provider attempt, retries included.
+        self.attempts: list[OutboundMessage] = []
+        #: Messages that were delivered.
+        self.sent: list[OutboundMessage] = []
+        #: Every (message, final result) pair, in order.
+        self.results: list[tuple[OutboundMessage, DeliveryResult]] = []
+        self.closed = False
+
+    def script(self, *steps: Step, customer: str | None = None) -> None:
+        """Queue `steps` for the next sends (to `customer` only, if given)."""
+        if customer is None:
+            self._script.extend(steps)
+        else:
+            self._per_customer.setdefault(customer, deque()).extend(steps)
+
+    def _next_step(self, customer: str) -> Step:
+        queue = self._per_customer.get(customer)
+        if queue:
+            return queue.popleft()
+        if self._script:
+            return self._script.popleft()
+        return ok()
+
+    def _guard(self, channel: Channel) -> DeliveryGuard:
+        if channel not in self._guards:
+            self._guards[channel] = DeliveryGuard(
+                retry=self._retry,
+                breaker=CircuitBreaker(self._failure_threshold),
+                sleep=_no_sleep,
+                rand=lambda: 0.0,
+            )
+        return self._guards[channel]
+
+    def health(self) -> dict[Channel, HealthState]:
+        """Circuit state per channel used so far."""
+        return {channel: guard.state for channel, guard in self._guards.items()}
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        """Play the next scripted step for this message."""
+        step = self._next_step(message.recipient.customer)
+        remaining = [step.transient_failures]
+
+        def attempt() -> Awaitable[DeliveryResult]:
+            self.attempts.append(message)
+            if remaining[0] > 0:
+                remaining[0] -= 1
+                result = DeliveryResult(ok=False, error_code=step.transient_code)
+            elif step.final.ok:
+                result = DeliveryResult(ok=True, provider_id=f"fake:{message.message_id}")
+            else:
+                result = step.final
+            return _done(result)
+
+        result = await self._guard(message.channel).run(attempt)
+        if result.ok:
+            self.sent.append(message)
+        self.results.append((message, result))
+        return result
+
+    async def aclose(self) -> None:
+        """Mark the adapter closed."""
+        self.closed = True
+
+
+def _done(result: DeliveryResult) -> Awaitable[DeliveryResult]:
+    async def value() -> DeliveryResult:
+        return result
+
+    return value()

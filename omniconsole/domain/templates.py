@@ -1,0 +1,281 @@
+"""Message content per journey step and channel, from `config/templates/*.toml`.
+
+One file per journey (the file's stem is the journey name); one table per step; one
+sub-table per channel plus `default` for every channel without its own::
+
+    [nudge_day3]
+    properties = { sku = "" }           # event properties the templates use, with defaults
+
+    [nudge_day3.default]
+    subject = "Still there, ${first_name}?"
+    text = "Finish setting up your account."
+
+    [nudge_day3.default.handoff]        # used instead when the send is a handoff
+    text = "Since ${handoff_phrase}, here is the next step."
+
+Placeholders are `string.Template` (`${name}`). Every placeholder is checked when the
+templates load, so a typo fails start-up, not a send. HTML is rendered with every
+value HTML-escaped. Pure: no I/O beyond reading the directory given.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any, NamedTuple
+
+from omniconsole.domain.channels import CHANNEL_NAMES
+from omniconsole.domain.messages import Handoff, Recipient
+
+__all__ = [
+    "BASE_VARIABLES",
+    "HANDOFF_VARIABLES",
+    "Rendered",
+    "TemplateError",
+    "TemplateSet",
+    "handoff_phrase",
+    "load_templates",
+]
+
+#: Variables every template may use.
+BASE_VARIABLES: frozenset[str] = frozenset(
+    {"first_name", "customer", "email", "journey", "step", "channel"}
+)
+#: Variables only a `handoff` table may use (they are empty otherwise).
+HANDOFF_VARIABLES: frozenset[str] = frozenset(
+    {"handoff_channel", "handoff_action", "handoff_phrase"}
+)
+DEFAULT_KEY = "default"
+_FIELDS = ("subject", "text", "html")
+
+_CHANNEL_NOUNS = {
+    "email": "email",
+    "sms": "text message",
+    "whatsapp": "WhatsApp message",
+    "rcs": "message",
+    "push": "notification",
+    "in_app": "in-app message",
+}
+_ACTION_PHRASES = {
+    "opened": "you opened our {noun}",
+    "clicked": "you clicked a link in our {noun}",
+    "replied": "you replied to our {noun}",
+}
+
+
+class TemplateError(ValueError):
+    """The templates are malformed, or a render asked for something that is not there."""
+
+
+class Rendered(NamedTuple):
+    """Rendered content for one message."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+def handoff_phrase(handoff: Handoff) -> str:
+    """'you clicked a link in our email' — what the customer last did, in words."""
+    noun = _CHANNEL_NOUNS.get(handoff.channel, handoff.channel)
+    pattern = _ACTION_PHRASES.get(handoff.action, "you {action} our {noun}")
+    return pattern.format(noun=noun, action=handoff.action)
+
+
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    subject: Template
+    text: Template
+    html: Template | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    plain: _Variant
+    handoff: _Variant | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    properties: Mapping[str, str]
+    entries: Mapping[str, _Entry]
+
+
+class TemplateSet:
+    """All loaded templates; `render` picks the channel's entry or the step's default."""
+
+    def __init__(self, journeys: Mapping[str, Mapping[str, _Step]]) -> None:
+        self._journeys = journeys
+
+    def journeys(self) -> dict[str, list[str]]:
+        """Journey name → step names that have templates."""
+        return {j: sorted(steps) for j, steps in self._journeys.items()}
+
+    def covers(self, journey: str, step: str, channel: str) -> bool:
+        """Whether `render` would find content for this step on `channel`."""
+        entries = self._journeys.get(journey, {}).get(step)
+        return entries is not None and (
+            channel in entries.entries or DEFAULT_KEY in entries.entries
+        )
+
+    def render(
+        self,
+        journey: str,
+        step: str,
+        channel: str,
+        recipient: Recipient,
+        handoff: Handoff | None = None,
+        properties: Mapping[str, Any] | None = None,
+    ) -> Rendered:
+        """Render one message. Undeclared `properties` are ignored; declared ones missing
+        from `properties` take the default from the template file."""
+        step_templates = self._journeys.get(journey, {}).get(step)
+        if step_templates is None:
+            raise TemplateError(f"no templates for {journey}.{step}")
+        entry = step_templates.entries.get(channel) or step_templates.entries.get(DEFAULT_KEY)
+        if entry is None:
+            raise TemplateError(f"no template for {journey}.{step} on {channel} and no default")
+        values: dict[str, str] = dict(step_templates.properties)
+        for name in step_templates.properties:
+            if properties is not None and properties.get(name) is not None:
+                values[name] = str(properties[name])
+        values.update(
+            first_name=recipient.first_name or "there",
+            customer=recipient.customer,
+            email=recipient.email or "",
+            journey=journey,
+            step=step,
+            channel=channel,
+            handoff_channel=handoff.channel if handoff else "",
+            handoff_action=handoff.action if handoff else "",
+            handoff_phrase=handoff_phrase(handoff) if handoff else "",
+        )
+        variant = entry.handoff if handoff is not None and entry.handoff else entry.plain
+        escaped = {k: html_lib.escape(v) for k, v in values.items()}
+        return Rendered(
+            subject=variant.subject.substitute(values),
+            text=variant.text.substitute(values),
+            html=variant.html.substitute(escaped) if variant.html is not None else None,
+        )
+
+
+def _compile(
+    source: str, where: str, field_name: str, value: object, allowed: frozenset[str]
+) -> Template:
+    if not isinstance(value, str):
+        raise TemplateError(f"{source}: [{where}] {field_name} must be a string")
+    template = Template(value)
+    if not template.is_valid():
+        raise TemplateError(
+            f"{source}: [{where}] {field_name}: malformed placeholder "
+            "(write ${name}, and $$ for a literal $)"
+        )
+    unknown = sorted(set(template.get_identifiers()) - allowed)
+    if unknown:
+        names = ", ".join(f"${{{u}}}" for u in unknown)
+        raise TemplateError(
+            f"{source}: [{where}] {field_name}: unknown variable {names}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    return template
+
+
+def _variant(
+    source: str,
+    where: str,
+    table: Mapping[str, Any],
+    allowed: frozenset[str],
+    fallback: _Variant | None,
+    needs_subject: bool,
+) -> _Variant:
+    extra = set(table) - set(_FIELDS) - ({"handoff"} if fallback is None else set())
+    if extra:
+        raise TemplateError(
+            f"{source}: [{where}] unknown key(s) {', '.join(sorted(extra))}; "
+            f"expected {', '.join(_FIELDS)}" + (", handoff" if fallback is None else "")
+        )
+    compiled = {
+        name: _compile(source, where, name, table[name], allowed)
+        for name in _FIELDS
+        if name in table
+    }
+    if fallback is None:
+        if "text" not in compiled:
+            raise TemplateError(f"{source}: [{where}] text is required")
+        if needs_subject and "subject" not in compiled:
+            raise TemplateError(f"{source}: [{where}] subject is required for email")
+        return _Variant(
+            subject=compiled.get("subject", Template("")),
+            text=compiled["text"],
+            html=compiled.get("html"),
+        )
+    return _Variant(
+        subject=compiled.get("subject", fallback.subject),
+        text=compiled.get("text", fallback.text),
+        html=compiled.get("html", fallback.html),
+    )
+
+
+def _load_step(source: str, step: str, table: object) -> _Step:
+    if not isinstance(table, dict):
+        raise TemplateError(f"{source}: {step} must be a table ([{step}.<channel>])")
+    raw_props = table.get("properties", {})
+    if not isinstance(raw_props, dict) or not all(isinstance(v, str) for v in raw_props.values()):
+        raise TemplateError(
+            f"{source}: [{step}] properties must be a table of name = default string"
+        )
+    clash = sorted(set(raw_props) & (BASE_VARIABLES | HANDOFF_VARIABLES))
+    if clash:
+        raise TemplateError(f"{source}: [{step}] properties shadow built-in variables: {clash}")
+    allowed = BASE_VARIABLES | frozenset(raw_props)
+    entries: dict[str, _Entry] = {}
+    for key, value in table.items():
+        if key == "properties":
+            continue
+        if key != DEFAULT_KEY and key not in CHANNEL_NAMES:
+            raise TemplateError(
+                f"{source}: [{step}.{key}] is not a channel; expected one of "
+                f"{', '.join(sorted(CHANNEL_NAMES))} or {DEFAULT_KEY}"
+            )
+        if not isinstance(value, dict):
+            raise TemplateError(f"{source}: {step}.{key} must be a table")
+        where = f"{step}.{key}"
+        plain = _variant(source, where, value, allowed, None, key in (DEFAULT_KEY, "email"))
+        handoff = None
+        if "handoff" in value:
+            if not isinstance(value["handoff"], dict):
+                raise TemplateError(f"{source}: {where}.handoff must be a table")
+            handoff = _variant(
+                source,
+                f"{where}.handoff",
+                value["handoff"],
+                allowed | HANDOFF_VARIABLES,
+                plain,
+                False,
+            )
+        entries[key] = _Entry(plain=plain, handoff=handoff)
+    if not entries:
+        raise TemplateError(f"{source}: [{step}] has no channel or default table")
+    return _Step(properties=dict(raw_props), entries=entries)
+
+
+def load_templates(directory: Path | str) -> TemplateSet:
+    """Load and validate every `*.toml` in `directory`; raise TemplateError on any problem."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise TemplateError(f"template directory {root} does not exist")
+    journeys: dict[str, dict[str, _Step]] = {}
+    for path in sorted(root.glob("*.toml")):
+        source = str(path)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise TemplateError(f"{source}: not valid TOML: {exc}") from exc
+        journeys[path.stem] = {
+            step: _load_step(source, step, table) for step, table in document.items()
+        }
+    return TemplateSet(journeys)
