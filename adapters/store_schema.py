@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS timers (
     customer    TEXT NOT NULL,
     seq         INTEGER NOT NULL,
     due         TEXT NOT NULL,
-    kind        TEXT NOT NULL,             -- 'step' or 'redecide'
+    kind        TEXT NOT NULL,             -- 'step', 'redecide' (deferred send) or 'expire'
     journey     TEXT NOT NULL,
     step        TEXT NOT NULL,
     message_id  TEXT,

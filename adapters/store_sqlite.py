@@ -18,6 +18,7 @@ import aiosqlite
 import orjson
 
 from adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.domain.timeutil import format_timestamp
 
 Row = tuple[Any, ...]
 
@@ -230,7 +231,7 @@ class ProfileReader:
 
 
 def timer_rows(customer: str, timers: Sequence[Any]) -> list[Row]:
-    """Rows of the `timers` table for one customer's pending timers (expiries left out)."""
+    """Rows of the `timers` table for one customer's pending timers (restart needs them all)."""
     return [
         (
             customer,
@@ -242,7 +243,6 @@ def timer_rows(customer: str, timers: Sequence[Any]) -> list[Row]:
             t.message_id or None,
         )
         for t in timers
-        if t.kind != "expire"
     ]
 
 

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="replay an event log headless on a simulated clock")
     replay.add_argument("log", type=Path, help="event log, JSON Lines (SPEC §2)")
-    replay.add_argument("--config", type=Path, default=None, help="config folder (default: shipped)")
+    replay.add_argument(
+        "--config", type=Path, default=None, help="config folder (default: shipped)"
+    )
     replay.add_argument("--db", type=Path, required=True, help="SQLite store to write")
     replay.add_argument("--ledger", type=Path, required=True, help="ledger output (JSON Lines)")
     replay.add_argument("--report", type=Path, required=True, help="report output (JSON)")
@@ -45,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue an interrupted replay from its store"
     )
     replay.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
+    replay.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=250_000,
+        metavar="N",
+        help="commit a resumable checkpoint every N events (default 250000)",
+    )
+    replay.add_argument(
+        "--max-active",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="profiles kept in memory; the rest are passivated to the store (default 200000)",
+    )
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
 
@@ -87,13 +103,12 @@ def print_report_table(report: dict[str, Any]) -> None:
     print()
     print(f"{'channel':<12}{'sent':>8}{'deferred':>10}{'suppressed':>12}{'failed':>8}")
     for name, c in report["channels"].items():
-        print(
-            f"{name:<12}{c['sent']:>8}{c['deferred']:>10}{c['suppressed']:>12}{c['failed']:>8}"
-        )
+        print(f"{name:<12}{c['sent']:>8}{c['deferred']:>10}{c['suppressed']:>12}{c['failed']:>8}")
     print()
-    print("suppressed by reason: " + (
-        ", ".join(f"{k} {v}" for k, v in report["suppressed_by_reason"].items()) or "none"
-    ))
+    print(
+        "suppressed by reason: "
+        + (", ".join(f"{k} {v}" for k, v in report["suppressed_by_reason"].items()) or "none")
+    )
     print(f"handoffs: {report['handoffs']}")
 
 
@@ -109,6 +124,8 @@ def _replay(args: argparse.Namespace) -> int:
         config_dir=args.config,
         until=args.until,
         resume=args.resume,
+        checkpoint_events=max(1, args.checkpoint_every),
+        max_active=max(1, args.max_active),
     )
     if args.tui:
         from omniconsole.tui import run_demo
@@ -127,8 +144,14 @@ def _generate(args: argparse.Namespace) -> int:
     if args.customers < 1 or args.days < 1:
         raise UsageError("--customers and --days must be at least 1")
     if args.out is not None:
-        n = write_log(args.out, args.customers, args.days, args.seed, args.start,
-                      events_per_customer=args.events_per_customer)
+        n = write_log(
+            args.out,
+            args.customers,
+            args.days,
+            args.seed,
+            args.start,
+            events_per_customer=args.events_per_customer,
+        )
         print(f"wrote {n} events to {args.out}", file=sys.stderr)
         return 0
     import orjson
