@@ -128,9 +128,9 @@ def _replay(args: argparse.Namespace) -> int:
         max_active=max(1, args.max_active),
     )
     if args.tui:
-        from omniconsole.tui import run_demo
+        from omniconsole.tui import run_replay_console
 
-        run_demo(args.log, args.db, args.config, options=options)
+        run_replay_console(options)
         return 0
     report = run_replay(options)
     if args.table:
@@ -207,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from omniconsole.tui import run_demo
 
+            if not args.log.is_file():
+                raise UsageError(f"log file not found: {args.log}")
+            args.db.parent.mkdir(parents=True, exist_ok=True)
             run_demo(args.log, args.db, args.config)
             return 0
         if args.command == "serve":

@@ -192,6 +192,8 @@ def _run(
     until = options.until
     batch_events = options.batch_events
     span = options.batch_span
+    if pacer is not None and span is None:
+        span = timedelta(minutes=10)  # small steps of simulated time, so pacing is smooth
     counts = driver.counts
     line_no = 0
     with options.log.open("rb") as handle:
@@ -257,6 +259,7 @@ def _run(
         step = span or timedelta(hours=1)
         edge = (driver.clock + timedelta(microseconds=1)) if driver.clock else final
         driver.flush(edge, last_line)
+        runtime.drain()  # timers the last batch sets must be on the shards' heaps first
         due = runtime.next_due()
         while due is not None and not driver.stopped and (until is None or due <= until):
             target = due + step if final is None else min(due + step, final)

@@ -1,0 +1,349 @@
+"""The operator console: a thin Textual app wiring views, the store poller and the demo.
+
+`omniconsole console --db PATH` calls `run_console`; `omniconsole demo` calls
+`run_demo`. Queries run on a thread worker that only posts coalescing
+`StoreUpdated` messages back, so the event loop never waits on the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable
+from textual.worker import get_current_worker
+
+from adapters.store_reader import StoreReader, StoreStatus
+from omniconsole.tui.commands import ConsoleCommands, parse_command
+from omniconsole.tui.demo import DemoRunner, EngineUnavailable
+from omniconsole.tui.format import short_time
+from omniconsole.tui.messages import DemoFinished, StoreUpdated
+from omniconsole.tui.screens.base import ViewScreen
+from omniconsole.tui.screens.caps import CapsScreen
+from omniconsole.tui.screens.channels import ChannelsScreen
+from omniconsole.tui.screens.customer import CustomerScreen
+from omniconsole.tui.screens.handoffs import HandoffsScreen
+from omniconsole.tui.screens.help import HelpScreen
+from omniconsole.tui.screens.journeys import JourneysScreen
+from omniconsole.tui.snapshot import PollRequest, Snapshot, SnapshotCollector
+
+__all__ = ["ConsoleApp", "main", "run_console", "run_demo", "run_replay_console"]
+
+DARK, LIGHT = "textual-dark", "textual-light"
+_VIEWS: dict[str, Callable[[], Screen[Any]]] = {
+    "journeys": JourneysScreen,
+    "handoffs": HandoffsScreen,
+    "caps": CapsScreen,
+    "channels": ChannelsScreen,
+    "customer": CustomerScreen,
+}
+
+
+class ConsoleApp(App[None]):
+    """The console attached (read-only) to one store, optionally running a demo replay."""
+
+    CSS_PATH = "console.tcss"
+    TITLE = "omniconsole"
+    COMMANDS: ClassVar = App.COMMANDS | {ConsoleCommands}
+    MODES: ClassVar = dict(_VIEWS)
+    DEFAULT_MODE = "journeys"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual's own type)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("colon", "command_line", "Cmd", key_display=":"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("question_mark", "help", "Keys", key_display="?"),
+        Binding("1", "show_view('journeys')", "Journeys"),
+        Binding("2", "show_view('handoffs')", "Handoffs"),
+        Binding("3", "show_view('caps')", "Caps"),
+        Binding("4", "show_view('channels')", "Channels"),
+        Binding("5", "show_view('customer')", "Customer"),
+        Binding("space", "demo_pause", "Pause"),
+        Binding("plus,equals_sign", "demo_faster", "Faster", key_display="+"),
+        Binding("minus", "demo_slower", "Slower", key_display="-"),
+        Binding("t", "toggle_theme", "Theme", show=False),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        db: Path,
+        *,
+        demo: DemoRunner | None = None,
+        poll_interval: float = 0.2,
+        theme: str = DARK,
+    ) -> None:
+        """Attach to `db`; poll it every `poll_interval` seconds (≥ 4×/s by default)."""
+        super().__init__()
+        self.db = Path(db)
+        self.demo = demo
+        self.poll_interval = poll_interval
+        self.theme = theme
+        #: The newest snapshot (event loop only).
+        self.latest: Snapshot | None = None
+        #: How many snapshots arrived (tests wait on it).
+        self.snapshots_seen = 0
+        self._request = PollRequest()
+        #: The customer the pane shows (id, email or phone as typed).
+        self.customer_query: str | None = None
+        self._history: list[str] = []
+        self._wake = threading.Event()
+        self._stopping = False
+        self._demo_error: str | None = None
+        self._demo_done = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def on_mount(self) -> None:
+        """Start polling; start the demo replay if there is one."""
+        self._poll_store()
+        if self.demo is not None:
+            self._run_demo()
+
+    def on_unmount(self) -> None:
+        """Let the worker threads finish promptly."""
+        self._stopping = True
+        self._wake.set()
+        if self.demo is not None and not self._demo_done:
+            self.demo.pacer.stop()
+
+    @work(thread=True, exclusive=True, group="poll", name="store poller")
+    def _poll_store(self) -> None:
+        """Poll loop (poll worker thread): collect, post the snapshot, wait."""
+        worker = get_current_worker()
+        collector = SnapshotCollector(StoreReader(self.db))
+        try:
+            while not worker.is_cancelled and not self._stopping:
+                self._wake.clear()
+                request = self._request
+                try:
+                    snapshot = collector.collect(request)
+                except Exception as exc:  # a bug must not kill the console silently
+                    status = StoreStatus(str(self.db), "error", f"store read failed: {exc!r}")
+                    snapshot = Snapshot(collector.seq, request, status, error=status.message)
+                    collector.reader.close()
+                self.post_message(StoreUpdated(snapshot))
+                self._wake.wait(self.poll_interval)
+        finally:
+            collector.reader.close()
+
+    @work(thread=True, group="demo", name="demo replay")
+    def _run_demo(self) -> None:
+        """Run the demo replay (demo worker thread); report when it ends."""
+        assert self.demo is not None
+        try:
+            self.demo.run()
+        except Exception as exc:
+            self.post_message(DemoFinished(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(DemoFinished(None))
+
+    def on_store_updated(self, message: StoreUpdated) -> None:
+        """Keep the newest snapshot and show it on the visible view."""
+        self.latest = message.snapshot
+        self.snapshots_seen += 1
+        if isinstance(self.screen, ViewScreen):
+            self.screen.show(message.snapshot)
+
+    def on_demo_finished(self, message: DemoFinished) -> None:
+        """Say how the demo ended."""
+        self._demo_done = True
+        self._demo_error = message.error
+        if message.error:
+            self.notify(message.error, title="Demo replay failed", severity="error", timeout=30)
+        else:
+            self.notify("Replay finished: the store stays open to explore.", title="Demo")
+        self.refresh_bindings()
+
+    def _poll_now(self) -> None:
+        self._request = PollRequest(self.current_mode, self.customer_query)
+        self._wake.set()
+
+    # ---------------------------------------------------------------- views
+
+    def show_view(self, view: str) -> None:
+        """Switch to `view`, remembering where we came from (Esc goes back)."""
+        if view not in _VIEWS:
+            self.notify(f"No view called {view!r}", severity="warning")
+            return
+        if view != self.current_mode:
+            self._history.append(self.current_mode)
+            del self._history[:-20]
+            self.switch_mode(view)
+        self._poll_now()
+
+    def action_show_view(self, view: str) -> None:
+        """Keys 1–5."""
+        self.show_view(view)
+
+    def go_back(self) -> None:
+        """Return to the previous view, if any."""
+        if self._history:
+            self.switch_mode(self._history.pop())
+            self._poll_now()
+
+    def open_customer(self, query: str) -> None:
+        """Show the customer pane for an id, email or phone."""
+        self.customer_query = query.strip() or None
+        already = isinstance(self.screen, CustomerScreen)
+        self.show_view("customer")
+        if already and isinstance(self.screen, CustomerScreen):
+            self.screen.sync_query()
+
+    def run_command(self, text: str) -> None:
+        """Run one `:` command line."""
+        command = parse_command(text)
+        if command.action == "view" and command.view is not None:
+            if command.view == "customer" and command.argument:
+                self.open_customer(command.argument)
+            else:
+                self.show_view(command.view)
+        elif command.action == "quit":
+            self.exit()
+        elif command.action == "help":
+            self.action_help()
+        elif command.action == "theme":
+            self.action_toggle_theme()
+        elif command.action == "pause":
+            self.action_demo_pause()
+        elif command.action == "faster":
+            self.action_demo_faster()
+        elif command.action == "slower":
+            self.action_demo_slower()
+        else:
+            self.notify(
+                f"Unknown command {command.argument!r}. Try journeys, handoffs, caps, "
+                "channels, customer QUERY, help or quit.",
+                severity="warning",
+            )
+
+    def status_text(self, snapshot: Snapshot | None, view: str) -> Text:
+        """The status line: view, run state, clock, progress, and the demo's state."""
+        text = Text.assemble((" omniconsole ", "bold reverse"), (f" {view.upper()} ", "bold"))
+        parts: list[str] = []
+        if self.demo is not None:
+            if self._demo_error:
+                parts.append("demo failed")
+            elif self._demo_done:
+                parts.append("demo done")
+            else:
+                parts.append(self.demo.label())
+            sim = self.demo.pacer.sim_time
+            if sim is not None and not self._demo_done:
+                parts.append(f"sim {sim.strftime('%Y-%m-%d %H:%M')}Z")
+        if snapshot is None:
+            parts.append("connecting…")
+        elif not snapshot.status.ready:
+            parts.append("waiting for store")
+        else:
+            s = snapshot.status
+            parts.append(" ".join(p for p in (s.mode, s.status) if p) or "store")
+            if s.clock and (self.demo is None or self._demo_done):
+                parts.append(f"clock {s.clock[:10]} {short_time(s.clock)[6:]}Z")
+            parts.append(f"{s.customers} customers")
+            parts.append(f"{s.ledger_rows} decisions")
+            if s.checkpoint_line is not None:
+                parts.append(f"line {s.checkpoint_line}")
+        text.append("│ " + " │ ".join(parts))
+        return text
+
+    # ---------------------------------------------------------------- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Demo keys exist only in the demo."""
+        if action.startswith("demo_"):
+            return self.demo is not None and not self._demo_done
+        return True
+
+    def action_command_line(self) -> None:
+        """`:` opens the command line."""
+        if isinstance(self.screen, ViewScreen):
+            self.screen.open_prompt("command")
+
+    def action_filter(self) -> None:
+        """`/` filters the current view."""
+        if isinstance(self.screen, ViewScreen):
+            self.screen.open_prompt("filter")
+
+    def action_help(self) -> None:
+        """`?` lists every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_theme(self) -> None:
+        """Switch between the dark and the light theme."""
+        self.theme = LIGHT if self.theme == DARK else DARK
+        for table in self.screen.query(DataTable):
+            table._oc_signature = None  # type: ignore[attr-defined]
+        if isinstance(self.screen, ViewScreen):
+            self.screen.show(self.latest)
+
+    def action_refresh(self) -> None:
+        """Poll the store now."""
+        self._poll_now()
+
+    def action_demo_pause(self) -> None:
+        """Pause or resume the demo replay."""
+        if self.demo is not None:
+            self.demo.pacer.toggle()
+            self._poll_now()
+
+    def action_demo_faster(self) -> None:
+        """Speed the demo up."""
+        if self.demo is not None:
+            self.demo.faster()
+            self._poll_now()
+
+    def action_demo_slower(self) -> None:
+        """Slow the demo down."""
+        if self.demo is not None:
+            self.demo.slower()
+            self._poll_now()
+
+
+def run_console(db: Path) -> None:
+    """Attach the console, read-only, to the store at `db` (it may not exist yet)."""
+    ConsoleApp(Path(db)).run()
+
+
+def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
+    """Replay `log` into a fresh store at `db` inside the console, paced and controllable."""
+    try:
+        runner = DemoRunner(Path(log), Path(db), config_dir)
+    except EngineUnavailable as exc:
+        raise SystemExit(f"omniconsole demo: {exc}") from None
+    ConsoleApp(Path(db), demo=runner).run()
+
+
+def run_replay_console(options: Any) -> None:
+    """Run a replay described by the engine's `ReplayOptions` inside the console (`--tui`)."""
+    try:
+        runner = DemoRunner(options.log, options.db, options.config_dir, options=options)
+    except EngineUnavailable as exc:
+        raise SystemExit(f"omniconsole replay --tui: {exc}") from None
+    ConsoleApp(Path(options.db), demo=runner).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m omniconsole.tui.app --db PATH [--demo LOG] [--config DIR]`."""
+    parser = argparse.ArgumentParser(prog="omniconsole-console", description=__doc__)
+    parser.add_argument("--db", type=Path, required=True, help="store to attach to")
+    parser.add_argument("--demo", type=Path, help="replay this log into --db inside the console")
+    parser.add_argument("--config", type=Path, help="config folder for --demo")
+    args = parser.parse_args(argv)
+    if args.demo:
+        run_demo(args.demo, args.db, args.config)
+    else:
+        run_console(args.db)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Messages the console's workers post to the app (posted from threads, handled on the loop)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from omniconsole.tui.snapshot import Snapshot
+
+__all__ = ["DemoFinished", "StoreUpdated"]
+
+
+class StoreUpdated(Message):
+    """A fresh snapshot of the store. Coalesced: only the latest waiting one is kept."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        """Wrap `snapshot` (built on the poll thread)."""
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        """A newer snapshot makes an older, still queued one pointless."""
+        return isinstance(message, StoreUpdated)
+
+
+class DemoFinished(Message):
+    """The demo replay ended (`error` is None when it finished normally)."""
+
+    def __init__(self, error: str | None) -> None:
+        """`error`: what went wrong, or None."""
+        super().__init__()
+        self.error = error

@@ -1,0 +1,129 @@
+"""Caps: the fatigue governor's usage, deferrals and suppressions, and the policy."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
+
+from omniconsole.tui.format import bar, spark
+from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
+from omniconsole.tui.snapshot import Snapshot
+
+__all__ = ["CapsScreen"]
+
+
+def _right(value: object) -> Text:
+    return Text(str(value), justify="right")
+
+
+class CapsScreen(ViewScreen):
+    """Customers at each cap, decisions by reason over time, top fatigued, the policy."""
+
+    VIEW = "caps"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_customer", "Customer", show=True),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        """Three tables on the left, the policy beside them (below on narrow screens)."""
+        with Horizontal(id="caps-columns"):
+            with Vertical(id="caps-left"):
+                yield Static(id="caps-caption", classes="caption")
+                caps: DataTable[str | Text] = DataTable(
+                    id="caps-table", cursor_type="row", show_cursor=False
+                )
+                for label in ("Cap", "Limit", "At cap", "Counted"):
+                    caps.add_column(label, key=label.lower())
+                yield caps
+                yield Static("Deferred and suppressed by reason", classes="caption")
+                reasons: DataTable[str | Text] = DataTable(
+                    id="reasons-table", cursor_type="row", show_cursor=False
+                )
+                for label in ("Reason", "Deferred", "Suppr.", "Last 24 h"):
+                    reasons.add_column(label, key=label.lower())
+                yield reasons
+                yield Static("Most fatigued customers", classes="caption")
+                top: DataTable[str | Text] = DataTable(id="fatigued-table", cursor_type="row")
+                for label in ("Customer", "Capped sends", "Deferred", "Suppr."):
+                    top.add_column(label, key=label.lower())
+                yield top
+            with Vertical(id="caps-right"):
+                yield Static("Policy in force", classes="caption")
+                yield Static(id="policy")
+
+    def render_snapshot(self, snapshot: Snapshot) -> None:
+        """Fill the tables and the policy."""
+        overview = snapshot.caps
+        if overview is None:
+            return
+        needle = self.filter_text
+        self.query_one("#caps-caption", Static).update(
+            f"Customers at each cap now ({overview.clock or 'clock unknown'})"
+        )
+        fill_table(
+            self.query_one("#caps-table", DataTable),
+            [
+                (
+                    s.cap.label,
+                    [
+                        s.cap.label,
+                        _right(s.cap.limit),
+                        _right(s.customers_at_cap),
+                        _right(s.customers_counted),
+                    ],
+                )
+                for s in overview.caps
+                if matches_filter(s.cap.label, needle)
+            ],
+        )
+        fill_table(
+            self.query_one("#reasons-table", DataTable),
+            [
+                (
+                    r.reason,
+                    [r.reason, _right(r.deferred), _right(r.suppressed), spark(r.series, 24)],
+                )
+                for r in overview.reasons
+                if matches_filter(r.reason, needle)
+            ]
+            or [("none", ["none yet", "", "", ""])],
+        )
+        fill_table(
+            self.query_one("#fatigued-table", DataTable),
+            [
+                (
+                    f.customer,
+                    [
+                        f.customer,
+                        f"{f.sends}/{f.limit} in {f.window} {bar(f.sends, f.limit, 5)}",
+                        _right(f.deferred),
+                        _right(f.suppressed),
+                    ],
+                )
+                for f in overview.top_fatigued
+                if matches_filter(f.customer, needle)
+            ],
+        )
+        policy = Table.grid(padding=(0, 1))
+        policy.add_column(style="bold")
+        policy.add_column(overflow="fold")
+        for key, value in overview.policy:
+            policy.add_row(key, value)
+        self.query_one("#policy", Static).update(policy)
+
+    @on(DataTable.RowSelected, "#fatigued-table")
+    def _selected(self) -> None:
+        self.action_open_customer()
+
+    def action_open_customer(self) -> None:
+        """Open the highlighted fatigued customer."""
+        table = self.query_one("#fatigued-table", DataTable)
+        if table.row_count:
+            self.host.open_customer(str(table.get_row_at(table.cursor_row)[0]))

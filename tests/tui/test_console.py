@@ -1,0 +1,240 @@
+"""Pilot tests of the console's views against the fixed store."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import plain, wait_for
+from store_factory import LEDGER, insert_ledger
+from textual.widgets import DataTable, Static
+
+from omniconsole.tui.app import ConsoleApp
+from omniconsole.tui.messages import StoreUpdated
+from omniconsole.tui.screens.help import HelpScreen
+from omniconsole.tui.screens.journeys import FunnelScreen
+
+
+def _ready_for(app: ConsoleApp, view: str) -> bool:
+    snap = app.latest
+    return snap is not None and snap.status.ready and snap.request.view == view
+
+
+def _rows(table: DataTable[object]) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+@pytest.mark.asyncio
+async def test_journeys_view_counts(store: Path) -> None:
+    seen: list[StoreUpdated] = []
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(
+        size=(100, 30),
+        message_hook=lambda m: seen.append(m) if isinstance(m, StoreUpdated) else None,
+    ) as pilot:
+        await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+        assert seen and seen[-1].snapshot.journeys
+        rows = _rows(app.screen.query_one("#journeys-table", DataTable))
+        assert rows[0] == ["onboarding", "lifecycle", "2", "1", "1", "0", "50.0%", "3"]
+        assert [r[0] for r in rows] == ["onboarding", "order_confirmation", "price_drop"]
+        steps = plain(app.screen.query_one("#journeys-steps", Static))
+        assert "nudge_day3 1" in steps
+
+
+@pytest.mark.asyncio
+async def test_enter_drills_into_funnel_and_esc_goes_back(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+        await pilot.press("enter")
+        assert isinstance(app.screen, FunnelScreen)
+        await wait_for(
+            pilot, lambda: app.screen.query_one("#funnel-table", DataTable).row_count > 0
+        )
+        rows = _rows(app.screen.query_one("#funnel-table", DataTable))
+        assert rows[2][:4] == ["nudge_day3", "1", "1", "1"]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FunnelScreen)
+
+
+@pytest.mark.asyncio
+async def test_filter_narrows_the_view(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+        await pilot.press("slash", *"promo", "enter")
+        table = app.screen.query_one("#journeys-table", DataTable)
+        assert [r[0] for r in _rows(table)] == ["price_drop"]
+        await pilot.press("escape")  # clears the filter
+        assert table.row_count == 3
+
+
+@pytest.mark.asyncio
+async def test_handoffs_view(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: _ready_for(app, "handoffs"))
+        rows = _rows(app.screen.query_one("#handoffs-table", DataTable))
+        assert rows == [
+            ["01-08 09:30", "c-2", "email opened", "→ sms", "onboarding.nudge_day3", "sent"]
+        ]
+        assert "email→sms 1" in plain(app.screen.query_one("#handoff-pairs", Static))
+
+
+@pytest.mark.asyncio
+async def test_caps_view(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("colon", *"caps", "enter")
+        await wait_for(pilot, lambda: _ready_for(app, "caps"))
+        caps = {r[0]: r[2] for r in _rows(app.screen.query_one("#caps-table", DataTable))}
+        assert caps == {
+            "cap:all:24h": "1",
+            "cap:all:7d": "0",
+            "cap:sms:24h": "1",
+            "cap:whatsapp:24h": "0",
+        }
+        reasons = {r[0]: r[1:3] for r in _rows(app.screen.query_one("#reasons-table", DataTable))}
+        assert reasons["quiet_hours"] == ["1", "0"]
+        assert reasons["suppression:support_ticket"] == ["0", "1"]
+        top = _rows(app.screen.query_one("#fatigued-table", DataTable))
+        assert top[0][0] == "c-1"
+        assert "quiet_hours.start" in plain(app.screen.query_one("#policy", Static))
+
+
+@pytest.mark.asyncio
+async def test_channels_view(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: _ready_for(app, "channels"))
+        rows = {r[0]: r for r in _rows(app.screen.query_one("#channels-table", DataTable))}
+        assert rows["email"][1:6] == ["dry-run", "2", "0", "0", "0"]
+        assert rows["sms"][1:6] == ["up", "1", "0", "0", "1"]
+        assert rows["push"][1] == "circuit open"
+        assert rows["whatsapp"][1] == "degraded"
+
+
+@pytest.mark.asyncio
+async def test_customer_pane_explains_suppressed_and_deferred(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("colon", *"customer c-1", "enter")
+        await wait_for(
+            pilot,
+            lambda: (
+                _ready_for(app, "customer")
+                and app.latest is not None
+                and app.latest.customer is not None
+                and app.latest.customer.context is not None
+            ),
+        )
+        timeline = plain(app.screen.query_one("#customer-timeline", Static))
+        assert "deferred" in timeline
+        assert "quiet hours 21:00–08:00 in America/New_York: deferred to 08:00 local" in timeline
+        assert "suppressed" in timeline and "all-channel cap full" in timeline
+        consents = plain(app.screen.query_one("#customer-consents", Static))
+        assert "opted out of sms" in consents
+        journeys = plain(app.screen.query_one("#customer-journeys", Static))
+        assert "next nudge_day3 due 01-08 13:00" in journeys
+        caps = plain(app.screen.query_one("#customer-caps", Static))
+        assert "2/2 full" in caps
+
+
+@pytest.mark.asyncio
+async def test_customer_found_by_email(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon", *"customer bo@example.com", "enter")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.latest is not None
+                and app.latest.customer is not None
+                and app.latest.customer.context is not None
+            ),
+        )
+        assert app.latest is not None and app.latest.customer is not None
+        assert app.latest.customer.context is not None
+        assert app.latest.customer.context.customer == "c-2"
+
+
+@pytest.mark.asyncio
+async def test_unknown_customer_says_so(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("colon", *"customer nobody", "enter")
+        await wait_for(pilot, lambda: app.latest is not None and app.latest.customer is not None)
+        message = plain(app.screen.query_one("#customer-message", Static))
+        assert "No customer matches 'nobody'" in message
+
+
+@pytest.mark.asyncio
+async def test_missing_store_file(tmp_path: Path) -> None:
+    app = ConsoleApp(tmp_path / "later.db", poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.latest is not None)
+        empty = app.screen.query_one("#empty", Static)
+        assert empty.display
+        assert "does not exist yet" in plain(empty)
+        assert not (tmp_path / "later.db").exists()
+
+
+@pytest.mark.asyncio
+async def test_new_ledger_rows_appear_live(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: _ready_for(app, "handoffs"))
+        table = app.screen.query_one("#handoffs-table", DataTable)
+        assert table.row_count == 1
+        with sqlite3.connect(store) as conn:  # the engine writing after we attached
+            row = list(LEDGER[5])
+            row[0], row[1], row[2] = "2026-01-08T11:45:00Z", "c-1", "m-9"
+            insert_ledger(conn, [tuple(row)])
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert _rows(table)[0][:2] == ["01-08 11:45", "c-1"]
+        assert app.latest is not None and app.latest.status.ledger_rows == 8
+
+
+@pytest.mark.asyncio
+async def test_help_lists_keys_and_closes(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+@pytest.mark.asyncio
+async def test_theme_toggles(store: Path) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("t")
+        assert app.theme == "textual-light"
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(
+    importlib.util.find_spec("omniconsole.replay") is None, reason="engine replay not built yet"
+)
+async def test_demo_replays_into_the_console(tmp_path: Path) -> None:
+    from omniconsole.tui.demo import DemoRunner
+
+    log = Path("/work/shared/examples/walkthrough.jsonl")
+    if not log.exists():
+        pytest.skip("walkthrough log not available")
+    runner = DemoRunner(log, tmp_path / "demo.db")
+    runner.pacer.set_speed(None)
+    app = ConsoleApp(tmp_path / "demo.db", demo=runner, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app._demo_done, timeout=60)
+        assert app._demo_error is None
+        await wait_for(
+            pilot, lambda: app.latest is not None and app.latest.status.ledger_rows >= 10
+        )
+        assert app._demo_error is None

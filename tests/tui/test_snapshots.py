@@ -1,0 +1,66 @@
+"""Snapshots of the main views at 80×24 and 160×48 (fixed data, no wall clocks shown)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_for
+from textual.pilot import Pilot
+
+from omniconsole.tui.app import ConsoleApp
+
+SIZES = [(80, 24), (160, 48)]
+
+
+def _before(keys: tuple[str, ...], view: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, ConsoleApp)
+        if keys:
+            await pilot.press(*keys)
+
+        def ready() -> bool:
+            snap = app.latest
+            if snap is None or not snap.status.ready or snap.request.view != view:
+                return False
+            return view != "customer" or (
+                snap.customer is not None and snap.customer.context is not None
+            )
+
+        await wait_for(pilot, ready)
+        await pilot.pause()
+
+    return run_before
+
+
+VIEWS: list[tuple[str, tuple[str, ...]]] = [
+    ("journeys", ()),
+    ("handoffs", ("2",)),
+    ("caps", ("3",)),
+    ("channels", ("4",)),
+    ("customer", ("colon", *"customer c-1", "enter")),
+]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(("view", "keys"), VIEWS, ids=[v for v, _ in VIEWS])
+def test_view_snapshot(
+    snap_compare: Any, store: Path, view: str, keys: tuple[str, ...], size: tuple[int, int]
+) -> None:
+    app = ConsoleApp(store, poll_interval=0.05)
+    assert snap_compare(app, terminal_size=size, run_before=_before(keys, view))
+
+
+def test_missing_store_snapshot(snap_compare: Any, tmp_path: Path) -> None:
+    app = ConsoleApp(tmp_path / "missing.db", poll_interval=0.05)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.latest is not None)
+        await pilot.pause()
+
+    # the path is in the message, so show a fixed one
+    app.db = Path("/data/missing.db")
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
