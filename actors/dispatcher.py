@@ -44,7 +44,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             ledger.append(ledger_row(req, decision, "sent", None, decision.explanation))
             at = format_timestamp(req.now)
             if item.capped:
-                caps.append((req.message_id, req.customer, at, self.channel.value))
+                caps.append((req.message_id, req.customer, at, str(self.channel)))
             if self.channel is Channel.IN_APP:
                 inbox.append(
                     (

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pykka
 
-from actors.messages import Decided, DecideBatch, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
+from actors.messages import DecideBatch, Decided, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
 from adapters.store_sqlite import micros
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
@@ -99,7 +99,7 @@ class FatigueGovernorActor(pykka.ThreadingActor):
             if decision.outcome == SEND and channel is not None:
                 capped = is_capped(policy, req.category, channel)
                 if capped:
-                    usage.record(req.now, channel.value)
+                    usage.record(req.now, str(channel))
                 sends.setdefault(channel, []).append(Dispatch(req, decision, capped))
             else:
                 rows.append(

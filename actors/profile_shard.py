@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,9 +59,10 @@ class ProfileShardActor(pykka.ThreadingActor):
         reader_path: Any,
         *,
         store_backed: bool,
+        live: bool = False,
     ) -> None:
         super().__init__()
-        self.flow = CustomerFlow(config)
+        self.flow = CustomerFlow(config, with_recipient=live)
         self.governor = governor
         self.writer = writer
         self.reader_path = reader_path
@@ -73,6 +73,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         self.dirty: set[str] = set()
         self.effects = Effects()
         self.timer_heap: list[tuple[datetime, str]] = []
+        self.scheduled: dict[str, datetime] = {}  # customer -> due of its live heap entry
         self.queue: deque[ApplyBatch] = deque()
         self.running: _Running | None = None
         self.tokens = 0
@@ -100,7 +101,7 @@ class ProfileShardActor(pykka.ThreadingActor):
             return None
         if isinstance(message, PreloadTimers):
             for customer, due in message.heads:
-                heapq.heappush(self.timer_heap, (due, customer))
+                self._schedule(customer, due)
             return None
         if isinstance(message, NextDue):
             return self.timer_heap[0][0] if self.timer_heap else None
@@ -124,8 +125,12 @@ class ProfileShardActor(pykka.ThreadingActor):
         horizon = message.horizon
         heap = self.timer_heap
         due: list[str] = []
+        scheduled = self.scheduled
         while heap and (horizon is None or heap[0][0] < horizon):
-            customer = heapq.heappop(heap)[1]
+            when, customer = heapq.heappop(heap)
+            if scheduled.get(customer) != when:
+                continue  # superseded by an earlier entry
+            del scheduled[customer]
             if customer not in groups:
                 due.append(customer)
         run = _Running(message)
@@ -157,10 +162,16 @@ class ProfileShardActor(pykka.ThreadingActor):
             self.dirty.add(customer)
             profile = self.active[customer]
             if profile.timers:
-                heapq.heappush(self.timer_heap, (profile.timers[0].due, customer))
+                self._schedule(customer, profile.timers[0].due)
             return
         run.waiting[customer] = flow
         run.outgoing.append(request)
+
+    def _schedule(self, customer: str, due: datetime) -> None:
+        current = self.scheduled.get(customer)
+        if current is None or due < current:
+            self.scheduled[customer] = due
+            heapq.heappush(self.timer_heap, (due, customer))
 
     def _settle(self, run: _Running) -> None:
         if run.outgoing:
@@ -236,8 +247,7 @@ class ProfileShardActor(pykka.ThreadingActor):
             )
             clears.append((customer,))
             timers.extend(timer_rows(customer, profile.timers))
-        rows = [r.as_tuple() for r in self.effects.instances.values()]
-        self.effects.instances.clear()
+        rows = self.effects.rows()
         count = len(self.dirty)
         self.dirty.clear()
         self.writer.tell(Rows("profiles", profiles))

@@ -236,7 +236,7 @@ def timer_rows(customer: str, timers: Sequence[Any]) -> list[Row]:
         (
             customer,
             t.seq,
-            t.due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            format_timestamp(t.due),
             t.kind,
             t.journey,
             t.step,

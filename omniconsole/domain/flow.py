@@ -70,7 +70,17 @@ class InstanceRow:
 class Effects:
     """What a flow changed besides the profile itself: journey instance rows."""
 
-    instances: dict[tuple[str, str, int], InstanceRow] = field(default_factory=dict)
+    # (customer, journey, number) -> (profile, instance, status, ended); rows are built at
+    # flush time, once, however often the instance changed in between
+    instances: dict[tuple[str, str, int], tuple[Profile, Instance, str, datetime | None]] = field(
+        default_factory=dict
+    )
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The changed instances as `journey_instances` rows; forgets them."""
+        rows = [instance_row(*change).as_tuple() for change in self.instances.values()]
+        self.instances.clear()
+        return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +94,10 @@ class TimedEvent:
 class CustomerFlow:
     """The journey rules, bound to one config. Stateless between calls: state is the Profile."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, with_recipient: bool = True) -> None:
         self.config = config
+        # Live sends need the addresses and traits; dry-run replays only record.
+        self.with_recipient = with_recipient
         self.journeys = {j.name: j for j in config.journeys}
         self.entries: dict[str, tuple[JourneyDef, ...]] = {}
         for journey in config.journeys:
@@ -339,7 +351,7 @@ class CustomerFlow:
             return
         if inst is not None and any(n in inst.seen for n in step.unless_since_entry):
             return
-        names = [c.value for c in step.channels]
+        names = [str(c) for c in step.channels]
         if found.channel not in names:
             return
         rest = step.channels[names.index(found.channel) + 1 :]
@@ -392,11 +404,11 @@ class CustomerFlow:
             timezone=profile.timezone,
             now=now,
             first_due=first_due,
-            event_times={k: v for k, v in profile.event_times.items()},
+            event_times=dict(profile.event_times) if profile.event_times else {},
             engagement=profile.engagement,
             resend=resend,
             exited=exited,
-            recipient=profile.recipient(),
+            recipient=profile.recipient() if self.with_recipient else None,
             properties=props,
         )
 
@@ -422,7 +434,7 @@ class CustomerFlow:
                     step.name,
                     req.message_id,
                     req.first_due,
-                    tuple(c.value for c in req.channels),
+                    tuple(req.channels),
                     req.resend,
                 )
             )
@@ -436,7 +448,7 @@ class CustomerFlow:
                     journey.name,
                     req.instance,
                     step.name,
-                    decision.channel.value,
+                    str(decision.channel),
                     now,
                     req.resend,
                 )
@@ -475,24 +487,36 @@ class CustomerFlow:
     def _row(
         profile: Profile, inst: Instance, status: str, ended: datetime | None, effects: Effects
     ) -> None:
-        next_step: str | None = None
-        next_due: str | None = None
-        if status == ACTIVE:
-            for timer in profile.timers:
-                if (
-                    timer.kind != "expire"
-                    and timer.journey == inst.journey
-                    and timer.instance == inst.number
-                ):
-                    next_step, next_due = timer.step, format_timestamp(timer.due)
-                    break
-        effects.instances[(profile.customer, inst.journey, inst.number)] = InstanceRow(
-            profile.customer,
-            inst.journey,
-            inst.number,
-            format_timestamp(inst.entered_at),
+        effects.instances[(profile.customer, inst.journey, inst.number)] = (
+            profile,
+            inst,
             status,
-            None if ended is None else format_timestamp(ended),
-            next_step,
-            next_due,
+            ended,
         )
+
+
+def instance_row(
+    profile: Profile, inst: Instance, status: str, ended: datetime | None
+) -> InstanceRow:
+    """An instance as the store shows it, with its next pending step."""
+    next_step: str | None = None
+    next_due: str | None = None
+    if status == ACTIVE:
+        for timer in profile.timers:
+            if (
+                timer.kind != "expire"
+                and timer.journey == inst.journey
+                and timer.instance == inst.number
+            ):
+                next_step, next_due = timer.step, format_timestamp(timer.due)
+                break
+    return InstanceRow(
+        profile.customer,
+        inst.journey,
+        inst.number,
+        format_timestamp(inst.entered_at),
+        status,
+        None if ended is None else format_timestamp(ended),
+        next_step,
+        next_due,
+    )

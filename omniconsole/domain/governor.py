@@ -147,7 +147,7 @@ def choose_channel(
             return False
         if capped_category and channel not in policy.uncapped_channels:
             for rule in policy.caps:
-                if rule.scope == channel.value and _full(rule, usage, req.now) is not None:
+                if rule.scope == channel and _full(rule, usage, req.now) is not None:
                     blocked_by_cap = blocked_by_cap or rule.reason
                     return False
         return True
@@ -155,7 +155,7 @@ def choose_channel(
     preferred = req.preferred
     if preferred is not None:
         for channel in req.channels:
-            if channel.value == preferred and ok(channel):
+            if channel == preferred and ok(channel):
                 return channel, None
     for channel in req.channels:
         if ok(channel):
@@ -166,7 +166,7 @@ def choose_channel(
 def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
     """Decide one send request in the order of SPEC §4."""
     now = req.now
-    names = ", ".join(c.value for c in req.channels)
+    names = ", ".join(req.channels)
     if req.exited:
         return Decision(
             SUPPRESSED,
@@ -266,10 +266,10 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
             )
     handoff = None
     eng = req.engagement
-    if eng is not None and eng.channel != channel.value:
+    if eng is not None and eng.channel != channel:
         handoff = eng
-    first = "preferred channel" if req.preferred == channel.value else "first usable channel"
-    text = f"sent on {channel.value}: {first} of {names}"
+    first = "preferred channel" if req.preferred == channel else "first usable channel"
+    text = f"sent on {channel}: {first} of {names}"
     if transactional:
         text += " (transactional: no caps or quiet hours)"
     if handoff is not None:

@@ -202,7 +202,8 @@ class Profile:
         self, channels: tuple[Channel, ...], category: Category
     ) -> frozenset[Channel]:
         """The subset of `channels` usable for `category`."""
-        return frozenset(c for c in channels if self.usable(c, category))
+        usable = self.usable
+        return frozenset([c for c in channels if usable(c, category)])
 
     @property
     def timezone(self) -> str:
