@@ -9,6 +9,7 @@ blocks on another actor.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,16 @@ from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
 from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped
 from omniconsole.domain.ledger import encode_line, ledger_line
-from omniconsole.domain.timeutil import format_timestamp
+from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A capped send failed at the provider: it no longer counts against the caps."""
+
+    customer: str
+    message_id: str
+    at: str
 
 
 def ledger_row(
@@ -78,6 +88,15 @@ class FatigueGovernorActor(pykka.ThreadingActor):
             for customer, at, channel in message.rows:
                 self.usage.setdefault(customer, CapUsage()).record(at, channel)
             return len(message.rows)
+        if isinstance(message, Release):
+            usage = self.usage.get(message.customer)
+            if usage is not None:
+                at = parse_timestamp(message.at)
+                for index, (sent_at, _) in enumerate(usage.sends):
+                    if sent_at == at:
+                        del usage.sends[index]
+                        break
+            return None
         if isinstance(message, datetime):  # forget usage older than every window
             self._forget_before(message)
             return None

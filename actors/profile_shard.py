@@ -31,6 +31,7 @@ from actors.messages import (
     Rows,
 )
 from adapters.store_sqlite import ProfileReader, timer_rows
+from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
 from omniconsole.domain.governor import Decision, SendRequest
@@ -60,9 +61,10 @@ class ProfileShardActor(pykka.ThreadingActor):
         *,
         store_backed: bool,
         live: bool = False,
+        available: frozenset[Channel] | None = None,
     ) -> None:
         super().__init__()
-        self.flow = CustomerFlow(config, with_recipient=live)
+        self.flow = CustomerFlow(config, with_recipient=live, available=available)
         self.governor = governor
         self.writer = writer
         self.reader_path = reader_path

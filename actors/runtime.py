@@ -11,17 +11,19 @@ futures: it waits for batches to finish and for checkpoints to commit.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pykka
 
-from actors.dispatcher import ChannelDispatcherActor
+from actors.dispatcher import ChannelDispatcherActor, Committed, DeliveryFailure
 from actors.governor import FatigueGovernorActor
 from actors.messages import (
     ApplyBatch,
@@ -37,13 +39,26 @@ from actors.messages import (
 )
 from actors.profile_shard import ProfileShardActor
 from actors.store_writer import StoreWriterActor
+from adapters.ports import ChannelAdapter
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import TimedEvent
+from omniconsole.domain.templates import TemplateSet
 
 
 class RuntimeError_(RuntimeError):
     """An actor of the runtime failed; the message says which."""
+
+
+@dataclass(frozen=True)
+class LiveWiring:
+    """What a live runtime needs beyond a replay's: real adapters and where they run."""
+
+    adapters: Mapping[Channel, ChannelAdapter]
+    templates: TemplateSet | None
+    loop: asyncio.AbstractEventLoop
+    on_failure: Callable[[DeliveryFailure], None]
+    on_result: Callable[[str, str, float], None] | None = None
 
 
 class EngineRuntime:
@@ -57,14 +72,40 @@ class EngineRuntime:
         fresh: bool,
         shards: int = 2,
         store_backed: bool = False,
+        live: LiveWiring | None = None,
     ) -> None:
         self.config = config
+        self.live = live
         self.writer = StoreWriterActor.start(db, fresh=fresh)
-        self.dispatchers = {ch: ChannelDispatcherActor.start(ch, self.writer) for ch in Channel}
+        self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
+        for ch in Channel:
+            if live is None:
+                self.dispatchers[ch] = ChannelDispatcherActor.start(ch, self.writer)
+            else:
+                self.dispatchers[ch] = ChannelDispatcherActor.start(
+                    ch,
+                    self.writer,
+                    adapter=live.adapters.get(ch),
+                    templates=live.templates,
+                    loop=live.loop,
+                    report_failure=live.on_failure,
+                    on_result=live.on_result,
+                )
         self.governor = FatigueGovernorActor.start(config.policy, self.dispatchers, self.writer)
+        for dispatcher in self.dispatchers.values():
+            dispatcher.tell(self.governor)  # failed capped sends are released there
+        available = None
+        if live is not None:
+            available = frozenset(live.adapters) | frozenset({Channel.IN_APP})
         self.shards = [
             ProfileShardActor.start(
-                config, self.governor, self.writer, db, store_backed=store_backed
+                config,
+                self.governor,
+                self.writer,
+                db,
+                store_backed=store_backed,
+                live=live is not None,
+                available=available,
             )
             for _ in range(shards)
         ]
@@ -140,6 +181,9 @@ class EngineRuntime:
         for dispatcher in self.dispatchers.values():
             dispatcher.ask(Sync())
         self.writer.ask(Checkpoint(meta))
+        if self.live is not None:
+            for dispatcher in self.dispatchers.values():
+                dispatcher.tell(Committed())
         self.governor.tell(now)
         for shard in self.shards:
             shard.tell(Passivate(max_active // len(self.shards)))

@@ -8,7 +8,7 @@ import logging
 import random
 from collections.abc import Callable
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -175,7 +175,16 @@ class TwilioMessagingAdapter:
             params["to"] = phone
             params["messaging_service_sid"] = s.messaging_service_sid
         if self._status_callback:
-            params["status_callback"] = self._status_callback
+            # Our ids ride on the callback URL, so a status maps back without a lookup
+            # (Twilio signs the URL as given, query included).
+            ids = {
+                "message_id": message.message_id,
+                "customer": message.recipient.customer,
+                "channel": message.channel.value,
+                "journey": message.journey,
+                "step": message.step,
+            }
+            params["status_callback"] = f"{self._status_callback}?{urlencode(ids)}"
         return params
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:

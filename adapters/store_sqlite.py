@@ -252,3 +252,37 @@ def micros(at: datetime) -> int:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class StoreQueries:
+    """Small read-only lookups the live service needs (sync; run them off the event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def customer_for_phone(self, phone: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT customer FROM profiles WHERE phone = ? ORDER BY updated_at DESC LIMIT 1",
+            (phone,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def pending_outbox(self) -> list[dict[str, Any]]:
+        """Sends decided and committed whose result was never recorded (a crash between)."""
+        rows = self._conn.execute(
+            "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY decided_at"
+        ).fetchall()
+        return [dict(orjson.loads(r[0])) for r in rows]
+
+    def ledger_since(self, last_id: int) -> list[tuple[int, str | None, str, str | None]]:
+        """(id, channel, outcome, reason) of ledger rows after `last_id`."""
+        return [
+            (int(r[0]), r[1], str(r[2]), r[3])
+            for r in self._conn.execute(
+                "SELECT id, channel, outcome, reason FROM ledger WHERE id > ? ORDER BY id",
+                (last_id,),
+            ).fetchall()
+        ]
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,4 +1,4 @@
-"""Real local peers for the adapter tests: aiosmtpd, Prism (Twilio's OpenAPI), an FCM peer.
+"""Real local peers shared by the tests: aiosmtpd, Prism (Twilio's OpenAPI), an FCM peer.
 
 Prism starts once per session (10-15 s); everything else is per test and cheap.
 """
@@ -23,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fault_proxy import FaultProxy
 from fcm_peer import FcmPeer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PRISM = REPO_ROOT / ".peers" / "node_modules" / ".bin" / "prism"
 PRISM_START_TIMEOUT = 45.0
 

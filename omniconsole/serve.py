@@ -1,0 +1,129 @@
+"""`omniconsole serve`: the live service (SPEC §7).
+
+HTTP ingest and webhooks (adapters.http_service) in front of the live engine
+(omniconsole.live), real channel adapters configured from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from adapters.channel_settings import load_channel_settings
+from adapters.http_ports import HttpSettings, SettingsError
+from adapters.http_service import build_app
+from adapters.metrics import Metrics
+from adapters.registry import build_adapters
+from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
+from omniconsole.domain.messages import Recipient
+from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
+from omniconsole.live import LiveEngine
+
+
+class ServeError(Exception):
+    """The service cannot start; one line says why."""
+
+
+def check_templates(config: EngineConfig, templates: TemplateSet) -> None:
+    """Every step of every journey renders on every channel it may use, or refuse to start."""
+    probe = Recipient(customer="c-check", email="check@example.com", phone="+10000000000")
+    for journey in config.journeys:
+        for step in journey.steps:
+            for channel in step.channels:
+                try:
+                    templates.render(journey.name, step.name, str(channel), probe)
+                except TemplateError as exc:
+                    raise ServeError(f"templates: {exc}") from None
+                except (KeyError, ValueError) as exc:
+                    raise ServeError(
+                        f"templates: {journey.name}.{step.name} on {channel}: "
+                        f"unknown variable {exc}"
+                    ) from None
+
+
+def prepare(
+    config_dir: Path | None, env: Mapping[str, str] | None = None
+) -> tuple[EngineConfig, HttpSettings, TemplateSet]:
+    """Load and check everything `serve` needs before it opens a port."""
+    config = load_config(config_dir or shipped_config_dir())
+    try:
+        http = HttpSettings.from_env(env)
+    except SettingsError as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        templates = load_templates(config.directory / "templates")
+    except TemplateError as exc:
+        raise ServeError(f"templates: {exc}") from None
+    check_templates(config, templates)
+    return config, http, templates
+
+
+async def serve(
+    config: EngineConfig,
+    http: HttpSettings,
+    templates: TemplateSet,
+    db: Path,
+    host: str,
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
+    loop = asyncio.get_running_loop()
+    settings = load_channel_settings(env)
+    for line in settings.status_lines():
+        print(f"omniconsole serve: {line}", file=sys.stderr, flush=True)
+    adapters = build_adapters(settings)
+    metrics = Metrics()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = LiveEngine(
+        config,
+        db,
+        adapters.by_channel,
+        templates,
+        loop,
+        metrics,
+        not_configured=adapters.not_configured,
+    )
+    await asyncio.to_thread(engine.start)
+    runner = web.AppRunner(build_app(engine, http, metrics))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        print(f"omniconsole serve: listening on http://{host}:{port}", file=sys.stderr, flush=True)
+        if stop is None:
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await asyncio.to_thread(engine.stop)
+        await adapters.aclose()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """The CLI entry point."""
+    try:
+        config, http, templates = prepare(args.config)
+    except ServeError as exc:
+        print(f"omniconsole: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config, http, templates, Path(args.db), args.host, args.port))
+    except OSError as exc:
+        print(f"omniconsole: error: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return 0

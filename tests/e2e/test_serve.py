@@ -1,0 +1,191 @@
+"""`omniconsole serve` end to end against real peers on loopback.
+
+Segment-shaped HTTP ingest → engine → the welcome email reaches aiosmtpd; a fraud
+alert becomes a Twilio request that Prism validates against Twilio's published spec;
+an inbound STOP (signed like Twilio signs it) stops the next SMS to that customer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+from conftest import LoopbackController, SmtpRecorder, free_port
+from fault_proxy import FaultProxy
+from twilio.request_validator import RequestValidator
+
+from omniconsole.serve import prepare, serve
+
+WRITE_KEY = "wk-test"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "test-auth-token-not-real"
+
+
+class Arrivals(list[Any]):
+    """A list that signals every append (the peers append what they receive)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Event()
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> None:
+        """Wait (on the peer's signal, not a fixed sleep) until `count` items arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self) < count:
+            self.changed.clear()
+            if len(self) >= count:
+                break
+            left = deadline - loop.time()
+            if left <= 0 or not await asyncio.to_thread(self.changed.wait, left):
+                raise AssertionError(f"expected {count} arrivals, got {len(self)}: {list(self)}")
+
+
+@dataclass
+class Service:
+    url: str
+    db: Path
+    public_url: str
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def shutdown(self) -> None:
+        """Stop as an operator's SIGTERM would: sends in flight finish and are committed."""
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+@pytest_asyncio.fixture
+async def service(
+    tmp_path: Path,
+    smtp_server: LoopbackController,
+    smtp_recorder: SmtpRecorder,
+    twilio_proxy: FaultProxy,
+) -> AsyncIterator[Service]:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    env = {
+        "OMNICONSOLE_WRITE_KEY": WRITE_KEY,
+        "OMNICONSOLE_PUBLIC_URL": public,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_FROM": "hello@omni.example.com",
+        "SMTP_STARTTLS": "false",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_SMS_FROM": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_proxy.url,
+    }
+    smtp_recorder.envelopes = Arrivals()
+    twilio_proxy.seen = Arrivals()
+    config, http, templates = prepare(None, env)
+    ready, stop = asyncio.Event(), asyncio.Event()
+    db = tmp_path / "live.db"
+    task = asyncio.create_task(
+        serve(config, http, templates, db, "127.0.0.1", port, env=env, ready=ready, stop=stop)
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    service = Service(public, db, public, stop, task)
+    yield service
+    if not task.done():
+        await service.shutdown()
+
+
+async def post_batch(session: aiohttp.ClientSession, url: str, batch: list[dict[str, Any]]) -> None:
+    async with session.post(
+        f"{url}/v1/batch",
+        json={"batch": batch},
+        auth=None,
+        headers={"Authorization": basic(WRITE_KEY)},
+    ) as response:
+        assert response.status == 200, await response.text()
+
+
+def basic(user: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:".encode()).decode()
+
+
+def track(customer: str, event: str, mid: str, **props: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": customer, "event": event, "messageId": mid,
+            "properties": props}  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_welcome_email_sms_alert_and_stop(
+    service: Service, smtp_recorder: SmtpRecorder, twilio_proxy: FaultProxy
+) -> None:
+    identify = {
+        "type": "identify",
+        "userId": "live-1",
+        "messageId": "m-1",
+        "traits": {"email": "ana@example.com", "phone": "+14155550101", "first_name": "Ana"},
+        "context": {"library": {"name": "analytics-python"}},
+    }
+    async with aiohttp.ClientSession() as session:
+        # sign-up → the welcome email, delivered by SMTP
+        await post_batch(session, service.url, [identify, track("live-1", "Signed Up", "m-2")])
+        await smtp_recorder.envelopes.wait_for(1)
+        welcome = smtp_recorder.envelopes[0]
+        assert welcome.rcpt_tos == ["ana@example.com"]
+        assert b"Ana" in welcome.content
+
+        # fraud → a transactional SMS that Twilio's own schema accepts (Prism: 201)
+        await post_batch(session, service.url, [track("live-1", "Fraud Suspected", "m-3")])
+        await twilio_proxy.seen.wait_for(1)
+        sms = twilio_proxy.seen[0]
+        assert sms.status == 201 and sms.forwarded
+        assert sms.form["To"] == ["+14155550101"]
+
+        # the customer answers STOP: a webhook signed exactly as Twilio signs it
+        path = "/webhooks/twilio/inbound"
+        form = {"From": "+14155550101", "To": "+15005550006", "Body": "  Stop ",
+                "MessageSid": "SM" + "1" * 32, "AccountSid": ACCOUNT_SID}  # fmt: skip
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(service.public_url + path, form)
+        async with session.post(
+            service.url + path, data=form, headers={"X-Twilio-Signature": signature}
+        ) as response:
+            assert response.status == 200
+        async with session.post(
+            service.url + path, data=form, headers={"X-Twilio-Signature": "forged"}
+        ) as response:
+            assert response.status == 403
+
+        # the next fraud alert may not use SMS any more: it goes by email
+        await post_batch(session, service.url, [track("live-1", "Fraud Suspected", "m-4")])
+        await smtp_recorder.envelopes.wait_for(2)
+        assert len(twilio_proxy.seen) == 1, "an SMS went out after STOP"
+
+        async with session.get(f"{service.url}/metrics") as response:
+            metrics = await response.text()
+        assert 'channel="email"' in metrics
+
+    await service.shutdown()
+    ledger = ledger_lines(service.db)
+    sent = [(ln["journey"], ln["step"], ln["channel"]) for ln in ledger if ln["outcome"] == "sent"]
+    assert ("onboarding", "welcome", "email") in sent
+    assert sent.count(("fraud_alert", "alert", "sms")) == 1
+    assert sent.count(("fraud_alert", "alert", "email")) == 1
+
+
+def ledger_lines(db: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [orjson.loads(r[0]) for r in conn.execute("SELECT line FROM ledger ORDER BY id")]
+    finally:
+        conn.close()
