@@ -94,8 +94,16 @@ class TimedEvent:
 class CustomerFlow:
     """The journey rules, bound to one config. Stateless between calls: state is the Profile."""
 
-    def __init__(self, config: EngineConfig, *, with_recipient: bool = True) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        with_recipient: bool = True,
+        available: frozenset[Channel] | None = None,
+    ) -> None:
         self.config = config
+        # Channels that are configured at all; None = every channel (replays).
+        self.available = available
         # Live sends need the addresses and traits; dry-run replays only record.
         self.with_recipient = with_recipient
         self.journeys = {j.name: j for j in config.journeys}
@@ -390,6 +398,7 @@ class CustomerFlow:
         props: dict[str, Any],
     ) -> SendRequest:
         category = journey.category
+        usable = profile.usable_channels(channels, category)
         return SendRequest(
             customer=profile.customer,
             seq=profile.next_decision_seq(),
@@ -399,7 +408,7 @@ class CustomerFlow:
             step=step.name,
             category=category,
             channels=channels,
-            usable=profile.usable_channels(channels, category),
+            usable=usable if self.available is None else usable & self.available,
             preferred=profile.preferred_channel,
             timezone=profile.timezone,
             now=now,
