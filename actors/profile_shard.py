@@ -244,7 +244,7 @@ class ProfileShardActor(pykka.ThreadingActor):
                     email if isinstance(email, str) else None,
                     phone if isinstance(phone, str) else None,
                     stamp,
-                    orjson.dumps(profile.to_json()).decode(),
+                    profile.dumps().decode(),
                 )
             )
             clears.append((customer,))

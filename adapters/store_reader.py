@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+from omniconsole.domain.profile import Profile, consent_report
+
 __all__ = [
     "DEFAULT_CAPS",
     "CapLimit",
@@ -481,8 +483,8 @@ _STATE_HIDDEN = frozenset(
 
 
 def _describe_state(key: str, value: object) -> str:
-    if key == "engagement" and isinstance(value, list) and len(value) == 3:
-        return f"{value[1]} on {value[0]} at {value[2]}"
+    if key == "engagement" and isinstance(value, Mapping):
+        return f"{value.get('action')} on {value.get('channel')} at {value.get('at')}"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value)
     if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
@@ -490,54 +492,20 @@ def _describe_state(key: str, value: object) -> str:
     return _short(value, 80)
 
 
-def _opt_outs(state: Mapping[str, Any]) -> set[str]:
-    out: set[str] = set()
-    for key in ("opt_outs", "optouts", "opted_out", "unsubscribed"):
-        raw = state.get(key)
-        if isinstance(raw, list):
-            out.update(str(c) for c in raw)
-        elif isinstance(raw, Mapping):
-            out.update(str(c) for c, v in raw.items() if v)
-    if "all" in out:
-        out.update(c for c in CHANNELS if c != "in_app")
-    return out
+def consents_for(state: Mapping[str, Any]) -> tuple[ConsentRow, ...]:
+    """Per channel: the address, the opt-out, and whether it is usable (SPEC §3).
 
-
-def consents_for(
-    traits: Mapping[str, Any], email: str | None, phone: str | None, opted_out: set[str]
-) -> tuple[ConsentRow, ...]:
-    """Per channel: the address, the opt-out, and whether it is usable (SPEC §3)."""
-    email = email or (traits.get("email") if isinstance(traits.get("email"), str) else None)
-    phone = phone or (traits.get("phone") if isinstance(traits.get("phone"), str) else None)
-    token = traits.get("push_token")
-    rows: list[ConsentRow] = []
-
-    def row(channel: str, address: str | None, missing: str, blocked_by: str) -> None:
-        out = blocked_by in opted_out
-        if address is None:
-            rows.append(ConsentRow(channel, None, out, False, missing))
-        elif out:
-            rows.append(ConsentRow(channel, address, True, False, f"opted out of {blocked_by}"))
-        else:
-            rows.append(ConsentRow(channel, address, False, True, "ok"))
-
-    row("email", email, "no email address", "email")
-    row("sms", phone, "no phone number", "sms")
-    row(
-        "whatsapp",
-        phone if traits.get("whatsapp_opt_in") is True else None,
-        "no phone" if phone is None else "not opted in to WhatsApp",
-        "whatsapp",
-    )
-    row(
-        "rcs",
-        phone if traits.get("rcs_capable") is True else None,
-        "no phone" if phone is None else "device not RCS capable",
-        "sms" if "sms" in opted_out else "rcs",
-    )
-    row("push", token if isinstance(token, str) and token else None, "no push token", "push")
-    rows.append(ConsentRow("in_app", "inbox", False, True, "always"))
-    return tuple(rows)
+    The rules are the engine's own (`omniconsole.domain.profile`), never a copy.
+    """
+    try:
+        profile = Profile.from_json(dict(state))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ()
+    return tuple(
+        ConsentRow(c.channel, None if c.address is None else str(c.address), c.opted_out,
+                   c.usable, c.why)
+        for c in consent_report(profile)
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- reader
@@ -1087,7 +1055,7 @@ class StoreReader:
             updated_at=prof["updated_at"],
             traits=tuple((str(k), _short(v, 80)) for k, v in sorted(traits.items())),
             state_extra=extra,
-            consents=consents_for(traits, prof["email"], prof["phone"], _opt_outs(state)),
+            consents=consents_for(state),
             journeys=tuple(
                 CustomerJourney(
                     r["journey"],

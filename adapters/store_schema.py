@@ -37,8 +37,6 @@ CREATE TABLE IF NOT EXISTS events (
     payload     TEXT NOT NULL              -- the event as JSON
 );
 CREATE INDEX IF NOT EXISTS events_customer ON events(customer, id);
-CREATE UNIQUE INDEX IF NOT EXISTS events_message_id ON events(message_id)
-    WHERE message_id IS NOT NULL;
 
 -- lines of the log that were not accepted
 CREATE TABLE IF NOT EXISTS rejects (
@@ -109,7 +107,6 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_order ON ledger(ts, customer, seq);
 CREATE INDEX IF NOT EXISTS ledger_customer ON ledger(customer, at);
-CREATE INDEX IF NOT EXISTS ledger_message ON ledger(message_id);
 
 -- capped sends (lifecycle/promotional, not in_app): what the governor counts
 CREATE TABLE IF NOT EXISTS cap_usage (

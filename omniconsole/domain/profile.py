@@ -12,17 +12,19 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import Handoff, Recipient
-from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 
 STOP_WORDS = frozenset(
     {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"}
 )
 START_WORDS = frozenset({"start", "unstop", "yes"})
 ENGAGEMENT_ACTIONS = {"Message Opened": "opened", "Message Clicked": "clicked"}
-# Channels that `Unsubscribed` with `all` opts out of: every channel but in_app.
-OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.RCS, Channel.PUSH)
+# Channels that `Unsubscribed` with `all` opts out of: every channel but in_app. RCS is
+# not listed: its consent is the sms opt-out (SPEC §3), so `Subscribed sms` restores it.
+OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
 # Unsubscribes that do not block transactional messages.
 SOFT_OPT_OUTS = frozenset({Channel.EMAIL, Channel.PUSH})
 RECENT_SENT_KEPT = 32
@@ -53,20 +55,6 @@ class Instance:
     finished_steps: set[str] = field(default_factory=set)  # finally decided or skipped
     properties: dict[str, Any] = field(default_factory=dict)  # of the entry event
 
-    def to_json(self) -> list[Any]:
-        return [
-            self.journey,
-            self.number,
-            format_timestamp(self.entered_at),
-            sorted(self.seen),
-            sorted(self.finished_steps),
-            self.properties,
-        ]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> Instance:
-        return cls(raw[0], raw[1], parse_timestamp(raw[2]), set(raw[3]), set(raw[4]), raw[5])
-
 
 @dataclass(slots=True)
 class Timer:
@@ -90,35 +78,6 @@ class Timer:
     def sort_key(self) -> tuple[datetime, int]:
         return (self.due, self.seq)
 
-    def to_json(self) -> list[Any]:
-        return [
-            format_timestamp(self.due),
-            self.seq,
-            self.kind,
-            self.journey,
-            self.instance,
-            self.step,
-            self.message_id,
-            None if self.first_due is None else format_timestamp(self.first_due),
-            list(self.channels),
-            self.resend,
-        ]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> Timer:
-        return cls(
-            parse_timestamp(raw[0]),
-            raw[1],
-            raw[2],
-            raw[3],
-            raw[4],
-            raw[5],
-            raw[6],
-            None if raw[7] is None else parse_timestamp(raw[7]),
-            tuple(raw[8]),
-            raw[9],
-        )
-
 
 @dataclass(slots=True)
 class SentMessage:
@@ -132,22 +91,6 @@ class SentMessage:
     at: datetime
     resend: bool
     fallback_done: bool = False
-
-    def to_json(self) -> list[Any]:
-        return [
-            self.message_id,
-            self.journey,
-            self.instance,
-            self.step,
-            self.channel,
-            format_timestamp(self.at),
-            self.resend,
-            self.fallback_done,
-        ]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> SentMessage:
-        return cls(raw[0], raw[1], raw[2], raw[3], raw[4], parse_timestamp(raw[5]), raw[6], raw[7])
 
 
 @dataclass(slots=True)
@@ -277,37 +220,99 @@ class Profile:
 
     # ---- persistence ----
 
-    def to_json(self) -> dict[str, Any]:
-        eng = self.engagement
-        return {
-            "customer": self.customer,
-            "traits": self.traits,
-            "opted_out": sorted(self.opted_out),
-            "engagement": None if eng is None else [eng.channel, eng.action, eng.at],
-            "event_times": {k: format_timestamp(v) for k, v in self.event_times.items()},
-            "entered_once": sorted(self.entered_once),
-            "instance_counter": self.instance_counter,
-            "instances": [i.to_json() for i in self.instances],
-            "timers": [t.to_json() for t in self.timers],
-            "sent": [s.to_json() for s in self.sent],
-            "decision_seq": self.decision_seq,
-            "timer_seq": self.timer_seq,
-        }
+    def dumps(self) -> bytes:
+        """The profile as JSON for the store (orjson writes dataclasses and times in C)."""
+        return orjson.dumps(self, default=_sorted_set)
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> Profile:
+        """The profile `dumps` wrote."""
+        return cls.from_json(orjson.loads(data))
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Profile:
+        """From the decoded JSON of `dumps`."""
         eng = raw.get("engagement")
         return cls(
             customer=raw["customer"],
             traits=raw["traits"],
             opted_out=set(raw["opted_out"]),
-            engagement=None if eng is None else Handoff(eng[0], eng[1], eng[2]),
-            event_times={k: parse_timestamp(v) for k, v in raw["event_times"].items()},
+            engagement=None if eng is None else Handoff(eng["channel"], eng["action"], eng["at"]),
+            event_times={k: _time(v) for k, v in raw["event_times"].items()},
             entered_once=set(raw["entered_once"]),
             instance_counter=dict(raw["instance_counter"]),
-            instances=[Instance.from_json(i) for i in raw["instances"]],
-            timers=[Timer.from_json(t) for t in raw["timers"]],
-            sent=[SentMessage.from_json(s) for s in raw["sent"]],
+            instances=[
+                Instance(i["journey"], i["number"], _time(i["entered_at"]), set(i["seen"]),
+                         set(i["finished_steps"]), i["properties"])
+                for i in raw["instances"]
+            ],
+            timers=[
+                Timer(_time(t["due"]), t["seq"], t["kind"], t["journey"], t["instance"],
+                      t["step"], t["message_id"],
+                      None if t["first_due"] is None else _time(t["first_due"]),
+                      tuple(t["channels"]), t["resend"])
+                for t in raw["timers"]
+            ],
+            sent=[
+                SentMessage(m["message_id"], m["journey"], m["instance"], m["step"],
+                            m["channel"], _time(m["at"]), m["resend"], m["fallback_done"])
+                for m in raw["sent"]
+            ],
             decision_seq=raw["decision_seq"],
             timer_seq=raw["timer_seq"],
-        )
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentLine:
+    """One channel as a support agent sees it: usable for marketing, and why (not)."""
+
+    channel: str
+    address: str | None
+    opted_out: bool
+    usable: bool
+    why: str
+
+
+def consent_report(profile: Profile) -> list[ConsentLine]:
+    """Per channel, whether lifecycle/promotional messages may use it, in words (SPEC §3)."""
+    traits, out = profile.traits, profile.opted_out
+    phone = traits.get("phone") if profile.has("phone") else None
+    lines: list[ConsentLine] = []
+    for channel in Channel:
+        usable = profile.usable(channel, Category.LIFECYCLE)
+        address: Any = None
+        why = "ok"
+        if channel is Channel.EMAIL:
+            address = traits.get("email") if profile.has("email") else None
+            why = "no email address" if address is None else why
+        elif channel in (Channel.SMS, Channel.WHATSAPP, Channel.RCS):
+            address = phone
+            if phone is None:
+                why = "no phone number"
+            elif channel is Channel.WHATSAPP and traits.get("whatsapp_opt_in") is not True:
+                why = "not opted in to WhatsApp"
+            elif channel is Channel.RCS and traits.get("rcs_capable") is not True:
+                why = "device not RCS capable"
+        elif channel is Channel.PUSH:
+            address = traits.get("push_token") if profile.has("push_token") else None
+            why = "no push token" if address is None else why
+        else:
+            address, why = "inbox", "always"
+        blocked = [c for c in (channel.value, "sms" if channel is Channel.RCS else "") if c in out]
+        if blocked and address is not None:
+            why = f"opted out of {blocked[0]}"
+            if channel in SOFT_OPT_OUTS:
+                why += " (transactional still allowed)"
+        lines.append(ConsentLine(channel.value, address, bool(blocked), usable, why))
+    return lines
+
+
+def _sorted_set(value: object) -> list[Any]:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.domain.messages import Handoff
+from omniconsole.domain.profile import Profile
 
 CLOCK = "2026-01-08T12:00:00Z"
 
@@ -57,6 +59,22 @@ CHANNELS_META = {
     "push": {"configured": True, "mode": "live", "detail": "fcm"},
     "in_app": {"configured": True, "mode": "live", "detail": "inbox"},
 }
+
+
+def profile_state(customer: str, state: dict[str, Any]) -> str:
+    """The profile as the engine stores it (the domain's own serialization)."""
+    engagement = state.get("engagement")
+    return (
+        Profile(
+            customer,
+            traits=state["traits"],
+            opted_out=set(state.get("opted_out", [])),
+            engagement=None if engagement is None else Handoff(*engagement),
+        )
+        .dumps()
+        .decode()
+    )
+
 
 PROFILES = [
     (
@@ -342,7 +360,7 @@ def build_store(path: Path) -> Path:
         for customer, email, phone, state in PROFILES:
             conn.execute(
                 "INSERT INTO profiles VALUES (?, ?, ?, ?, ?)",
-                (customer, email, phone, CLOCK, json.dumps(state)),
+                (customer, email, phone, CLOCK, profile_state(customer, state)),
             )
         for i, (customer, at, kind, name, extra) in enumerate(EVENTS, start=1):
             payload = {"type": kind, "userId": customer, "timestamp": at, **extra}
