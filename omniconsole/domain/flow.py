@@ -477,7 +477,9 @@ class CustomerFlow:
         inst.finished_steps.add(step.name)
         if profile.live_instance(inst.journey, inst.number) is None:
             return
-        if all(s.name in inst.finished_steps for s in journey.steps):
+        # A journey with a lifetime lives it out (a goal may still come); others end
+        # once every step has had its final decision.
+        if journey.lifetime is None and all(s.name in inst.finished_steps for s in journey.steps):
             self._end(profile, inst, COMPLETED, now, effects)
         else:
             self._row(profile, inst, ACTIVE, None, effects)
