@@ -30,7 +30,6 @@ from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.ledger import encode_line, ledger_line
 from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet
-from omniconsole.domain.timeutil import format_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +160,9 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         channel = str(self.channel)
         for item in items:
             req, decision = item.request, item.decision
-            ledger.append(ledger_row(req, decision, "sent", None, decision.explanation))
-            at = format_timestamp(req.now)
+            row = ledger_row(req, decision, "sent", None, decision.explanation)
+            ledger.append(row)
+            at = row[0]
             if item.capped:
                 caps.append((req.message_id, req.customer, at, channel))
             if self.channel is Channel.IN_APP:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import pykka
 
 from actors.messages import (
@@ -30,7 +29,7 @@ from actors.messages import (
     PreloadTimers,
     Rows,
 )
-from adapters.store_sqlite import ProfileReader, timer_rows
+from adapters.store_sqlite import ProfileReader
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
@@ -231,8 +230,6 @@ class ProfileShardActor(pykka.ThreadingActor):
     def _flush(self, now: datetime) -> int:
         stamp = format_timestamp(now)
         profiles: list[tuple[Any, ...]] = []
-        clears: list[tuple[Any, ...]] = []
-        timers: list[tuple[Any, ...]] = []
         for customer in self.dirty:
             profile = self.active[customer]
             traits = profile.traits
@@ -244,16 +241,13 @@ class ProfileShardActor(pykka.ThreadingActor):
                     email if isinstance(email, str) else None,
                     phone if isinstance(phone, str) else None,
                     stamp,
+                    format_timestamp(profile.timers[0].due) if profile.timers else None,
                     profile.dumps().decode(),
                 )
             )
-            clears.append((customer,))
-            timers.extend(timer_rows(customer, profile.timers))
         rows = self.effects.rows()
         count = len(self.dirty)
         self.dirty.clear()
         self.writer.tell(Rows("profiles", profiles))
         self.writer.tell(Rows("journey_instances", rows))
-        self.writer.tell(Rows("timers_clear", clears))
-        self.writer.tell(Rows("timers", timers))
         return count

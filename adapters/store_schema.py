@@ -46,15 +46,19 @@ CREATE TABLE IF NOT EXISTS rejects (
     raw     TEXT NOT NULL
 );
 
--- one row per customer; `state` is the JSON of domain.customer.CustomerState
--- (traits, opt-outs, last engagement, journey instances, pending timers, recent messages)
+-- one row per customer; `state` is the JSON of omniconsole.domain.profile.Profile
+-- (traits, opt-outs, last engagement, journey instances, pending timers — a step coming
+-- due, a deferred send to decide again, a journey expiring — and recent messages);
+-- `next_due` is when its earliest timer is due (NULL: none pending)
 CREATE TABLE IF NOT EXISTS profiles (
     customer    TEXT PRIMARY KEY,
     email       TEXT,
     phone       TEXT,
     updated_at  TEXT NOT NULL,
+    next_due    TEXT,
     state       TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS profiles_next_due ON profiles(next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS profiles_email ON profiles(email);
 CREATE INDEX IF NOT EXISTS profiles_phone ON profiles(phone);
 
@@ -71,19 +75,6 @@ CREATE TABLE IF NOT EXISTS journey_instances (
     PRIMARY KEY (customer, journey, instance)
 );
 CREATE INDEX IF NOT EXISTS journey_instances_status ON journey_instances(journey, status);
-
--- pending timers (a step coming due, a deferred send to decide again)
-CREATE TABLE IF NOT EXISTS timers (
-    customer    TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    due         TEXT NOT NULL,
-    kind        TEXT NOT NULL,             -- 'step', 'redecide' (deferred send) or 'expire'
-    journey     TEXT NOT NULL,
-    step        TEXT NOT NULL,
-    message_id  TEXT,
-    PRIMARY KEY (customer, seq)
-);
-CREATE INDEX IF NOT EXISTS timers_due ON timers(due);
 
 -- every governor decision (SPEC §6); `line` is the exact ledger JSON line;
 -- `explanation` says the reason in words for the support agent

@@ -9,7 +9,7 @@ read-only connection (`ProfileReader`), which WAL lets run beside the writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ import aiosqlite
 import orjson
 
 from adapters.store_schema import SCHEMA, SCHEMA_VERSION
-from omniconsole.domain.timeutil import format_timestamp
 
 Row = tuple[Any, ...]
 
@@ -29,14 +28,12 @@ INSERT = {
     "ledger": "INSERT INTO ledger (at, ts, customer, seq, message_id, journey, step, channel,"
     " category, outcome, reason, handoff_from, deferred_until, explanation, line)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    "profiles": "INSERT INTO profiles (customer, email, phone, updated_at, state)"
-    " VALUES (?,?,?,?,?) ON CONFLICT(customer) DO UPDATE SET email=excluded.email,"
-    " phone=excluded.phone, updated_at=excluded.updated_at, state=excluded.state",
+    "profiles": "INSERT INTO profiles (customer, email, phone, updated_at, next_due, state)"
+    " VALUES (?,?,?,?,?,?) ON CONFLICT(customer) DO UPDATE SET email=excluded.email,"
+    " phone=excluded.phone, updated_at=excluded.updated_at, next_due=excluded.next_due,"
+    " state=excluded.state",
     "journey_instances": "INSERT OR REPLACE INTO journey_instances (customer, journey, instance,"
     " entered_at, status, ended_at, next_step, next_due) VALUES (?,?,?,?,?,?,?,?)",
-    "timers_clear": "DELETE FROM timers WHERE customer = ?",
-    "timers": "INSERT OR REPLACE INTO timers (customer, seq, due, kind, journey, step, message_id)"
-    " VALUES (?,?,?,?,?,?,?)",
     "cap_usage": "INSERT OR IGNORE INTO cap_usage (message_id, customer, at, channel)"
     " VALUES (?,?,?,?)",
     "inbox": "INSERT OR IGNORE INTO inbox (message_id, customer, at, journey, step, subject, body)"
@@ -103,7 +100,7 @@ class SqliteStore:
         """Queue rows for `table`; large batches go to SQLite at once (inside the open checkpoint)."""
         pending = self._pending[table]
         pending.extend(rows)
-        if len(pending) >= BATCH_ROWS and table not in ("timers", "timers_clear"):
+        if len(pending) >= BATCH_ROWS:
             await self._write(table)
 
     async def _begin(self) -> None:
@@ -154,7 +151,7 @@ class SqliteStore:
     async def timer_heads(self) -> list[tuple[str, str]]:
         """(customer, earliest due) for every customer with pending timers."""
         async with self.db.execute(
-            "SELECT customer, min(due) FROM timers GROUP BY customer"
+            "SELECT customer, next_due FROM profiles WHERE next_due IS NOT NULL"
         ) as cur:
             return [(r[0], r[1]) async for r in cur]
 
@@ -228,22 +225,6 @@ class ProfileReader:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def timer_rows(customer: str, timers: Sequence[Any]) -> list[Row]:
-    """Rows of the `timers` table for one customer's pending timers (restart needs them all)."""
-    return [
-        (
-            customer,
-            t.seq,
-            format_timestamp(t.due),
-            t.kind,
-            t.journey,
-            t.step,
-            t.message_id or None,
-        )
-        for t in timers
-    ]
 
 
 def micros(at: datetime) -> int:

@@ -68,8 +68,14 @@ class Policy:
 
     @property
     def longest_window(self) -> timedelta:
-        """How far back cap usage matters."""
-        return max((c.window for c in self.caps), default=timedelta(0))
+        """How far back cap usage matters (computed once: it is on the hot path)."""
+        cached = _LONGEST.get(id(self))
+        if cached is None or cached[0] is not self:
+            cached = _LONGEST[id(self)] = (
+                self,
+                max((c.window for c in self.caps), default=timedelta(0)),
+            )
+        return cached[1]
 
     def to_json(self) -> dict[str, Any]:
         """A readable summary for the store and the console."""
@@ -101,6 +107,8 @@ class Policy:
             "max_deferral": format_duration(self.max_deferral),
         }
 
+
+_LONGEST: dict[int, tuple[Policy, timedelta]] = {}
 
 ENTRY_RULES = ("once", "every", "one_live")
 

@@ -111,6 +111,10 @@ class CustomerFlow:
         for journey in config.journeys:
             self.entries[journey.entry_event] = config.journeys_entered_by(journey.entry_event)
         self.suppression_events = frozenset(s.after_event for s in config.policy.suppressions)
+        self.watched = {j.name: j.watched_events for j in config.journeys}
+        self.on_event_steps = {
+            j.name: tuple(s for s in j.steps if s.on_event is not None) for j in config.journeys
+        }
 
     # ---- driving ----
 
@@ -180,12 +184,12 @@ class CustomerFlow:
             journey = self.journeys.get(inst.journey)
             if journey is None:
                 continue
-            if name in journey.watched_events:
+            if name in self.watched[journey.name]:
                 inst.seen.add(name)
             if journey.goal_event == name and self._within_lifetime(journey, inst, now):
                 self._end(profile, inst, CONVERTED, now, effects)
                 continue
-            for step in journey.steps:
+            for step in self.on_event_steps[journey.name]:
                 if step.on_event == name and step.name not in inst.finished_steps:
                     yield from self.step_due(profile, journey, inst, step, now, now, effects)
                     if profile.live_instance(inst.journey, inst.number) is None:

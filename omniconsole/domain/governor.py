@@ -84,6 +84,18 @@ class CapUsage:
         if drop:
             del sends[:drop]
 
+    def count(self, rule: CapRule, now: datetime) -> int:
+        """How many sends count for `rule` at `now` (newest first; stops at the window)."""
+        start = now - rule.window
+        scope = rule.scope
+        n = 0
+        for at, ch in reversed(self.sends):
+            if at <= start:
+                break
+            if scope == "all" or ch == scope:
+                n += 1
+        return n
+
     def in_window(self, rule: CapRule, now: datetime) -> list[datetime]:
         """Send times that count for `rule` at `now` (window excludes its start)."""
         start = now - rule.window
@@ -100,8 +112,9 @@ def is_capped(policy: Policy, category: Category, channel: Channel) -> bool:
 
 
 def _full(rule: CapRule, usage: CapUsage, now: datetime) -> list[datetime] | None:
-    times = usage.in_window(rule, now)
-    return times if len(times) >= rule.limit else None
+    if not usage.sends or usage.count(rule, now) < rule.limit:
+        return None if rule.limit > 0 else []
+    return usage.in_window(rule, now)
 
 
 def _room_at(rule: CapRule, times: list[datetime]) -> datetime | None:
@@ -138,28 +151,31 @@ def choose_channel(
     req: SendRequest, policy: Policy, usage: CapUsage
 ) -> tuple[Channel | None, str | None]:
     """Step (1): the channel, or None with the reason nothing was usable."""
-    capped_category = req.category in policy.capped_categories
+    usable = req.usable
+    check_caps = (
+        bool(usage.sends) and req.category in policy.capped_categories and bool(policy.caps)
+    )
     blocked_by_cap: str | None = None
-
-    def ok(channel: Channel) -> bool:
-        nonlocal blocked_by_cap
-        if channel not in req.usable:
-            return False
-        if capped_category and channel not in policy.uncapped_channels:
-            for rule in policy.caps:
-                if rule.scope == channel and _full(rule, usage, req.now) is not None:
-                    blocked_by_cap = blocked_by_cap or rule.reason
-                    return False
-        return True
-
     preferred = req.preferred
-    if preferred is not None:
-        for channel in req.channels:
-            if channel == preferred and ok(channel):
-                return channel, None
-    for channel in req.channels:
-        if ok(channel):
-            return channel, None
+    order = req.channels
+    if preferred is not None and preferred in order:
+        order = (Channel(preferred), *order)
+    for channel in order:
+        if channel not in usable:
+            continue
+        if check_caps and channel not in policy.uncapped_channels:
+            full = next(
+                (
+                    r
+                    for r in policy.caps
+                    if r.scope == channel and _full(r, usage, req.now) is not None
+                ),
+                None,
+            )
+            if full is not None:
+                blocked_by_cap = blocked_by_cap or full.reason
+                continue
+        return channel, None
     return None, blocked_by_cap or "unreachable"
 
 

@@ -114,7 +114,7 @@ class Profile:
 
     def has(self, trait: str) -> bool:
         value = self.traits.get(trait)
-        return isinstance(value, str) and bool(value.strip())
+        return value.__class__ is str and bool(value) and not value.isspace()
 
     def usable(self, channel: Channel, category: Category) -> bool:
         """Whether `channel` may carry a message of `category` to this customer."""
@@ -145,8 +145,9 @@ class Profile:
         self, channels: tuple[Channel, ...], category: Category
     ) -> frozenset[Channel]:
         """The subset of `channels` usable for `category`."""
-        usable = self.usable
-        return frozenset([c for c in channels if usable(c, category)])
+        if len(channels) == 1:
+            return frozenset(channels) if self.usable(channels[0], category) else frozenset()
+        return frozenset([c for c in channels if self.usable(c, category)])
 
     @property
     def timezone(self) -> str:

@@ -359,7 +359,8 @@ def build_store(path: Path) -> Path:
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
         for customer, email, phone, state in PROFILES:
             conn.execute(
-                "INSERT INTO profiles VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO profiles (customer, email, phone, updated_at, state)"
+                " VALUES (?, ?, ?, ?, ?)",
                 (customer, email, phone, CLOCK, profile_state(customer, state)),
             )
         for i, (customer, at, kind, name, extra) in enumerate(EVENTS, start=1):
