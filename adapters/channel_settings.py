@@ -110,10 +110,15 @@ class ChannelSettings:
     """Everything the adapters need, plus a status line per outbound channel."""
 
     public_url: str | None = None
+    #: signs one-click unsubscribe links: OMNICONSOLE_UNSUBSCRIBE_SECRET, else the write key
+    link_secret: Secret | None = field(default=None, repr=False)
     smtp: SmtpSettings | None = None
     twilio: TwilioSettings | None = None
     fcm: FcmSettings | None = None
     status: Mapping[Channel, str] = field(default_factory=dict)
+    #: provider -> messages per second (OMNICONSOLE_RATE_EMAIL / _TWILIO / _FCM); unset
+    #: providers keep the documented defaults the adapters declare
+    rates: Mapping[str, float] = field(default_factory=dict)
 
     def is_configured(self, channel: Channel) -> bool:
         """Whether `channel` has every variable it needs."""
@@ -245,8 +250,24 @@ def load_channel_settings(env: Mapping[str, str] | None = None) -> ChannelSettin
     public_url = _get(env, "OMNICONSOLE_PUBLIC_URL")
     status: dict[Channel, str] = {Channel.EMAIL: email_status, **twilio_status}
     status[Channel.PUSH] = push_status
+    secret = _get(env, "OMNICONSOLE_UNSUBSCRIBE_SECRET") or _get(env, "OMNICONSOLE_WRITE_KEY")
+    rates: dict[str, float] = {}
+    for provider in ("email", "twilio", "fcm"):
+        name = f"OMNICONSOLE_RATE_{provider.upper()}"
+        raw = _get(env, name)
+        if raw is None:
+            continue
+        try:
+            rate = float(raw)
+        except ValueError:
+            rate = -1.0
+        if not rate > 0:
+            raise ValueError(f"{name} must be a number of messages per second above 0, got {raw!r}")
+        rates[provider] = rate
     return ChannelSettings(
+        rates=rates,
         public_url=public_url.rstrip("/") if public_url else None,
+        link_secret=Secret(secret) if secret else None,
         smtp=smtp,
         twilio=twilio,
         fcm=fcm,

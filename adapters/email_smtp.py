@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import logging
 import random
 import re
@@ -20,6 +21,7 @@ from adapters.channel_settings import SmtpSettings
 from adapters.resilience import CircuitBreaker, DeliveryGuard, HealthState, RetryPolicy, Sleep
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
+from omniconsole.domain.unsubscribe import link_token
 
 __all__ = ["SmtpEmailAdapter", "build_email", "message_id_header"]
 
@@ -27,6 +29,9 @@ _log = logging.getLogger(__name__)
 
 # RFC 5322 atext minus '=' (our escape character) and '.' (dot-atoms forbid '..').
 _ATEXT_SAFE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/?^_`{|}~]")
+
+
+SMTP_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 def message_id_header(message_id: str) -> str:
@@ -42,18 +47,20 @@ def message_id_header(message_id: str) -> str:
 
 
 def _unsubscribe_headers(
-    message: OutboundMessage, from_addr: str, public_url: str | None
+    message: OutboundMessage, from_addr: str, public_url: str | None, secret: str | None
 ) -> dict[str, str]:
     _, sender = parseaddr(from_addr)
     subject = quote(f"unsubscribe {message.recipient.customer}")
     uris = [f"<mailto:{sender}?subject={subject}>"]
     headers: dict[str, str] = {}
-    if public_url:
+    if public_url and secret:
+        customer = message.recipient.customer
         query = urlencode(
             {
-                "customer": message.recipient.customer,
+                "customer": customer,
                 "channel": Channel.EMAIL.value,
                 "message_id": message.message_id,
+                "token": link_token(secret, customer, Channel.EMAIL.value),
             }
         )
         uris.insert(0, f"<{public_url}/unsubscribe?{query}>")
@@ -68,11 +75,14 @@ def build_email(
     from_addr: str,
     public_url: str | None = None,
     now: datetime | None = None,
+    link_secret: str | None = None,
 ) -> EmailMessage:
     """The MIME message for `message`: text part, plus an HTML alternative when given."""
     if not message.recipient.email:
         raise ValueError(f"message {message.message_id} has no email recipient")
-    mime = EmailMessage()
+    # RFC 5322's 998-character line limit: the default 78 would fold the long unsubscribe
+    # URL into an RFC 2047 encoded-word, which mail clients do not read as a link.
+    mime = EmailMessage(policy=SMTP_POLICY)
     mime["Subject"] = message.subject
     mime["From"] = from_addr
     mime["To"] = Address(addr_spec=message.recipient.email)
@@ -80,7 +90,9 @@ def build_email(
     mime["Message-ID"] = message_id_header(message.message_id)
     mime["X-Omniconsole-Journey"] = f"{message.journey}/{message.step}"
     if message.category is not Category.TRANSACTIONAL:
-        for name, value in _unsubscribe_headers(message, from_addr, public_url).items():
+        for name, value in _unsubscribe_headers(
+            message, from_addr, public_url, link_secret
+        ).items():
             mime[name] = value
     mime.set_content(message.text)
     if message.html is not None:
@@ -118,6 +130,7 @@ class SmtpEmailAdapter:
         settings: SmtpSettings,
         *,
         public_url: str | None = None,
+        link_secret: str | None = None,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         rate_per_second: float | None = None,
@@ -126,6 +139,7 @@ class SmtpEmailAdapter:
     ) -> None:
         self._settings = settings
         self._public_url = public_url
+        self._link_secret = link_secret
         self._guard = DeliveryGuard(
             rate_per_second=self.rate_per_second if rate_per_second is None else rate_per_second,
             retry=retry,
@@ -146,14 +160,20 @@ class SmtpEmailAdapter:
             return DeliveryResult(
                 ok=False, error_code="no_address", permanent=True, detail="no email address"
             )
-        mime = build_email(message, self._settings.from_addr, self._public_url)
+        mime = build_email(
+            message, self._settings.from_addr, self._public_url, link_secret=self._link_secret
+        )
         return await self._guard.run(lambda: self._attempt(mime))
 
     async def _attempt(self, mime: EmailMessage) -> DeliveryResult:
         s = self._settings
         try:
+            # Flattened here with our policy: aiosmtplib would re-fold at 78 columns.
+            _, sender = parseaddr(str(mime["From"]))
             await aiosmtplib.send(
-                mime,
+                mime.as_bytes(policy=SMTP_POLICY),
+                sender=sender,
+                recipients=[str(mime["To"])],
                 hostname=s.host,
                 port=s.port,
                 username=s.username,

@@ -81,6 +81,8 @@ class HttpSettings:
     write_key: str = field(repr=False)
     public_url: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
+    #: verifies one-click unsubscribe links; None: the write key signs them
+    link_secret: str | None = field(default=None, repr=False)
     max_event_bytes: int = MAX_EVENT_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
 
@@ -109,7 +111,13 @@ class HttpSettings:
             )
         public_url = env.get("OMNICONSOLE_PUBLIC_URL", "").strip() or None
         token = env.get("TWILIO_AUTH_TOKEN", "").strip() or None
-        return cls(write_key=write_key, public_url=public_url, twilio_auth_token=token)
+        link_secret = env.get("OMNICONSOLE_UNSUBSCRIBE_SECRET", "").strip() or None
+        return cls(
+            write_key=write_key,
+            public_url=public_url,
+            twilio_auth_token=token,
+            link_secret=link_secret,
+        )
 
     @property
     def webhooks_verifiable(self) -> bool:

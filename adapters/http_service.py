@@ -30,6 +30,7 @@ import logging
 from base64 import b64decode
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from html import escape as html_escape
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -43,6 +44,7 @@ from adapters.http_ports import HttpSettings, IngestResult, IngestSink
 from adapters.metrics import CONTENT_TYPE, Metrics
 from omniconsole.domain.events import Event, EventError, event_from_dict
 from omniconsole.domain.timeutil import format_timestamp
+from omniconsole.domain.unsubscribe import token_ok
 
 __all__ = [
     "INBOUND_PATH",
@@ -54,6 +56,7 @@ __all__ = [
 
 log = logging.getLogger("omniconsole.http")
 
+UNSUBSCRIBE_PATH: Final = "/unsubscribe"
 STATUS_PATH: Final = "/webhooks/twilio/status"
 INBOUND_PATH: Final = "/webhooks/twilio/inbound"
 
@@ -289,7 +292,9 @@ class _Service:
         except _Reject as rej:
             return _error(rej.status, rej.code, rej.message)
         self._count_accepted([event], result)
-        return _json({"success": True, "accepted": 1, "duplicates": result.duplicates})
+        return _json(
+            {"success": True, "accepted": result.accepted, "duplicates": result.duplicates}
+        )
 
     async def identify(self, request: web.Request) -> web.Response:
         """`POST /v1/identify`."""
@@ -335,7 +340,7 @@ class _Service:
         return _json(
             {
                 "success": True,
-                "accepted": len(events),
+                "accepted": result.accepted,
                 "duplicates": result.duplicates,
                 "rejected": rejected,
             }
@@ -416,7 +421,9 @@ class _Service:
             return _error(rej.status, rej.code, rej.message)
         self._count_accepted([event], result)
         self.metrics.webhook_received("status", status)
-        return _json({"success": True, "accepted": 1, "duplicates": result.duplicates})
+        return _json(
+            {"success": True, "accepted": result.accepted, "duplicates": result.duplicates}
+        )
 
     async def twilio_inbound(self, request: web.Request) -> web.Response:
         """`POST /webhooks/twilio/inbound`: an `Inbound Message` event; empty TwiML."""
@@ -452,6 +459,56 @@ class _Service:
         self._count_accepted([event], result)
         self.metrics.webhook_received("inbound", "accepted")
         return _twiml()
+
+    # ---- one-click unsubscribe (RFC 8058) -------------------------------------
+
+    def _unsubscribe_target(self, request: web.Request) -> tuple[str, str, str] | None:
+        query = request.rel_url.query
+        customer, channel = query.get("customer", ""), query.get("channel", "")
+        token = query.get("token", "")
+        secret = self.settings.link_secret or self.settings.write_key
+        if not customer or not channel or not token_ok(secret, customer, channel, token):
+            return None
+        return customer, channel, query.get("message_id", "")
+
+    async def unsubscribe_page(self, request: web.Request) -> web.Response:
+        """`GET /unsubscribe`: a page with one button (a link preview must not unsubscribe)."""
+        target = self._unsubscribe_target(request)
+        if target is None:
+            return web.Response(status=403, text="This unsubscribe link is not valid.\n")
+        _, channel, _ = target
+        page = (
+            "<!doctype html><title>Unsubscribe</title>"
+            f"<p>Stop receiving {html_escape(channel)} messages from us?</p>"
+            f'<form method="post" action="{html_escape(str(request.rel_url))}">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            "<button>Unsubscribe</button></form>"
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        """`POST /unsubscribe`: the one-click unsubscribe; an `Unsubscribed` event."""
+        target = self._unsubscribe_target(request)
+        if target is None:
+            self.metrics.webhook_received("unsubscribe", "forbidden")
+            return web.Response(status=403, text="This unsubscribe link is not valid.\n")
+        customer, channel, message_id = target
+        event = Event(
+            kind="track",
+            customer=customer,
+            at=self.clock(),
+            name="Unsubscribed",
+            properties={"channel": channel, "source": "list-unsubscribe",
+                        "message_id": message_id},
+            message_id=f"unsubscribe:{customer}:{channel}:{message_id}",
+        )  # fmt: skip
+        try:
+            await self.sink.accept([event])
+        except Exception:
+            log.exception("could not record an unsubscribe")
+            return web.Response(status=503, text="Please try again in a moment.\n")
+        self.metrics.webhook_received("unsubscribe", "ok")
+        return web.Response(text=f"You will no longer receive {channel} messages from us.\n")
 
     # ---- operations ------------------------------------------------------------
 
@@ -522,6 +579,8 @@ def build_app(
     app.router.add_post("/v1/batch", service.batch)
     app.router.add_post(STATUS_PATH, service.twilio_status)
     app.router.add_post(INBOUND_PATH, service.twilio_inbound)
+    app.router.add_get(UNSUBSCRIBE_PATH, service.unsubscribe_page)
+    app.router.add_post(UNSUBSCRIBE_PATH, service.unsubscribe)
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/metrics", service.metrics_page)
     return app

@@ -25,7 +25,13 @@ def _email(settings: ChannelSettings) -> ChannelAdapter:
     from adapters.email_smtp import SmtpEmailAdapter
 
     assert settings.smtp is not None
-    return SmtpEmailAdapter(settings.smtp, public_url=settings.public_url)
+    secret = settings.link_secret.reveal() if settings.link_secret else None
+    return SmtpEmailAdapter(
+        settings.smtp,
+        public_url=settings.public_url,
+        link_secret=secret,
+        rate_per_second=settings.rates.get("email"),
+    )
 
 
 def _twilio(settings: ChannelSettings) -> ChannelAdapter:
@@ -33,14 +39,18 @@ def _twilio(settings: ChannelSettings) -> ChannelAdapter:
     from adapters.messaging_twilio import TwilioMessagingAdapter
 
     assert settings.twilio is not None
-    return TwilioMessagingAdapter(settings.twilio, status_callback=settings.twilio_status_callback)
+    return TwilioMessagingAdapter(
+        settings.twilio,
+        status_callback=settings.twilio_status_callback,
+        rate_per_second=settings.rates.get("twilio"),
+    )
 
 
 def _fcm(settings: ChannelSettings) -> ChannelAdapter:
     from adapters.push_fcm import FcmPushAdapter
 
     assert settings.fcm is not None
-    return FcmPushAdapter(settings.fcm)
+    return FcmPushAdapter(settings.fcm, rate_per_second=settings.rates.get("fcm"))
 
 
 #: adapter name → (channels it can serve, factory). Order is the build order.

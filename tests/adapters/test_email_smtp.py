@@ -8,13 +8,14 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import pytest
-from conftest import LoopbackController, SmtpRecorder, free_port
+from peers import LoopbackController, SmtpRecorder, free_port
 
 from adapters.channel_settings import SmtpSettings
 from adapters.email_smtp import SmtpEmailAdapter, message_id_header
 from adapters.resilience import RetryPolicy
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
+from omniconsole.domain.unsubscribe import link_token
 
 PUBLIC_URL = "https://omni.example.com"
 
@@ -109,12 +110,19 @@ def test_message_id_escaping_keeps_distinct_ids_distinct() -> None:
 async def test_marketing_mail_carries_one_click_unsubscribe(
     smtp_server: LoopbackController, smtp_recorder: SmtpRecorder, category: Category
 ) -> None:
-    adapter = SmtpEmailAdapter(settings_for(smtp_server.port), public_url=PUBLIC_URL)
+    adapter = SmtpEmailAdapter(
+        settings_for(smtp_server.port), public_url=PUBLIC_URL, link_secret="s3cret"
+    )
     assert (await adapter.send(make_message(category))).ok
 
+    raw = smtp_recorder.envelopes[0].content
+    # the URL stays a plain header a mail client can follow, not an RFC 2047 word
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n", 1)[0]
     mail = delivered(smtp_recorder)
     unsubscribe = mail["List-Unsubscribe"]
     assert f"<{PUBLIC_URL}/unsubscribe?customer=c-1&channel=email&message_id=" in unsubscribe
+    token = link_token("s3cret", "c-1", "email")
+    assert f"&token={token}>" in unsubscribe
     assert "<mailto:hello@omni.example.com?subject=unsubscribe%20c-1>" in unsubscribe
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 

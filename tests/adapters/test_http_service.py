@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -27,6 +27,7 @@ from adapters.http_ports import HttpSettings, IngestResult, SettingsError
 from adapters.http_service import INBOUND_PATH, STATUS_PATH, build_app, status_callback_url
 from adapters.metrics import Metrics
 from omniconsole.domain.events import Event
+from omniconsole.domain.unsubscribe import link_token
 
 WRITE_KEY = "wk-test-123"
 AUTH_TOKEN = "twilio-token-secret"
@@ -652,4 +653,51 @@ async def test_webhooks_are_refused_when_no_auth_token_is_set(
     finally:
         await srv.close()
     assert resp.status == 403
+    assert sink.events == []
+
+
+@pytest.mark.asyncio
+async def test_a_resent_track_is_not_counted_as_accepted(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    body = {"userId": "c-1", "event": "Logged In", "messageId": "dup-1"}
+    answers = []
+    for _ in range(2):
+        async with http.post(server.make_url("/v1/track"), json=body, headers=auth()) as r:
+            answers.append(await r.json())
+    assert [(a["accepted"], a["duplicates"]) for a in answers] == [(1, 0), (0, 1)]
+    assert len(sink.events) == 1
+
+
+def unsubscribe_url(server: TestServer, token: str) -> str:
+    query = urlencode({"customer": "c-1", "channel": "email", "message_id": "m-9", "token": token})
+    return str(server.make_url(f"/unsubscribe?{query}"))
+
+
+@pytest.mark.asyncio
+async def test_one_click_unsubscribe_records_the_opt_out_once(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    url = unsubscribe_url(server, link_token(WRITE_KEY, "c-1", "email"))
+    async with http.get(url) as page:  # a link preview or a human opening the page
+        assert page.status == 200 and '<form method="post"' in await page.text()
+    assert sink.events == []
+    for _ in range(2):  # RFC 8058 one-click POST, sent twice by an eager mail client
+        async with http.post(url, data={"List-Unsubscribe": "One-Click"}) as response:
+            assert response.status == 200
+    [event] = sink.events
+    assert (event.customer, event.name, event.properties["channel"]) == (
+        "c-1",
+        "Unsubscribed",
+        "email",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_forged_unsubscribe_link_is_403(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    forged = link_token("not-our-secret", "c-1", "email")
+    async with http.post(unsubscribe_url(server, forged)) as response:
+        assert response.status == 403
     assert sink.events == []
