@@ -214,7 +214,7 @@ async def test_token_the_peer_did_not_issue_is_rejected(
 async def test_peer_unreachable_is_a_transient_connection_error(
     make_adapter: Callable[..., FcmPushAdapter],
 ) -> None:
-    from conftest import free_port
+    from peers import free_port
 
     adapter = make_adapter(
         credentials=StubCredentials(),

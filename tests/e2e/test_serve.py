@@ -18,8 +18,8 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-from conftest import LoopbackController, SmtpRecorder, free_port
 from fault_proxy import FaultProxy
+from peers import LoopbackController, SmtpRecorder, free_port
 from twilio.request_validator import RequestValidator
 
 from omniconsole.serve import prepare, serve

@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import plain, wait_for
 from store_factory import LEDGER, insert_ledger
 from textual.widgets import DataTable, Static
+from tui_support import plain, wait_for
 
 from omniconsole.tui.app import ConsoleApp
 from omniconsole.tui.messages import StoreUpdated

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for
 from textual.pilot import Pilot
+from tui_support import wait_for
 
 from omniconsole.tui.app import ConsoleApp
 
