@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -219,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ReplayError, StoreError, UsageError) as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`... --table | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("omniconsole: interrupted (a replay continues with --resume)", file=sys.stderr)
         return 130

@@ -47,7 +47,7 @@ class ReplayOptions:
     until: datetime | None = None
     resume: bool = False
     fresh: bool = False  # a run without `resume` always starts the store afresh
-    checkpoint_seconds: float = 5.0
+    checkpoint_seconds: float = 15.0
     checkpoint_events: int = 250_000
     batch_events: int = 4000
     batch_span: timedelta | None = None

@@ -78,7 +78,10 @@ async def serve(
 ) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
     loop = asyncio.get_running_loop()
-    settings = load_channel_settings(env)
+    try:
+        settings = load_channel_settings(env)
+    except ValueError as exc:
+        raise ServeError(str(exc)) from None
     for line in settings.status_lines():
         print(f"omniconsole serve: {line}", file=sys.stderr, flush=True)
     adapters = build_adapters(settings)
@@ -122,6 +125,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         asyncio.run(serve(config, http, templates, Path(args.db), args.host, args.port))
+    except ServeError as exc:
+        print(f"omniconsole: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"omniconsole: error: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)  # fmt: skip
