@@ -37,6 +37,8 @@ from omniconsole.domain.governor import Decision, SendRequest
 from omniconsole.domain.profile import Profile
 from omniconsole.domain.timeutil import format_timestamp
 
+FLUSH_CHUNK = 2000  # profiles per message to the writer
+
 
 @dataclass(slots=True)
 class _Running:
@@ -228,14 +230,16 @@ class ProfileShardActor(pykka.ThreadingActor):
             self.passivated.add(customer)
 
     def _flush(self, now: datetime) -> int:
+        """Send every changed profile to the writer, in chunks (memory stays flat)."""
         stamp = format_timestamp(now)
-        profiles: list[tuple[Any, ...]] = []
+        count = len(self.dirty)
+        chunk: list[tuple[Any, ...]] = []
         for customer in self.dirty:
             profile = self.active[customer]
             traits = profile.traits
             email = traits.get("email")
             phone = traits.get("phone")
-            profiles.append(
+            chunk.append(
                 (
                     customer,
                     email if isinstance(email, str) else None,
@@ -245,9 +249,10 @@ class ProfileShardActor(pykka.ThreadingActor):
                     profile.dumps().decode(),
                 )
             )
-        rows = self.effects.rows()
-        count = len(self.dirty)
+            if len(chunk) >= FLUSH_CHUNK:
+                self.writer.tell(Rows("profiles", chunk))
+                chunk = []
+        self.writer.tell(Rows("profiles", chunk))
+        self.writer.tell(Rows("journey_instances", self.effects.rows()))
         self.dirty.clear()
-        self.writer.tell(Rows("profiles", profiles))
-        self.writer.tell(Rows("journey_instances", rows))
         return count

@@ -12,6 +12,7 @@ futures: it waits for batches to finish and for checkpoints to commit.
 from __future__ import annotations
 
 import asyncio
+import queue
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -19,7 +20,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -44,6 +45,9 @@ from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.templates import TemplateSet
+
+#: messages waiting for the store writer before the driver waits for it to catch up
+WRITER_BACKLOG = 32
 
 
 class RuntimeError_(RuntimeError):
@@ -134,6 +138,10 @@ class EngineRuntime:
             done: Future[int] = Future()
             shard.tell(ApplyBatch(self._batch, part, horizon, done))
             self._in_flight.append(done)
+        # Backpressure: rows wait in the writer's mailbox until SQLite takes them; never
+        # let the producers run far ahead of it, or memory grows with the backlog.
+        if cast("queue.Queue[Any]", self.writer.actor_inbox).qsize() > WRITER_BACKLOG:
+            self.writer.ask(Sync())
         limit = window * len(self.shards)
         if len(self._in_flight) > limit:
             self._wait(self._in_flight[: len(self._in_flight) - limit])

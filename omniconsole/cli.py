@@ -58,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--max-active",
         type=int,
-        default=200_000,
+        default=50_000,
         metavar="N",
-        help="profiles kept in memory; the rest are passivated to the store (default 200000)",
+        help="profiles kept in memory; the rest are passivated to the store (default 50000)",
     )
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")

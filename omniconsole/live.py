@@ -66,7 +66,7 @@ class LiveEngine:
         clock: Clock | None = None,
         tick: float = 0.2,
         shards: int = 2,
-        max_active: int = 200_000,
+        max_active: int = 50_000,
     ) -> None:
         self.config = config
         self.db = db

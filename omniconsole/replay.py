@@ -52,7 +52,7 @@ class ReplayOptions:
     batch_events: int = 4000
     batch_span: timedelta | None = None
     shards: int = 2
-    max_active: int = 200_000
+    max_active: int = 50_000
 
 
 @dataclass(slots=True)
@@ -252,28 +252,26 @@ def _run(
         return _finish(driver, stopped=True)
     last_line = line_no
     final = None if until is None else until + timedelta(microseconds=1)
-    if pacer is None:
-        driver.flush(final, last_line)
-    else:
-        # Let the tail of the simulation (timers after the last event) play out in steps.
-        step = span or timedelta(hours=1)
-        edge = (driver.clock + timedelta(microseconds=1)) if driver.clock else final
-        driver.flush(edge, last_line)
-        runtime.drain()  # timers the last batch sets must be on the shards' heaps first
+    # The tail of the simulation (timers after the last event) plays out in steps of
+    # simulated time: paced for a console, and never all at once (memory stays flat).
+    step = span or (timedelta(hours=1) if pacer is not None else timedelta(hours=6))
+    edge = (driver.clock + timedelta(microseconds=1)) if driver.clock else final
+    driver.flush(edge, last_line)
+    runtime.drain()  # timers the last batch sets must be on the shards' heaps first
+    due = runtime.next_due()
+    while due is not None and not driver.stopped and (until is None or due <= until):
+        target = due + step if final is None else min(due + step, final)
+        if pacer is not None and not pacer.wait_for(due):
+            driver.stopped = True
+            break
+        runtime.apply([], target)
+        runtime.drain()
+        driver.clock = max(driver.clock or target, min(target, due + step))
+        if time.monotonic() - driver.last_checkpoint >= options.checkpoint_seconds:
+            driver.checkpoint(last_line, "running")
         due = runtime.next_due()
-        while due is not None and not driver.stopped and (until is None or due <= until):
-            target = due + step if final is None else min(due + step, final)
-            if not pacer.wait_for(due):
-                driver.stopped = True
-                break
-            runtime.apply([], target)
-            runtime.drain()
-            driver.clock = max(driver.clock or target, min(target, due + step))
-            if time.monotonic() - driver.last_checkpoint >= options.checkpoint_seconds:
-                driver.checkpoint(last_line, "running")
-            due = runtime.next_due()
-        if driver.stopped:
-            return _finish(driver, stopped=True)
+    if driver.stopped:
+        return _finish(driver, stopped=True)
     driver.checkpoint(last_line, "done")
     return _finish(driver)
 

@@ -27,7 +27,7 @@ ENGAGEMENT_ACTIONS = {"Message Opened": "opened", "Message Clicked": "clicked"}
 OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
 # Unsubscribes that do not block transactional messages.
 SOFT_OPT_OUTS = frozenset({Channel.EMAIL, Channel.PUSH})
-RECENT_SENT_KEPT = 32
+RECENT_SENT_KEPT = 8  # only recent sends can still get a `Message Failed`
 
 _ZONES: dict[str, ZoneInfo] = {}
 
