@@ -11,6 +11,7 @@ continues from the last one and writes the same ledger as an uninterrupted run.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -132,6 +133,11 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
     config = load_config(options.config_dir or shipped_config_dir())
     _check_outputs(options)
     resume = options.resume and options.db.exists()
+    switch = sys.getswitchinterval()
+    if pacer is None:
+        # Headless, the engine's threads all want the GIL; handing it over less often
+        # costs less (measured ~6%). Under a console, the default keeps keys snappy.
+        sys.setswitchinterval(0.02)
     runtime = EngineRuntime(
         config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
     )
@@ -139,6 +145,7 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
         return _run(options, config, runtime, pacer, resume)
     finally:
         runtime.stop()
+        sys.setswitchinterval(switch)
 
 
 def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]:

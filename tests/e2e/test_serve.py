@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-from fault_proxy import FaultProxy
+from fault_proxy import FaultProxy, twilio_error
 from peers import LoopbackController, SmtpRecorder, free_port
 from twilio.request_validator import RequestValidator
 
@@ -189,3 +189,33 @@ def ledger_lines(db: Path) -> list[dict[str, Any]]:
         return [orjson.loads(r[0]) for r in conn.execute("SELECT line FROM ledger ORDER BY id")]
     finally:
         conn.close()
+
+
+@pytest.mark.asyncio
+async def test_twilio_21610_records_the_opt_out_and_falls_back_to_email(
+    service: Service, smtp_recorder: SmtpRecorder, twilio_proxy: FaultProxy
+) -> None:
+    """The provider says the recipient opted out: no more SMS, and the alert still arrives."""
+    twilio_proxy.script(twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"))
+    identify = {
+        "type": "identify",
+        "userId": "live-2",
+        "messageId": "n-1",
+        "traits": {"email": "bo@example.com", "phone": "+14155550102"},
+    }
+    async with aiohttp.ClientSession() as session:
+        await post_batch(
+            session, service.url, [identify, track("live-2", "Fraud Suspected", "n-2")]
+        )
+        await twilio_proxy.seen.wait_for(1)
+        await smtp_recorder.envelopes.wait_for(1)  # the re-send went by email
+        # and the opt-out sticks: the next alert does not even try SMS
+        await post_batch(session, service.url, [track("live-2", "Fraud Suspected", "n-3")])
+        await smtp_recorder.envelopes.wait_for(2)
+    assert len(twilio_proxy.seen) == 1
+    await service.shutdown()
+    ledger = [
+        (x["step"], x["channel"], x["outcome"], x["reason"]) for x in ledger_lines(service.db)
+    ]
+    assert ("alert", "sms", "failed", "adapter:21610") in ledger
+    assert ledger.count(("alert", "email", "sent", None)) == 2
