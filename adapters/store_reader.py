@@ -149,6 +149,8 @@ class JourneyStats:
     exited: int
     steps: tuple[FunnelStep, ...]
     sends_series: tuple[int, ...]
+    #: entries per simulated hour over the same buckets as `sends_series`
+    entries_series: tuple[int, ...] = ()
 
     @property
     def conversion_rate(self) -> float:
@@ -794,6 +796,15 @@ class StoreReader:
             if journey not in known:
                 order.append((journey, "", sorted(seen_steps.get(journey, []))))
         hours = self._hours(agg, clock)
+        entries: dict[str, Counter[str]] = {}
+        if hours:
+            with self.snapshot() as conn:
+                for r in conn.execute(
+                    "SELECT journey, substr(entered_at, 1, 13) AS h, COUNT(*) AS n"
+                    " FROM journey_instances WHERE entered_at >= ? GROUP BY journey, h",
+                    (hours[0],),
+                ):
+                    entries.setdefault(r["journey"], Counter())[r["h"]] = r["n"]
         out: list[JourneyStats] = []
         for name, category, steps in order:
             c = counts.get(name, Counter())
@@ -824,6 +835,7 @@ class StoreReader:
                     exited=c["completed"] + c["expired"],
                     steps=funnel,
                     sends_series=_series(agg.journey_hours.get(name, Counter()), hours),
+                    entries_series=_series(entries.get(name, Counter()), hours),
                 )
             )
         return tuple(out)

@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS journey_instances (
     PRIMARY KEY (customer, journey, instance)
 );
 CREATE INDEX IF NOT EXISTS journey_instances_status ON journey_instances(journey, status);
+CREATE INDEX IF NOT EXISTS journey_instances_entered ON journey_instances(entered_at);
 
 -- every governor decision (SPEC §6); `line` is the exact ledger JSON line;
 -- `explanation` says the reason in words for the support agent

@@ -103,3 +103,23 @@ def test_new_ledger_rows_are_tailed(store: Path) -> None:
         insert_ledger(conn, [tuple(row)])
     assert [r.message_id for r in reader.recent_ledger(after_id=7)] == ["m-8"]
     assert reader.handoffs()[1] == total + 1
+
+
+def test_entries_per_hour_count_the_instances_entered_in_the_window(store: Path) -> None:
+    stats = {j.name: j for j in StoreReader(store).journeys()}
+    conn = sqlite3.connect(store)
+    try:
+        (clock,) = conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        conn.execute(
+            "INSERT INTO journey_instances VALUES ('c-9', 'onboarding', 1, ?, 'active', NULL,"
+            " NULL, NULL)",
+            (clock,),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    after = {j.name: j for j in StoreReader(store).journeys()}
+    series = after["onboarding"].entries_series
+    assert len(series) == len(after["onboarding"].sends_series) > 0
+    assert sum(series) == sum(stats["onboarding"].entries_series) + 1
+    assert series[-1] >= 1  # the newest bucket holds the instance entered at the clock

@@ -48,6 +48,8 @@ class JourneysScreen(ViewScreen):
             table.add_column(label, key=label.lower())
         yield table
         yield Static(id="journeys-steps", classes="detail")
+        yield Static("Entries per simulated hour (last 48 h)", classes="caption")
+        yield Sparkline([], id="journeys-entries-spark")
         yield Static("Sends per simulated hour (last 48 h)", classes="caption")
         yield Sparkline([], id="journeys-spark")
         yield Static(id="journeys-hint", classes="hint")
@@ -102,12 +104,15 @@ class JourneysScreen(ViewScreen):
         journey = self._highlighted_journey()
         steps = self.query_one("#journeys-steps", Static)
         spark = self.query_one("#journeys-spark", Sparkline)
+        entries = self.query_one("#journeys-entries-spark", Sparkline)
         if journey is None:
             steps.update("")
             spark.data = []
+            entries.data = []
             return
         steps.update(_steps_line(journey))
         spark.data = list(journey.sends_series)
+        entries.data = list(journey.entries_series)
 
     @on(DataTable.RowSelected, "#journeys-table")
     def _selected(self) -> None:
@@ -131,7 +136,7 @@ class FunnelScreen(ViewScreen):
         self.journey = journey
 
     def compose_body(self) -> ComposeResult:
-        """Summary line, the funnel table, sends sparkline."""
+        """Summary line, the funnel table, entries and sends sparklines."""
         yield Static(id="funnel-summary", classes="detail")
         table: DataTable[str | Text] = DataTable(id="funnel-table", cursor_type="row")
         table.add_column("Step", key="step")
@@ -139,6 +144,8 @@ class FunnelScreen(ViewScreen):
             table.add_column(label, key=label.lower())
         table.add_column("Sent of entered", key="bar")
         yield table
+        yield Static("Entries per simulated hour (last 48 h)", classes="caption")
+        yield Sparkline([], id="funnel-entries-spark")
         yield Static("Sends per simulated hour (last 48 h)", classes="caption")
         yield Sparkline([], id="funnel-spark")
         yield Static("Esc: back to all journeys", classes="hint")
@@ -177,6 +184,7 @@ class FunnelScreen(ViewScreen):
         ]
         fill_table(self.query_one("#funnel-table", DataTable), rows)
         self.query_one("#funnel-spark", Sparkline).data = list(journey.sends_series)
+        self.query_one("#funnel-entries-spark", Sparkline).data = list(journey.entries_series)
 
     def action_back(self) -> None:
         """Esc: clear the filter, else back to the journeys list."""
