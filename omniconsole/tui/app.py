@@ -150,6 +150,8 @@ class ConsoleApp(App[None]):
         """Keep the newest snapshot and show it on the visible view."""
         self.latest = message.snapshot
         self.snapshots_seen += 1
+        if self._stopping or not self.screen_stack:
+            return  # a snapshot that arrived while the app shuts down
         if isinstance(self.screen, ViewScreen):
             self.screen.show(message.snapshot)
 
@@ -157,6 +159,8 @@ class ConsoleApp(App[None]):
         """Say how the demo ended."""
         self._demo_done = True
         self._demo_error = message.error
+        if self._stopping or not self.screen_stack:
+            return
         if message.error:
             self.notify(message.error, title="Demo replay failed", severity="error", timeout=30)
         else:
