@@ -50,8 +50,8 @@ from omniconsole.domain.templates import TemplateSet
 WRITER_BACKLOG = 32
 
 
-class RuntimeError_(RuntimeError):
-    """An actor of the runtime failed; the message says which."""
+class ActorFailure(RuntimeError):
+    """An actor of the runtime stopped unexpectedly; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class EngineRuntime:
             if pending:
                 dead = [ref for ref in self.all_refs() if not ref.is_alive()]
                 if dead:
-                    raise RuntimeError_(
+                    raise ActorFailure(
                         "actor stopped unexpectedly: " + ", ".join(str(r) for r in dead)
                     )
 

@@ -366,8 +366,3 @@ class LiveEngine:
         for row_id, _channel, outcome, reason in self._queries.ledger_since(self._ledger_id):
             self._ledger_id = row_id
             self.metrics.decision(reason or outcome)
-
-
-def wait_committed(engine: LiveEngine, timeout: float = 10.0) -> None:
-    """Block until one empty tick has committed (for tests and shutdown)."""
-    engine.submit([]).result(timeout=timeout)

@@ -7,7 +7,7 @@ allowed values. The files are TOML so operators can comment them.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,16 +66,12 @@ class Policy:
     suppressions: tuple[SuppressionRule, ...]
     max_deferral: timedelta
 
-    @property
-    def longest_window(self) -> timedelta:
-        """How far back cap usage matters (computed once: it is on the hot path)."""
-        cached = _LONGEST.get(id(self))
-        if cached is None or cached[0] is not self:
-            cached = _LONGEST[id(self)] = (
-                self,
-                max((c.window for c in self.caps), default=timedelta(0)),
-            )
-        return cached[1]
+    #: how far back cap usage matters; derived from `caps` when the policy is built
+    longest_window: timedelta = field(init=False)
+
+    def __post_init__(self) -> None:
+        longest = max((c.window for c in self.caps), default=timedelta(0))
+        object.__setattr__(self, "longest_window", longest)
 
     def to_json(self) -> dict[str, Any]:
         """A readable summary for the store and the console."""
@@ -107,8 +103,6 @@ class Policy:
             "max_deferral": format_duration(self.max_deferral),
         }
 
-
-_LONGEST: dict[int, tuple[Policy, timedelta]] = {}
 
 ENTRY_RULES = ("once", "every", "one_live")
 

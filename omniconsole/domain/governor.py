@@ -63,11 +63,6 @@ class Decision:
     until: datetime | None = None
     handoff: Handoff | None = None
 
-    @property
-    def capped(self) -> bool:
-        """Set by the caller: whether this send counts against the caps."""
-        return False
-
 
 @dataclass(slots=True)
 class CapUsage:
