@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static
 
@@ -108,3 +110,49 @@ class PromptLine(Input):
         if self.kind == "filter":
             self.post_message(self.FilterChanged(""))
         self.post_message(self.Dismissed(self.kind))
+
+
+class KeyHints(Static):
+    """The current screen's keys on one line: what Textual's Footer shows, as one widget.
+
+    Textual's Footer builds a widget per key and re-styles every one of them on each
+    view switch; with a dozen keys that was about half of what a key press cost.
+    This renders the same bindings as one line of text, again only when they change.
+    """
+
+    DEFAULT_CSS = """
+    KeyHints {
+        dock: bottom;
+        height: 1;
+        background: $footer-background;
+        color: $footer-foreground;
+    }
+    """
+
+    def on_mount(self) -> None:
+        """Follow the screen's bindings (runs on the app's loop)."""
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self.render_keys()
+
+    def on_unmount(self) -> None:
+        """Stop following them."""
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
+        if self.is_attached and screen is self.screen:
+            self.render_keys()
+
+    def render_keys(self) -> None:
+        """Rebuild the line from the screen's active bindings."""
+        text = Text(no_wrap=True, overflow="ellipsis")
+        shown: set[str] = set()
+        for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if not binding.show or binding.action in shown:
+                continue
+            shown.add(binding.action)
+            text.append(f" {self.app.get_key_display(binding)} ", style="bold reverse")
+            text.append(f" {binding.description} ", style="" if enabled else "dim")
+        if self.app.ENABLE_COMMAND_PALETTE:
+            text.append(" ^p ", style="bold reverse")
+            text.append(" palette ")
+        self.update(text)

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from omniconsole.tui.snapshot import Snapshot
-from omniconsole.tui.widgets import PromptLine, StatusLine
+from omniconsole.tui.widgets import KeyHints, PromptLine, StatusLine
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,7 +97,7 @@ class ViewScreen(Screen[None]):
         with Vertical(id="body"):
             yield from self.compose_body()
         yield PromptLine(id="prompt")
-        yield Footer(compact=True)
+        yield KeyHints(id="keys")
 
     def compose_body(self) -> ComposeResult:
         """The view's own widgets."""
