@@ -142,17 +142,59 @@ class KeyHints(Static):
         if self.is_attached and screen is self.screen:
             self.render_keys()
 
+    def on_resize(self) -> None:
+        """The line adapts to the width (runs on the app's loop)."""
+        self.render_keys()
+
     def render_keys(self) -> None:
-        """Rebuild the line from the screen's active bindings."""
-        text = Text(no_wrap=True, overflow="ellipsis")
+        """Rebuild the line from the screen's active bindings, as wide as fits."""
+        keys: list[tuple[str, str, bool]] = []
         shown: set[str] = set()
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
             if not binding.show or binding.action in shown:
                 continue
             shown.add(binding.action)
-            text.append(f" {self.app.get_key_display(binding)} ", style="bold reverse")
-            text.append(f" {binding.description} ", style="" if enabled else "dim")
+            keys.append((self.app.get_key_display(binding), binding.description, enabled))
         if self.app.ENABLE_COMMAND_PALETTE:
-            text.append(" ^p ", style="bold reverse")
-            text.append(" palette ")
+            keys.append(("^p", "palette", True))
+        width = self.size.width or 80
+        for layout in (_spacious, _compact, _keys_only):
+            text = layout(keys)
+            if text.cell_len <= width:
+                break
         self.update(text)
+
+
+def _spacious(keys: list[tuple[str, str, bool]]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for key, description, enabled in keys:
+        text.append(f" {key} ", style="bold reverse")
+        text.append(f" {description} ", style="" if enabled else "dim")
+    return text
+
+
+def _compact(keys: list[tuple[str, str, bool]]) -> Text:
+    """Tighter, with the view keys 1-5 folded into one hint."""
+    digits = [k for k in keys if k[0].isdigit()]
+    folded: list[tuple[str, str, bool]] = []
+    for entry in keys:
+        if entry in digits:
+            if entry is digits[0] and len(digits) > 1:
+                folded.append((f"{digits[0][0]}-{digits[-1][0]}", "Views", True))
+            elif len(digits) == 1:
+                folded.append(entry)
+            continue
+        folded.append(entry)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for key, description, enabled in folded:
+        text.append(key, style="bold reverse")
+        text.append(f" {description} ", style="" if enabled else "dim")
+    return text
+
+
+def _keys_only(keys: list[tuple[str, str, bool]]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for key, _description, _enabled in keys:
+        text.append(key, style="bold reverse")
+        text.append(" ")
+    return text
