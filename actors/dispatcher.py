@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 import pykka
 
-from actors.messages import Dispatch, DispatchBatch, Rows, Sync
+from actors.governor import Release, ledger_row
+from actors.messages import Dispatch, DispatchBatch, Rows, Sync, UseGovernor
 from adapters.ports import ChannelAdapter
-from adapters.store_sqlite import micros
+from adapters.store_sqlite import ledger_store_row, micros
 from omniconsole.domain.channels import Category, Channel
-from omniconsole.domain.ledger import encode_line, ledger_line
+from omniconsole.domain.ledger import ledger_line
 from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet
 
@@ -68,29 +69,11 @@ class DeliveryFailure:
 
 def sent_row(entry: dict[str, Any], outcome: str, reason: str | None) -> tuple[Any, ...]:
     """The store's ledger row for an outbox entry's final line."""
-    line = dict(entry["line"])
-    line["outcome"] = outcome
-    line["reason"] = reason
+    line = {**entry["line"], "outcome": outcome, "reason": reason}
     if outcome != "sent":
         line["handoff_from"] = None
-    handoff = line["handoff_from"]
-    return (
-        line["at"],
-        entry["ts"],
-        line["customer"],
-        entry["seq"],
-        line["message_id"],
-        line["journey"],
-        line["step"],
-        line["channel"],
-        line["category"],
-        outcome,
-        reason,
-        None if handoff is None else orjson.dumps(handoff).decode(),
-        None,
-        entry["explanation"] if outcome == "sent" else f"{reason}: {entry['detail']}",
-        encode_line(line),
-    )
+    explanation = entry["explanation"] if outcome == "sent" else f"{reason}: {entry['detail']}"
+    return ledger_store_row(line, entry["ts"], entry["seq"], explanation)
 
 
 class ChannelDispatcherActor(pykka.ThreadingActor):
@@ -105,7 +88,6 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         templates: TemplateSet | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         report_failure: Callable[[DeliveryFailure], None] | None = None,
-        governor: pykka.ActorRef[Any] | None = None,
         on_result: Callable[[str, str, float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -115,12 +97,11 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         self.templates = templates
         self.loop = loop
         self.report_failure = report_failure
-        self.governor = governor
+        self.governor: pykka.ActorRef[Any] | None = None  # set by UseGovernor
         self.on_result = on_result
         self.live = loop is not None
         self.awaiting_commit: list[dict[str, Any]] = []
         self.in_flight = 0
-        self.sent = 0
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the dispatcher thread."""
@@ -144,16 +125,14 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             return None
         if isinstance(message, Sync):
             return self.in_flight
-        if isinstance(message, pykka.ActorRef):
-            self.governor = message
+        if isinstance(message, UseGovernor):
+            self.governor = message.governor
             return None
         raise TypeError(f"ChannelDispatcherActor: unexpected message {message!r}")
 
     # ---- dry run ----
 
     def _dry_run(self, items: Sequence[Dispatch]) -> None:
-        from actors.governor import ledger_row
-
         ledger: list[tuple[Any, ...]] = []
         caps: list[tuple[Any, ...]] = []
         inbox: list[tuple[Any, ...]] = []
@@ -170,7 +149,6 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
                     (req.message_id, req.customer, at, req.journey, req.step,
                      f"{req.journey}: {req.step}", decision.explanation)
                 )  # fmt: skip
-        self.sent += len(ledger)
         self.writer.tell(Rows("ledger", ledger))
         if caps:
             self.writer.tell(Rows("cap_usage", caps))
@@ -226,6 +204,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         }
 
     def _send(self, entry: dict[str, Any]) -> None:
+        self.in_flight += 1  # until `_delivered` records the result
         if self.channel is Channel.IN_APP or self.adapter is None:
             ok = self.channel is Channel.IN_APP
             result = DeliveryResult(
@@ -253,7 +232,6 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             handoff=None if handoff is None else Handoff(**handoff),
         )
         started = time.monotonic()
-        self.in_flight += 1
         future: Future[DeliveryResult] = asyncio.run_coroutine_threadsafe(
             self.adapter.send(message), self.loop
         )
@@ -272,7 +250,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
     def _delivered(self, message: Delivered) -> None:
         entry, result = message.entry, message.result
         line = entry["line"]
-        self.in_flight = max(0, self.in_flight - 1) if self.adapter is not None else self.in_flight
+        self.in_flight -= 1
         rows: list[tuple[Any, ...]] = []
         if result.ok:
             rows.append(sent_row(entry, "sent", None))
@@ -288,15 +266,12 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
                                     line["journey"], line["step"], entry["subject"],
                                     entry["text"])])
                 )  # fmt: skip
-            self.sent += 1
         else:
             code = result.error_code or "error"
             entry = {**entry, "detail": result.detail or code}
             rows.append(sent_row(entry, "failed", f"adapter:{code}"))
             status = "failed"
             if entry["capped"] and self.governor is not None:
-                from actors.governor import Release
-
                 self.governor.tell(Release(line["customer"], line["message_id"], line["at"]))
             if self.report_failure is not None:
                 self.report_failure(

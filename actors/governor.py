@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import pykka
 
 from actors.messages import DecideBatch, Decided, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
-from adapters.store_sqlite import micros
+from adapters.store_sqlite import ledger_store_row, micros
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
 from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped
-from omniconsole.domain.ledger import encode_line, ledger_line
+from omniconsole.domain.ledger import ledger_line
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 
 
@@ -37,27 +36,14 @@ class Release:
 def ledger_row(
     req: SendRequest, decision: Decision, outcome: str, reason: str | None, explanation: str
 ) -> tuple[Any, ...]:
-    """The store row for one ledger line."""
-    line = ledger_line(req, decision, outcome, reason)
-    handoff = line["handoff_from"]
-    return (
-        line["at"],
+    """The store row for one decision's ledger line."""
+    until = decision.until if outcome == "deferred" else None
+    return ledger_store_row(
+        ledger_line(req, decision, outcome, reason),
         micros(req.now),
-        req.customer,
         req.seq,
-        req.message_id,
-        req.journey,
-        req.step,
-        line["channel"],
-        line["category"],
-        outcome,
-        reason,
-        None if handoff is None else orjson.dumps(handoff).decode(),
-        None
-        if decision.until is None or outcome != "deferred"
-        else format_timestamp(decision.until),
         explanation,
-        encode_line(line),
+        None if until is None else format_timestamp(until),
     )
 
 
@@ -75,7 +61,6 @@ class FatigueGovernorActor(pykka.ThreadingActor):
         self.dispatchers = dispatchers
         self.writer = writer
         self.usage: dict[str, CapUsage] = {}
-        self.decisions = 0
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the governor thread."""
@@ -126,7 +111,6 @@ class FatigueGovernorActor(pykka.ThreadingActor):
                         req, decision, decision.outcome, decision.reason, decision.explanation
                     )
                 )
-        self.decisions += len(decisions)
         if rows:
             self.writer.tell(Rows("ledger", rows))
         for channel, items in sends.items():

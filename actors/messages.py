@@ -113,5 +113,12 @@ class LoadUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class UseGovernor:
+    """Tell a dispatcher which governor releases the caps of its failed sends."""
+
+    governor: pykka.ActorRef[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class NextDue:
     """Answer the earliest timer due on this shard, or None (ask)."""

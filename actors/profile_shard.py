@@ -80,7 +80,6 @@ class ProfileShardActor(pykka.ThreadingActor):
         self.queue: deque[ApplyBatch] = deque()
         self.running: _Running | None = None
         self.tokens = 0
-        self.activations = 0
 
     def on_stop(self) -> None:
         """Runs on the shard thread."""
@@ -217,7 +216,6 @@ class ProfileShardActor(pykka.ThreadingActor):
             self.passivated.discard(customer)
         profile = Profile.from_json(raw) if raw is not None else Profile(customer)
         self.active[customer] = profile
-        self.activations += 1
         return profile
 
     def _passivate(self, max_active: int) -> None:

@@ -37,6 +37,7 @@ from actors.messages import (
     Rows,
     StoreCall,
     Sync,
+    UseGovernor,
 )
 from actors.profile_shard import ProfileShardActor
 from actors.store_writer import StoreWriterActor
@@ -97,7 +98,7 @@ class EngineRuntime:
                 )
         self.governor = FatigueGovernorActor.start(config.policy, self.dispatchers, self.writer)
         for dispatcher in self.dispatchers.values():
-            dispatcher.tell(self.governor)  # failed capped sends are released there
+            dispatcher.tell(UseGovernor(self.governor))  # failed capped sends are released there
         available = None
         if live is not None:
             available = frozenset(live.adapters) | frozenset({Channel.IN_APP})

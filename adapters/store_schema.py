@@ -123,8 +123,8 @@ CREATE TABLE IF NOT EXISTS inbox (
 );
 CREATE INDEX IF NOT EXISTS inbox_customer ON inbox(customer, at);
 
--- live sends in flight (outbox): written with the decision, cleared by the result,
--- so a restart neither loses nor repeats a send
+-- live sends (outbox): committed with the decision as 'pending' before the provider is
+-- called, then marked 'sent' or 'failed'; a restart re-sends what is still pending
 CREATE TABLE IF NOT EXISTS outbox (
     message_id  TEXT PRIMARY KEY,
     customer    TEXT NOT NULL,

@@ -18,6 +18,7 @@ import aiosqlite
 import orjson
 
 from adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.domain.ledger import encode_line
 
 Row = tuple[Any, ...]
 
@@ -57,7 +58,7 @@ def _bulk_insert(table: str) -> str:
 
 
 INSERT = {table: _bulk_insert(table) for table in _TABLES}
-# Tables written in this order inside a checkpoint (clears before inserts).
+# Tables written in this order inside a checkpoint.
 TABLE_ORDER = tuple(INSERT)
 BATCH_ROWS = 5000
 
@@ -243,6 +244,34 @@ class ProfileReader:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def ledger_store_row(
+    line: dict[str, Any],
+    ts: int,
+    seq: int,
+    explanation: str,
+    deferred_until: str | None = None,
+) -> Row:
+    """The `ledger` row (columns in `_TABLES` order) for one ledger line."""
+    handoff = line["handoff_from"]
+    return (
+        line["at"],
+        ts,
+        line["customer"],
+        seq,
+        line["message_id"],
+        line["journey"],
+        line["step"],
+        line["channel"],
+        line["category"],
+        line["outcome"],
+        line["reason"],
+        None if handoff is None else orjson.dumps(handoff).decode(),
+        deferred_until,
+        explanation,
+        encode_line(line),
+    )
 
 
 def micros(at: datetime) -> int:

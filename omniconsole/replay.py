@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the clock before the first event
 
 
 class ReplayError(Exception):
@@ -109,7 +110,7 @@ class _Driver:
             self.checkpoint(line, "running")
 
     def checkpoint(self, line: int, status: str) -> None:
-        now = self.clock or datetime.fromtimestamp(0).astimezone()
+        now = self.clock or EPOCH
         self.runtime.checkpoint(self.meta(line, status), now, max_active=self.options.max_active)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
@@ -193,7 +194,7 @@ def _run(
         runtime.preload(heads, usage)
     runtime.checkpoint(
         {**_static_meta(options, config), **driver.meta(start_line, "running")},
-        driver.clock or datetime(1970, 1, 1).astimezone(),
+        driver.clock or EPOCH,
         max_active=options.max_active,
     )
     until = options.until
@@ -234,7 +235,7 @@ def _run(
                     break
             counts.read += 1
             counts.applied += 1
-            late = effective is not parsed.at
+            late = clock is not None and parsed.at < clock
             if late:
                 counts.late += 1
             driver.clock = effective
