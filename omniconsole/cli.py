@@ -158,7 +158,11 @@ def _generate(args: argparse.Namespace) -> int:
     import orjson
 
     out = sys.stdout.buffer
-    for event in generate_events(args.customers, args.days, args.seed, args.start):
+    events = generate_events(
+        args.customers, args.days, args.seed, args.start,
+        events_per_customer=args.events_per_customer,
+    )  # fmt: skip
+    for event in events:
         out.write(orjson.dumps(event) + b"\n")
     return 0
 

@@ -109,3 +109,14 @@ def test_inbox_lists_in_app_messages(tmp_path: Path) -> None:
 def test_store_commands_without_a_value_show_usage(command: list[str]) -> None:
     done = omniconsole(*command)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_generate_to_stdout_honours_events_per_customer(tmp_path: Path) -> None:
+    def lines(per_customer: str) -> int:
+        done = omniconsole("generate", "--customers", "50", "--days", "7", "--seed", "3",
+                           "--events-per-customer", per_customer)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return len(done.stdout.splitlines())
+
+    few, many = lines("4"), lines("20")
+    assert many > 3 * few
