@@ -46,6 +46,7 @@ from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.templates import TemplateSet
+from omniconsole.domain.timeutil import parse_timestamp
 
 #: messages waiting for the store writer before the driver waits for it to catch up
 WRITER_BACKLOG = 32
@@ -200,6 +201,18 @@ class EngineRuntime:
     def store(self, fn: Callable[[Any], Any]) -> Any:
         """Run `fn(store)` on the writer (ordered after every row sent before)."""
         return self.writer.ask(StoreCall(fn))
+
+    def restore(self, usage_since: datetime | None) -> None:
+        """After a restart: reload pending timers and the cap usage counted since `usage_since`."""
+        heads = [(c, parse_timestamp(d)) for c, d in self.store(lambda s: s.timer_heads())]
+        usage: list[tuple[str, datetime, str]] = []
+        if usage_since is not None:
+            since = usage_since
+            usage = [
+                (c, parse_timestamp(a), ch)
+                for c, a, ch in self.store(lambda s: s.cap_usage_since(since))
+            ]
+        self.preload(heads, usage)
 
     def preload(
         self, heads: Sequence[tuple[str, datetime]], usage: Sequence[tuple[str, datetime, str]]

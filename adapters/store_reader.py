@@ -4,7 +4,7 @@ The engine is the one writer; readers open the SQLite file read-only (`mode=ro`)
 thanks to WAL, never block it. Every method returns plain frozen dataclasses and
 limits what it returns, so a poll stays cheap on a store of a million events: counts
 that would need a full scan of the ledger are kept incrementally by tailing
-`ledger.id` (the ledger is append-only).
+`ledger.id` (the ledger is append-only; in a partitioned store, each part's).
 
 A `StoreReader` is used by one thread at a time (the console's poll worker); it opens
 its connection lazily and reopens it when the file appears, disappears or is
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+from adapters.store_parts import PartsError, attach_parts
 from omniconsole.domain.profile import Profile, consent_report
 
 __all__ = [
@@ -517,7 +518,7 @@ def consents_for(state: Mapping[str, Any]) -> tuple[ConsentRow, ...]:
 class _Aggregates:
     """Counts kept by tailing the ledger; reset when the store is recreated."""
 
-    last_id: int = 0
+    last_ids: dict[str, int] = field(default_factory=dict)  # tailed up to, per source
     by_channel: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_step: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -540,6 +541,8 @@ class StoreReader:
         self._identity: tuple[int, int] | None = None
         self._agg = _Aggregates()
         self._lock = threading.Lock()
+        #: the databases whose ledgers are tailed: "main", or each part of a partitioned store
+        self._sources: tuple[str, ...] = ("main",)
 
     # ---------------------------------------------------------------- connection
 
@@ -553,9 +556,16 @@ class StoreReader:
     def _connect(self) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 200")
+            # A partitioned replay's store: its parts are attached and seen as one store.
+            parts = attach_parts(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._sources = tuple(f"p{k}" for k in range(parts)) or ("main",)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA query_only = ON")
-        conn.execute("PRAGMA busy_timeout = 200")
         return conn
 
     def _file_identity(self) -> tuple[int, int] | None:
@@ -607,8 +617,14 @@ class StoreReader:
                         where, "creating", f"Waiting for store: {where} is being created…"
                     )
                 meta = self._meta(conn)
-                ledger_rows = conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger").fetchone()[0]
+                ledger_rows = sum(
+                    conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {src}.ledger").fetchone()[0]
+                    for src in self._sources
+                )
                 customers = conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0]
+        except PartsError as exc:
+            self.close()
+            return StoreStatus(where, "creating", f"Waiting for store: {exc}")
         except sqlite3.DatabaseError as exc:
             self.close()
             text = str(exc)
@@ -678,31 +694,29 @@ class StoreReader:
         "reason, handoff_from, deferred_until, explanation"
     )
 
-    def recent_ledger(self, after_id: int = 0, limit: int = 200) -> tuple[LedgerRow, ...]:
-        """Ledger rows with `id > after_id`, oldest first, at most `limit`."""
-        with self.snapshot() as conn:
-            rows = conn.execute(
-                f"SELECT {self._LEDGER_COLS} FROM ledger WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            ).fetchall()
-        return tuple(self._ledger_row(r) for r in rows)
-
     def _refresh_aggregates(self, conn: sqlite3.Connection, batch: int = 50_000) -> _Aggregates:
+        """Fold the ledger rows added since the last poll into the counts (per source)."""
         agg = self._agg
-        top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM ledger").fetchone()[0]
-        if top < agg.last_id:  # the store was recreated in place
-            agg = self._agg = _Aggregates()
-        while agg.last_id < top:
-            rows = conn.execute(
-                "SELECT id, at, customer, journey, step, channel, outcome, reason, handoff_from "
-                "FROM ledger WHERE id > ? ORDER BY id LIMIT ?",
-                (agg.last_id, batch),
-            ).fetchall()
-            if not rows:
-                break
-            for r in rows:
-                self._add(agg, r)
-            agg.last_id = rows[-1]["id"]
+        tops = {
+            src: conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {src}.ledger").fetchone()[0]
+            for src in self._sources
+        }
+        if any(top < agg.last_ids.get(src, 0) for src, top in tops.items()):
+            agg = self._agg = _Aggregates()  # the store was recreated in place
+        for src, top in tops.items():
+            last = agg.last_ids.get(src, 0)
+            while last < top:
+                rows = conn.execute(
+                    "SELECT id, at, customer, journey, step, channel, outcome, reason,"
+                    f" handoff_from FROM {src}.ledger WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+                if not rows:
+                    break
+                for r in rows:
+                    self._add(agg, r)
+                last = rows[-1]["id"]
+            agg.last_ids[src] = last
         return agg
 
     @staticmethod

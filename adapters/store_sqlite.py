@@ -18,7 +18,9 @@ import aiosqlite
 import orjson
 
 from adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.domain.events import Event
 from omniconsole.domain.ledger import encode_line
+from omniconsole.domain.timeutil import format_timestamp
 
 Row = tuple[Any, ...]
 
@@ -174,61 +176,6 @@ class SqliteStore:
         ) as cur:
             return [(r[0], r[1]) async for r in cur]
 
-    async def export_ledger(self, out: Path) -> int:
-        """Write the ledger in its total order (time, customer, sequence); return line count."""
-        count = 0
-        with out.open("wb") as handle:
-            async with self.db.execute("SELECT line FROM ledger ORDER BY ts, customer, seq") as cur:
-                while rows := list(await cur.fetchmany(10000)):
-                    handle.write(b"".join(row[0].encode() + b"\n" for row in rows))
-                    count += len(rows)
-        return count
-
-    async def export_rejects(self, out: Path) -> int:
-        count = 0
-        with out.open("wb") as handle:
-            async with self.db.execute(
-                "SELECT line, reason, raw FROM rejects ORDER BY line"
-            ) as cur:
-                async for line, reason, raw in cur:
-                    handle.write(orjson.dumps({"line": line, "reason": reason, "raw": raw}) + b"\n")
-                    count += 1
-        return count
-
-    async def ledger_summary(self) -> dict[str, Any]:
-        """Counts for the report: by channel and outcome, suppressions by reason, handoffs."""
-        channels: dict[str | None, dict[str, int]] = {}
-        async with self.db.execute(
-            "SELECT channel, outcome, count(*) FROM ledger GROUP BY channel, outcome"
-        ) as cur:
-            async for channel, outcome, n in cur:
-                channels.setdefault(channel, {})[outcome] = n
-        reasons: dict[str, int] = {}
-        async with self.db.execute(
-            "SELECT reason, count(*) FROM ledger WHERE outcome = 'suppressed' GROUP BY reason"
-            " ORDER BY reason"
-        ) as cur:
-            async for reason, n in cur:
-                reasons[reason] = n
-        async with self.db.execute(
-            "SELECT count(*) FROM ledger WHERE outcome = 'sent' AND handoff_from IS NOT NULL"
-        ) as cur:
-            row = await cur.fetchone()
-        handoffs = int(row[0]) if row else 0
-        journeys: dict[str, tuple[int, int]] = {}
-        async with self.db.execute(
-            "SELECT journey, count(*), sum(status = 'converted') FROM journey_instances"
-            " GROUP BY journey"
-        ) as cur:
-            async for journey, entered, converted in cur:
-                journeys[journey] = (int(entered), int(converted or 0))
-        return {
-            "channels": channels,
-            "reasons": reasons,
-            "handoffs": handoffs,
-            "journeys": journeys,
-        }
-
 
 class ProfileReader:
     """Read-only access for activating passivated profiles (sync, WAL reader)."""
@@ -244,6 +191,22 @@ class ProfileReader:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def event_store_row(line: int, event: Event, applied_at: datetime, late: bool, raw: bytes) -> Row:
+    """The `events` row (columns in `_TABLES` order) for one applied log line."""
+    stamp = format_timestamp(event.at)
+    return (
+        line,
+        event.customer,
+        stamp,
+        format_timestamp(applied_at) if late else stamp,
+        event.kind,
+        event.name,
+        event.message_id,
+        int(late),
+        raw.decode("utf-8", "replace").rstrip("\r\n"),
+    )
 
 
 def ledger_store_row(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import multiprocessing
 import pstats
 import resource
 import sys
@@ -29,25 +30,37 @@ from omniconsole.domain.timeutil import parse_timestamp
 __all__ = ["ThreadSampler", "generate", "main", "parse_args", "run"]
 
 
-def _proc_threads() -> int:
-    """The kernel's count of this process's threads (/proc/self/status), or 0 off Linux."""
+def _status(pid: int | str, key: str) -> int:
+    """One number from /proc/<pid>/status (`Threads`, or `VmRSS` in kB), 0 off Linux."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("Threads:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
-    except OSError:
+    except (OSError, ValueError):
         pass
     return 0
 
 
+def _proc_threads() -> int:
+    """The kernel's count of this process's threads (/proc/self/status), or 0 off Linux."""
+    return _status("self", "Threads")
+
+
 class ThreadSampler:
-    """Samples the thread counts every `interval` seconds on a background thread."""
+    """Samples thread counts and memory every `interval` seconds on a background thread.
+
+    A partitioned replay runs engine processes beside this one, so besides this
+    process's own threads it sums threads and resident memory over the whole tree.
+    """
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak_python = threading.active_count()
         self.peak_os = _proc_threads()
+        self.peak_all_threads = self.peak_os
+        self.peak_all_rss_kb = _status("self", "VmRSS")
+        self.peak_processes = 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="thread-sampler", daemon=True)
 
@@ -58,7 +71,14 @@ class ThreadSampler:
     def sample(self) -> None:
         """Take one reading (runs on the sampler thread, and once more on stop)."""
         self.peak_python = max(self.peak_python, threading.active_count())
-        self.peak_os = max(self.peak_os, _proc_threads())
+        own = _proc_threads()
+        self.peak_os = max(self.peak_os, own)
+        children = [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+        threads = own + sum(_status(pid, "Threads") for pid in children)
+        rss = _status("self", "VmRSS") + sum(_status(pid, "VmRSS") for pid in children)
+        self.peak_all_threads = max(self.peak_all_threads, threads)
+        self.peak_all_rss_kb = max(self.peak_all_rss_kb, rss)
+        self.peak_processes = max(self.peak_processes, 1 + len(children))
 
     def __enter__(self) -> ThreadSampler:
         self._thread.start()
@@ -109,6 +129,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="run the replay under cProfile; print the top 25"
     )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="engine processes (default: one per CPU, as `omniconsole replay`)",
+    )
     return parser.parse_args(argv)
 
 
@@ -135,10 +161,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Generate (unless --log), replay, print the figures; return them."""
     # Imported here so --help and --generate-only work without the engine, and a
     # missing engine fails before a million events are written.
+    from omniconsole.cli import default_partitions
     from omniconsole.replay import ReplayOptions, run_replay
 
     log = generate(args, workdir)
+    partitions = args.partitions or default_partitions()
     options = ReplayOptions(
+        partitions=partitions,
         log=log,
         db=workdir / "replay.db",
         ledger=workdir / "ledger.jsonl",
@@ -162,16 +191,26 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "sends": sent,
         "sends_per_s": sent / seconds if seconds else 0.0,
         "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_all_mb": threads.peak_all_rss_kb / 1024,
         "peak_threads": threads.peak_python,
         "peak_os_threads": threads.peak_os,
+        "peak_all_threads": threads.peak_all_threads,
+        "partitions": partitions,
         "ledger_lines": _count_lines(options.ledger),
     }
     print(f"events         {events:,}")
     print(f"wall seconds   {seconds:.2f}")
     print(f"events/s       {figures['events_per_s']:,.0f}")
     print(f"sends/s        {figures['sends_per_s']:,.0f}  ({sent:,} sent)")
-    print(f"peak RSS       {figures['peak_rss_mb']:,.1f} MB")
-    print(f"peak threads   {threads.peak_python} (threading), {threads.peak_os} (/proc)")
+    print(f"partitions     {partitions} ({threads.peak_processes} processes in all)")
+    print(
+        f"peak RSS       {figures['peak_rss_all_mb']:,.1f} MB all processes (sampled sum);"
+        f" {figures['peak_rss_mb']:,.1f} MB this process (incl. generation)"
+    )
+    print(
+        f"peak threads   {threads.peak_all_threads} all processes;"
+        f" here {threads.peak_python} (threading), {threads.peak_os} (/proc)"
+    )
     print(f"ledger lines   {figures['ledger_lines']:,}")
     if profiler is not None:
         out = io.StringIO()

@@ -27,6 +27,26 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _partitions(text: str) -> int:
+    from adapters.store_parts import MAX_PARTS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_PARTS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARTS}, got {value}")
+    return value
+
+
+def default_partitions() -> int:
+    """One engine partition per CPU this process may use, at most MAX_PARTS."""
+    from adapters.store_parts import MAX_PARTS
+    from omniconsole.partitions import usable_cpus
+
+    return min(usable_cpus(), MAX_PARTS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omniconsole",
@@ -61,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=50_000,
         metavar="N",
         help="profiles kept in memory; the rest are passivated to the store (default 50000)",
+    )
+    replay.add_argument(
+        "--partitions",
+        type=_partitions,
+        default=None,
+        metavar="N",
+        help="engine processes, each for a share of the customers (default: one per CPU,"
+        " at most 8; 1 runs the engine in this process)",
     )
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
@@ -127,6 +155,7 @@ def _replay(args: argparse.Namespace) -> int:
         resume=args.resume,
         checkpoint_events=max(1, args.checkpoint_every),
         max_active=max(1, args.max_active),
+        partitions=args.partitions or default_partitions(),
     )
     if args.tui:
         from omniconsole.tui import run_replay_console
@@ -168,11 +197,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    import sqlite3
+    from adapters.store_parts import PartsError, open_combined
 
     if not args.db.is_file():
         raise UsageError(f"store not found: {args.db}")
-    conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
+    try:
+        conn = open_combined(args.db)  # a partitioned store reads as one
+    except PartsError as exc:
+        raise UsageError(str(exc)) from None
     try:
         rows = conn.execute(
             "SELECT at, journey, step, subject, body, read FROM inbox WHERE customer = ?"

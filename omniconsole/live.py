@@ -105,13 +105,7 @@ class LiveEngine:
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
         self._counts.update(orjson.loads(meta.get("counters", "{}")))
-        heads = [(c, parse_timestamp(d)) for c, d in runtime.store(lambda s: s.timer_heads())]
-        since = self.clock.now() - self.config.policy.longest_window
-        usage = [
-            (c, parse_timestamp(a), ch)
-            for c, a, ch in runtime.store(lambda s: s.cap_usage_since(since))
-        ]
-        runtime.preload(heads, usage)
+        runtime.restore(self.clock.now() - self.config.policy.longest_window)
         now = self._now()
         runtime.checkpoint(self._meta(now, static=True), now, max_active=self.max_active)
         self._queries = StoreQueries(self.db)

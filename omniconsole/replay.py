@@ -10,9 +10,12 @@ continues from the last one and writes the same ledger as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +23,28 @@ from typing import Any
 
 import orjson
 
+from actors.messages import Checkpoint, Rows, StoreCall
 from actors.runtime import EngineRuntime
+from actors.store_writer import StoreWriterActor
+from adapters.store_export import export_ledger, export_rejects, ledger_summary, message_ids
+from adapters.store_parts import (
+    MAX_PARTS,
+    PARTS_KEY,
+    open_combined,
+    part_paths,
+    parts_meta,
+    read_part_names,
+    remove_parts,
+)
+from adapters.store_sqlite import event_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
-from omniconsole.domain.events import Rejected, parse_line
+from omniconsole.domain.events import Event, Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+from omniconsole.partition_worker import Record, to_micros
+from omniconsole.partitions import Partitions, partition_of
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the clock before the first event
@@ -55,6 +73,7 @@ class ReplayOptions:
     batch_span: timedelta | None = None
     shards: int = 2
     max_active: int = 50_000
+    partitions: int = 1  # engine processes; 1 runs the engine in this process
 
 
 @dataclass(slots=True)
@@ -68,17 +87,105 @@ class EventCounts:
     late: int = 0
 
 
+class _InProcess:
+    """The whole engine in this process: one partition, its actors beside the driver."""
+
+    def __init__(self, runtime: EngineRuntime) -> None:
+        self.runtime = runtime
+        self.batch: list[TimedEvent] = []
+        self.event_rows: list[tuple[Any, ...]] = []
+        self.reject_rows: list[tuple[Any, ...]] = []
+
+    def add(self, line: int, event: Event, at: datetime, late: bool, raw: bytes) -> None:
+        self.event_rows.append(event_store_row(line, event, at, late, raw))
+        self.batch.append(TimedEvent(at, event))
+
+    def apply(self, horizon: datetime | None) -> None:
+        runtime = self.runtime
+        runtime.write("events", self.event_rows)
+        runtime.write("rejects", self.reject_rows)
+        runtime.apply(self.batch, horizon)
+        self.batch, self.event_rows, self.reject_rows = [], [], []
+
+    def restore(self, usage_since: datetime | None) -> None:
+        self.runtime.restore(usage_since)
+
+    def drain(self) -> None:
+        self.runtime.drain()
+
+    def next_due(self) -> datetime | None:
+        return self.runtime.next_due()
+
+    def checkpoint(self, meta: dict[str, str], now: datetime, max_active: int) -> None:
+        self.runtime.checkpoint(meta, now, max_active=max_active)
+
+    def store(self, fn: Callable[[Any], Any]) -> Any:
+        return self.runtime.store(fn)
+
+    def stop(self) -> None:
+        self.runtime.stop()
+
+
+class _Partitioned:
+    """The engine as partition processes; this process keeps the run's own store."""
+
+    def __init__(self, writer: Any, partitions: Partitions) -> None:
+        self.writer = writer  # the main store's writer: meta and rejects
+        self.partitions = partitions
+        self.skip = partitions.checkpoint_lines
+        self.records: list[list[Record]] = [[] for _ in range(partitions.count)]
+        self.reject_rows: list[tuple[Any, ...]] = []
+
+    def add(self, line: int, event: Event, at: datetime, late: bool, raw: bytes) -> None:
+        index = partition_of(event.customer, self.partitions.count)
+        if line > self.skip[index]:  # else that partition committed it before a crash
+            self.records[index].append((line, raw, to_micros(at) if late else None))
+
+    def apply(self, horizon: datetime | None) -> None:
+        if self.reject_rows:
+            self.writer.tell(Rows("rejects", self.reject_rows))
+        self.partitions.apply(self.records, horizon)
+        self.records = [[] for _ in self.records]
+        self.reject_rows = []
+
+    def restore(self, usage_since: datetime | None) -> None:
+        """Each partition restored its own timers and cap usage when it started."""
+
+    def drain(self) -> None:
+        self.partitions.drain()
+
+    def next_due(self) -> datetime | None:
+        return self.partitions.next_due()
+
+    def checkpoint(self, meta: dict[str, str], now: datetime, max_active: int) -> None:
+        # Parts first, then the main store: on resume, a part may be one checkpoint
+        # ahead of the main store (it skips the lines it has), never behind it.
+        self.partitions.checkpoint(meta, now, max_active=max_active)
+        self.writer.ask(Checkpoint(meta))
+
+    def store(self, fn: Callable[[Any], Any]) -> Any:
+        return self.writer.ask(StoreCall(fn))
+
+    def stop(self) -> None:
+        try:
+            self.partitions.stop()
+        finally:
+            self.writer.stop()
+
+
+_Engine = _InProcess | _Partitioned
+
+
 @dataclass(slots=True)
 class _Driver:
     options: ReplayOptions
     config: EngineConfig
-    runtime: EngineRuntime
+    engine: _Engine
     pacer: Pacer | None
     counts: EventCounts = field(default_factory=EventCounts)
     clock: datetime | None = None
-    batch: list[TimedEvent] = field(default_factory=list)
-    event_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    reject_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    batch_size: int = 0
+    batch_start: datetime | None = None  # clock time of the batch's first event
     since_checkpoint: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     stopped: bool = False
@@ -92,16 +199,14 @@ class _Driver:
         }
 
     def flush(self, horizon: datetime | None, line: int) -> None:
-        """Hand the current batch to the runtime; checkpoint when one is due."""
-        if self.pacer is not None and self.batch and not self.pacer.wait_for(self.batch[0].at):
+        """Hand the current batch to the engine; checkpoint when one is due."""
+        start = self.batch_start
+        if self.pacer is not None and start is not None and not self.pacer.wait_for(start):
             self.stopped = True
             return
-        runtime = self.runtime
-        runtime.write("events", self.event_rows)
-        runtime.write("rejects", self.reject_rows)
-        self.since_checkpoint += len(self.batch)
-        runtime.apply(self.batch, horizon)
-        self.batch, self.event_rows, self.reject_rows = [], [], []
+        self.since_checkpoint += self.batch_size
+        self.engine.apply(horizon)
+        self.batch_size, self.batch_start = 0, None
         options = self.options
         if (
             self.since_checkpoint >= options.checkpoint_events
@@ -111,7 +216,7 @@ class _Driver:
 
     def checkpoint(self, line: int, status: str) -> None:
         now = self.clock or EPOCH
-        self.runtime.checkpoint(self.meta(line, status), now, max_active=self.options.max_active)
+        self.engine.checkpoint(self.meta(line, status), now, max_active=self.options.max_active)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
 
@@ -129,23 +234,54 @@ def _check_outputs(options: ReplayOptions) -> None:
             raise ReplayError(f"cannot write {path}: permission denied")
 
 
+def _stored_partitions(db: Path) -> int:
+    """How many partitions the store at `db` was written with (1: a single file)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 1
+    try:
+        return max(1, len(read_part_names(conn)))
+    finally:
+        conn.close()
+
+
 def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, Any]:
     """Replay `options.log`; write ledger, report and rejects; return the report."""
     config = load_config(options.config_dir or shipped_config_dir())
     _check_outputs(options)
+    if not 1 <= options.partitions <= MAX_PARTS:
+        raise ReplayError(f"partitions must be between 1 and {MAX_PARTS}, got {options.partitions}")
     resume = options.resume and options.db.exists()
+    count = _stored_partitions(options.db) if resume else options.partitions
+    if not resume:
+        remove_parts(options.db)  # a previous run's parts must not be read as this run's
     switch = sys.getswitchinterval()
     if pacer is None:
         # Headless, the engine's threads all want the GIL; handing it over less often
         # costs less (measured ~6%). Under a console, the default keeps keys snappy.
         sys.setswitchinterval(0.02)
-    runtime = EngineRuntime(
-        config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
-    )
+    engine: _Engine
+    static = _static_meta(options, config)
+    if count == 1:
+        engine = _InProcess(
+            EngineRuntime(
+                config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
+            )
+        )
+    else:
+        writer = StoreWriterActor.start(options.db, fresh=not resume)
+        try:
+            partitions = Partitions(config.directory, part_paths(options.db, count), resume=resume)
+        except BaseException:
+            writer.stop()
+            raise
+        engine = _Partitioned(writer, partitions)
+        static[PARTS_KEY] = parts_meta(part_paths(options.db, count))
     try:
-        return _run(options, config, runtime, pacer, resume)
+        return _run(options, config, engine, pacer, resume, static)
     finally:
-        runtime.stop()
+        engine.stop()
         sys.setswitchinterval(switch)
 
 
@@ -168,32 +304,27 @@ def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]
 def _run(
     options: ReplayOptions,
     config: EngineConfig,
-    runtime: EngineRuntime,
+    engine: _Engine,
     pacer: Pacer | None,
     resume: bool,
+    static: dict[str, str],
 ) -> dict[str, Any]:
-    driver = _Driver(options, config, runtime, pacer)
+    driver = _Driver(options, config, engine, pacer)
     seen: set[str] = set()
     start_line = 0
     if resume:
-        meta: dict[str, str] = runtime.store(lambda s: s.meta())
+        meta: dict[str, str] = engine.store(lambda s: s.meta())
         if meta.get("status") == "done":
             return _finish(driver, done_already=True)
         start_line = int(meta.get("checkpoint_line", "0"))
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
         driver.clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
-        seen = runtime.store(lambda s: s.message_ids())
-        heads = [(c, parse_timestamp(d)) for c, d in runtime.store(lambda s: s.timer_heads())]
-        usage: list[tuple[str, datetime, str]] = []
-        if driver.clock is not None:
-            since = driver.clock - config.policy.longest_window
-            usage = [
-                (c, parse_timestamp(a), ch)
-                for c, a, ch in runtime.store(lambda s: s.cap_usage_since(since))
-            ]
-        runtime.preload(heads, usage)
-    runtime.checkpoint(
-        {**_static_meta(options, config), **driver.meta(start_line, "running")},
+        with contextlib.closing(open_combined(options.db)) as conn:
+            seen = message_ids(conn, up_to_line=start_line)
+        clock = driver.clock
+        engine.restore(None if clock is None else clock - config.policy.longest_window)
+    engine.checkpoint(
+        {**static, **driver.meta(start_line, "running")},
         driver.clock or EPOCH,
         max_active=options.max_active,
     )
@@ -203,6 +334,7 @@ def _run(
     if pacer is not None and span is None:
         span = timedelta(minutes=10)  # small steps of simulated time, so pacing is smooth
     counts = driver.counts
+    add = engine.add
     line_no = 0
     with options.log.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
@@ -214,7 +346,7 @@ def _run(
             if isinstance(parsed, Rejected):
                 counts.read += 1
                 counts.rejected += 1
-                driver.reject_rows.append((line_no, parsed.reason, parsed.raw))
+                engine.reject_rows.append((line_no, parsed.reason, parsed.raw))
                 continue
             if until is not None and parsed.at > until:
                 line_no -= 1
@@ -226,9 +358,10 @@ def _run(
                 continue
             clock = driver.clock
             effective = parsed.at if clock is None or parsed.at >= clock else clock
-            batch = driver.batch
-            if batch and (
-                len(batch) >= batch_events or (span is not None and effective - batch[0].at >= span)
+            start = driver.batch_start
+            if start is not None and (
+                driver.batch_size >= batch_events
+                or (span is not None and effective - start >= span)
             ):
                 driver.flush(effective, line_no - 1)
                 if driver.stopped:
@@ -241,21 +374,10 @@ def _run(
             driver.clock = effective
             if message_id is not None:
                 seen.add(message_id)
-            stamp = format_timestamp(parsed.at)
-            driver.event_rows.append(
-                (
-                    line_no,
-                    parsed.customer,
-                    stamp,
-                    format_timestamp(effective) if late else stamp,
-                    parsed.kind,
-                    parsed.name,
-                    message_id,
-                    int(late),
-                    raw.decode("utf-8", "replace").rstrip("\r\n"),
-                )
-            )
-            driver.batch.append(TimedEvent(effective, parsed))
+            add(line_no, parsed, effective, late, raw)
+            driver.batch_size += 1
+            if driver.batch_start is None:
+                driver.batch_start = effective
     if driver.stopped:
         return _finish(driver, stopped=True)
     last_line = line_no
@@ -265,19 +387,19 @@ def _run(
     step = span or (timedelta(hours=1) if pacer is not None else timedelta(hours=6))
     edge = (driver.clock + timedelta(microseconds=1)) if driver.clock else final
     driver.flush(edge, last_line)
-    runtime.drain()  # timers the last batch sets must be on the shards' heaps first
-    due = runtime.next_due()
+    engine.drain()  # timers the last batch sets must be on the shards' heaps first
+    due = engine.next_due()
     while due is not None and not driver.stopped and (until is None or due <= until):
         target = due + step if final is None else min(due + step, final)
         if pacer is not None and not pacer.wait_for(due):
             driver.stopped = True
             break
-        runtime.apply([], target)
-        runtime.drain()
+        engine.apply(target)
+        engine.drain()
         driver.clock = max(driver.clock or target, min(target, due + step))
         if time.monotonic() - driver.last_checkpoint >= options.checkpoint_seconds:
             driver.checkpoint(last_line, "running")
-        due = runtime.next_due()
+        due = engine.next_due()
     if driver.stopped:
         return _finish(driver, stopped=True)
     driver.checkpoint(last_line, "done")
@@ -287,19 +409,20 @@ def _run(
 def _finish(
     driver: _Driver, *, done_already: bool = False, stopped: bool = False
 ) -> dict[str, Any]:
-    runtime, options = driver.runtime, driver.options
+    engine, options = driver.engine, driver.options
     if done_already:
-        meta: dict[str, str] = runtime.store(lambda s: s.meta())
+        meta: dict[str, str] = engine.store(lambda s: s.meta())
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
     elif stopped:
         driver.checkpoint(0, "stopped")
-    report = build_report(driver.config, driver.counts, runtime.store(lambda s: s.ledger_summary()))
-    if stopped:
-        return report
-    runtime.store(lambda s: s.export_ledger(options.ledger))
-    if options.rejects is not None:
-        rejects = options.rejects
-        runtime.store(lambda s: s.export_rejects(rejects))
+    # Everything is committed: read it back through one connection over every part.
+    with contextlib.closing(open_combined(options.db)) as conn:
+        report = build_report(driver.config, driver.counts, ledger_summary(conn))
+        if stopped:
+            return report
+        export_ledger(conn, options.ledger)
+        if options.rejects is not None:
+            export_rejects(conn, options.rejects)
     options.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     return report
 

@@ -69,11 +69,14 @@ def kill_after_checkpoints(cmd: list[str], db: Path, past_line: int) -> None:
     assert proc.returncode == -signal.SIGKILL, "the replay finished before it could be killed"
 
 
+@pytest.mark.parametrize("partitions", ["1", "2"])
 @pytest.mark.parametrize("past_line", [1, 6000])
 def test_killed_replay_resumes_to_the_same_ledger(
-    log: Path, uninterrupted: bytes, tmp_path: Path, past_line: int
+    log: Path, uninterrupted: bytes, tmp_path: Path, past_line: int, partitions: str
 ) -> None:
-    cmd = replay_cmd(log, tmp_path, "--checkpoint-every", "1000")
+    # Partitioned, the coordinator is killed; its partitions see the pipe close and stop
+    # without committing, and the resumed run's partitions skip what they had committed.
+    cmd = replay_cmd(log, tmp_path, "--checkpoint-every", "1000", "--partitions", partitions)
     kill_after_checkpoints(cmd, tmp_path / "store.db", past_line)
     committed = checkpoint_line(tmp_path / "store.db")
     assert committed > past_line

