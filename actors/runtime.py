@@ -79,10 +79,11 @@ class EngineRuntime:
         shards: int = 2,
         store_backed: bool = False,
         live: LiveWiring | None = None,
+        gil_free_inserts: bool = True,
     ) -> None:
         self.config = config
         self.live = live
-        self.writer = StoreWriterActor.start(db, fresh=fresh)
+        self.writer = StoreWriterActor.start(db, fresh=fresh, gil_free_inserts=gil_free_inserts)
         self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
         for ch in Channel:
             if live is None:

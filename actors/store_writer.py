@@ -18,9 +18,9 @@ class StoreWriterActor(pykka.ThreadingActor):
     All hooks run on this actor's own thread, which drives an asyncio loop for aiosqlite.
     """
 
-    def __init__(self, path: Path, *, fresh: bool) -> None:
+    def __init__(self, path: Path, *, fresh: bool, gil_free_inserts: bool = True) -> None:
         super().__init__()
-        self.store = SqliteStore(path)
+        self.store = SqliteStore(path, gil_free_inserts=gil_free_inserts)
         self.fresh = fresh
         self.loop = asyncio.new_event_loop()
 
