@@ -137,6 +137,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         caps: list[tuple[Any, ...]] = []
         inbox: list[tuple[Any, ...]] = []
         channel = str(self.channel)
+        in_app = self.channel is Channel.IN_APP
         for item in items:
             req, decision = item.request, item.decision
             row = ledger_row(req, decision, "sent", None, decision.explanation)
@@ -144,7 +145,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             at = row[0]
             if item.capped:
                 caps.append((req.message_id, req.customer, at, channel))
-            if self.channel is Channel.IN_APP:
+            if in_app:
                 inbox.append(
                     (req.message_id, req.customer, at, req.journey, req.step,
                      f"{req.journey}: {req.step}", decision.explanation)

@@ -123,7 +123,11 @@ class ProfileShardActor(pykka.ThreadingActor):
     def _start(self, message: ApplyBatch) -> None:
         groups: dict[str, list[TimedEvent]] = {}
         for timed in message.events:
-            groups.setdefault(timed.event.customer, []).append(timed)
+            group = groups.get(timed.event.customer)
+            if group is None:
+                groups[timed.event.customer] = [timed]
+            else:
+                group.append(timed)
         horizon = message.horizon
         heap = self.timer_heap
         due: list[str] = []

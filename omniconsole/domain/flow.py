@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from omniconsole.domain.channels import Channel
@@ -41,32 +41,6 @@ EXPIRED = "expired"
 
 
 @dataclass(slots=True)
-class InstanceRow:
-    """A journey instance as the store shows it."""
-
-    customer: str
-    journey: str
-    instance: int
-    entered_at: str
-    status: str
-    ended_at: str | None
-    next_step: str | None
-    next_due: str | None
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.customer,
-            self.journey,
-            self.instance,
-            self.entered_at,
-            self.status,
-            self.ended_at,
-            self.next_step,
-            self.next_due,
-        )
-
-
-@dataclass(slots=True)
 class Effects:
     """What a flow changed besides the profile itself: journey instance rows."""
 
@@ -78,14 +52,18 @@ class Effects:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The changed instances as `journey_instances` rows; forgets them."""
-        rows = [instance_row(*change).as_tuple() for change in self.instances.values()]
+        rows = [instance_row(*change) for change in self.instances.values()]
         self.instances.clear()
         return rows
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TimedEvent:
-    """An event with the clock time it is applied at (later than its own time if late)."""
+    """An event with the clock time it is applied at (later than its own time if late).
+
+    Treat it as immutable; not `frozen` because that makes building one per log line
+    several times slower (and, holding an `Event`, it was never hashable).
+    """
 
     at: datetime
     event: Event
@@ -115,6 +93,23 @@ class CustomerFlow:
         self.on_event_steps = {
             j.name: tuple(s for s in j.steps if s.on_event is not None) for j in config.journeys
         }
+        # Split once here rather than on every entry: steps timed from entry (a timer
+        # each) and steps due at entry itself.
+        self.timed_steps: dict[str, tuple[tuple[timedelta, str], ...]] = {
+            j.name: tuple(
+                (s.after, s.name)
+                for s in j.steps
+                if s.after is not None and s.after.total_seconds() > 0
+            )
+            for j in config.journeys
+        }
+        self.entry_steps = {
+            j.name: tuple(
+                s for s in j.steps if s.after is not None and s.after.total_seconds() == 0
+            )
+            for j in config.journeys
+        }
+        self.step_names = {j.name: frozenset(s.name for s in j.steps) for j in config.journeys}
 
     # ---- driving ----
 
@@ -218,18 +213,12 @@ class CustomerFlow:
         profile.instance_counter[journey.name] = number
         inst = Instance(journey.name, number, now, properties=dict(props))
         profile.instances.append(inst)
-        for step in journey.steps:
-            if step.after is not None and step.after.total_seconds() > 0:
-                profile.add_timer(
-                    Timer(
-                        now + step.after,
-                        profile.next_timer_seq(),
-                        "step",
-                        journey.name,
-                        number,
-                        step.name,
-                    )
+        for after, step_name in self.timed_steps[journey.name]:
+            profile.add_timer(
+                Timer(
+                    now + after, profile.next_timer_seq(), "step", journey.name, number, step_name
                 )
+            )
         if journey.lifetime is not None:
             profile.add_timer(
                 Timer(
@@ -242,11 +231,10 @@ class CustomerFlow:
                 )
             )
         self._row(profile, inst, ACTIVE, None, effects)
-        for step in journey.steps:
-            if step.after is not None and step.after.total_seconds() == 0:
-                if profile.live_instance(journey.name, number) is None:
-                    break
-                yield from self.step_due(profile, journey, inst, step, now, now, effects)
+        for step in self.entry_steps[journey.name]:
+            if profile.live_instance(journey.name, number) is None:
+                break
+            yield from self.step_due(profile, journey, inst, step, now, now, effects)
 
     # ---- timers ----
 
@@ -276,7 +264,7 @@ class CustomerFlow:
             )
         else:
             still = inst is not None and self._within_lifetime(journey, inst, now)
-        if still and inst is not None and any(n in inst.seen for n in step.unless_since_entry):
+        if still and inst is not None and _seen_any(inst, step):
             still = False
         channels = tuple(Channel(c) for c in timer.channels)
         first_due = timer.first_due or now
@@ -309,7 +297,7 @@ class CustomerFlow:
         effects: Effects,
     ) -> Flow:
         """A step came due: send (through the governor) unless its condition no longer holds."""
-        if any(name in inst.seen for name in step.unless_since_entry):
+        if _seen_any(inst, step):
             self._finish_step(profile, journey, inst, step, now, effects)
             return
         message_id = f"{profile.customer}:{journey.name}:{inst.number}:{step.name}"
@@ -361,7 +349,7 @@ class CustomerFlow:
             inst is None or not self._within_lifetime(journey, inst, now)
         ):
             return
-        if inst is not None and any(n in inst.seen for n in step.unless_since_entry):
+        if inst is not None and _seen_any(inst, step):
             return
         names = [str(c) for c in step.channels]
         if found.channel not in names:
@@ -483,7 +471,7 @@ class CustomerFlow:
             return
         # A journey with a lifetime lives it out (a goal may still come); others end
         # once every step has had its final decision.
-        if journey.lifetime is None and all(s.name in inst.finished_steps for s in journey.steps):
+        if journey.lifetime is None and inst.finished_steps >= self.step_names[journey.name]:
             self._end(profile, inst, COMPLETED, now, effects)
         else:
             self._row(profile, inst, ACTIVE, None, effects)
@@ -510,10 +498,19 @@ class CustomerFlow:
         )
 
 
+def _seen_any(inst: Instance, step: StepDef) -> bool:
+    """Whether the instance has seen one of the events that cancel `step`."""
+    return bool(step.unless_since_entry) and not inst.seen.isdisjoint(step.unless_since_entry)
+
+
 def instance_row(
     profile: Profile, inst: Instance, status: str, ended: datetime | None
-) -> InstanceRow:
-    """An instance as the store shows it, with its next pending step."""
+) -> tuple[Any, ...]:
+    """An instance as the store shows it, with its next pending step.
+
+    The `journey_instances` columns, in order: customer, journey, instance, entered_at,
+    status, ended_at, next_step, next_due.
+    """
     next_step: str | None = None
     next_due: str | None = None
     if status == ACTIVE:
@@ -525,7 +522,7 @@ def instance_row(
             ):
                 next_step, next_due = timer.step, format_timestamp(timer.due)
                 break
-    return InstanceRow(
+    return (
         profile.customer,
         inst.journey,
         inst.number,

@@ -21,7 +21,7 @@ DEFERRED = "deferred"
 SUPPRESSED = "suppressed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendRequest:
     """A profile asks the governor whether, where and when a step's message may go out.
 
@@ -29,6 +29,10 @@ class SendRequest:
     (`usable` is consent and reachability, decided by the profile); cap usage is the
     governor's own. `exited` marks a deferred send whose journey condition no longer
     holds: the governor only records its final line.
+
+    Treat it as immutable once sent. It is not `frozen`: a frozen dataclass sets each of
+    these 19 fields through `object.__setattr__`, ~5x slower to build, and one is built
+    per decision; it was never hashable anyway (`event_times` is a dict).
     """
 
     customer: str
@@ -52,9 +56,13 @@ class SendRequest:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """The governor's answer. `outcome` SEND means: dispatch on `channel` now."""
+    """The governor's answer. `outcome` SEND means: dispatch on `channel` now.
+
+    Treat it as immutable; not `frozen` only because that makes building one (once per
+    decision) several times slower. Nothing hashes decisions.
+    """
 
     outcome: str
     channel: Channel | None
@@ -124,22 +132,37 @@ def _quiet(policy: Policy, tz: str, now: datetime) -> tuple[bool, datetime, str]
     """Whether `now` is in quiet hours for zone `tz`; when it ends; local time text."""
     qh = policy.quiet_hours
     local = now.astimezone(zone(tz))
-    clock = local.time().replace(tzinfo=None)
+    clock = local.time()  # naive: `time()` drops the zone
+    text = _HH_MM[local.hour * 60 + local.minute]
     if qh is None:
-        return False, now, local.strftime("%H:%M")
+        return False, now, text
     start, end = qh.start, qh.end
     quiet = (start <= clock or clock < end) if start > end else (start <= clock < end)
     if not quiet:
-        return False, now, local.strftime("%H:%M")
+        return False, now, text
     day = local.date()
     if start > end and clock >= start:
         day = day + timedelta(days=1)
     resume = datetime.combine(day, end, tzinfo=zone(tz))
-    return True, resume.astimezone(now.tzinfo), local.strftime("%H:%M")
+    return True, resume.astimezone(now.tzinfo), text
+
+
+# "HH:MM" for each minute of the day: `strftime` costs ~2 µs and runs once per decision.
+_HH_MM = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
 
 
 def _hhmm(value: time) -> str:
-    return value.strftime("%H:%M")
+    return _HH_MM[value.hour * 60 + value.minute]
+
+
+def _own_cap_full(
+    policy: Policy, channel: Channel, usage: CapUsage, now: datetime
+) -> CapRule | None:
+    """The first cap scoped to `channel` alone that is full at `now`, if any."""
+    for rule in policy.caps:
+        if rule.scope == channel and _full(rule, usage, now) is not None:
+            return rule
+    return None
 
 
 def choose_channel(
@@ -159,14 +182,7 @@ def choose_channel(
         if channel not in usable:
             continue
         if check_caps and channel not in policy.uncapped_channels:
-            full = next(
-                (
-                    r
-                    for r in policy.caps
-                    if r.scope == channel and _full(r, usage, req.now) is not None
-                ),
-                None,
-            )
+            full = _own_cap_full(policy, channel, usage, req.now)
             if full is not None:
                 blocked_by_cap = blocked_by_cap or full.reason
                 continue

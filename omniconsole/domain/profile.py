@@ -29,6 +29,17 @@ OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
 SOFT_OPT_OUTS = frozenset({Channel.EMAIL, Channel.PUSH})
 RECENT_SENT_KEPT = 8  # only recent sends can still get a `Message Failed`
 
+# Enum members read from module constants: `Channel.EMAIL` is a class attribute lookup
+# through the enum metaclass (~80 ns), and `usable` runs per channel of every send.
+_EMAIL, _SMS, _WHATSAPP, _RCS, _PUSH = (
+    Channel.EMAIL,
+    Channel.SMS,
+    Channel.WHATSAPP,
+    Channel.RCS,
+    Channel.PUSH,
+)
+_TRANSACTIONAL = Category.TRANSACTIONAL
+
 _ZONES: dict[str, ZoneInfo] = {}
 
 
@@ -119,35 +130,33 @@ class Profile:
     def usable(self, channel: Channel, category: Category) -> bool:
         """Whether `channel` may carry a message of `category` to this customer."""
         out = self.opted_out
-        transactional = category is Category.TRANSACTIONAL
-        if channel is Channel.EMAIL:
-            return self.has("email") and ("email" not in out or transactional)
-        if channel is Channel.SMS:
+        if channel is _EMAIL:
+            return self.has("email") and ("email" not in out or category is _TRANSACTIONAL)
+        if channel is _SMS:
             return self.has("phone") and "sms" not in out
-        if channel is Channel.WHATSAPP:
+        if channel is _WHATSAPP:
             return (
                 self.has("phone")
                 and self.traits.get("whatsapp_opt_in") is True
                 and "whatsapp" not in out
             )
-        if channel is Channel.RCS:
+        if channel is _RCS:
             return (
                 self.has("phone")
                 and self.traits.get("rcs_capable") is True
                 and "sms" not in out
                 and "rcs" not in out
             )
-        if channel is Channel.PUSH:
-            return self.has("push_token") and ("push" not in out or transactional)
+        if channel is _PUSH:
+            return self.has("push_token") and ("push" not in out or category is _TRANSACTIONAL)
         return True  # in_app
 
     def usable_channels(
         self, channels: tuple[Channel, ...], category: Category
     ) -> frozenset[Channel]:
         """The subset of `channels` usable for `category`."""
-        if len(channels) == 1:
-            return frozenset(channels) if self.usable(channels[0], category) else frozenset()
-        return frozenset([c for c in channels if self.usable(c, category)])
+        usable = self.usable
+        return frozenset([c for c in channels if usable(c, category)])
 
     @property
     def timezone(self) -> str:

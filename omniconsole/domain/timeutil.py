@@ -26,12 +26,27 @@ def parse_timestamp(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+# Pieces of the ISO 8601 text, built once: joining them is ~3x faster than
+# `isoformat()` (~1 µs on an aware datetime), and this runs several times per event.
+_HOURS_MINUTES = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECONDS = tuple(f"{s:02d}" for s in range(60))
+_DAYS: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DDT"
+_DAYS_KEPT = 4096  # a log spans few days; the bound only guards odd inputs
+
+
 def format_timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with a `Z`; microseconds only when there are some."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # isoformat is C code and ~5x faster than strftime on this hot path
-    return value.isoformat()[:-6] + "Z"
+    ordinal = value.toordinal()
+    day = _DAYS.get(ordinal)
+    if day is None:
+        if len(_DAYS) >= _DAYS_KEPT:
+            _DAYS.clear()
+        day = _DAYS[ordinal] = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+    clock = _HOURS_MINUTES[value.hour * 60 + value.minute] + _SECONDS[value.second]
+    micro = value.microsecond
+    return f"{day}{clock}.{micro:06d}Z" if micro else f"{day}{clock}Z"
 
 
 def parse_duration(text: str) -> timedelta:
