@@ -254,10 +254,11 @@ def ledger_store_row(
 
 def micros(at: datetime) -> int:
     """Microseconds since the epoch: the ledger's exact sort key."""
-    return (at - _EPOCH) // timedelta(microseconds=1)
+    return (at - _EPOCH) // _MICROSECOND
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class StoreQueries:

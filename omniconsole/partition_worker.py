@@ -22,6 +22,7 @@ answers ("ready", checkpoint_line): a resumed partition skips lines it has commi
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import queue
 import sys
@@ -43,6 +44,11 @@ from omniconsole.domain.timeutil import parse_timestamp
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: requests a partition takes off the pipe before its engine has handled them
 READ_AHEAD = 4
+#: The engine holds a large, long-lived heap (profiles, timers, cap usage) and makes
+#: little cyclic garbage; with the default thresholds (700, 10, 10) the collector's
+#: repeated full passes over that heap were ~35% of replay CPU. Measured on a 200k-event
+#: replay: 69 -> 47 us of CPU per event, same ledger.
+ENGINE_GC_THRESHOLDS = (50_000, 20, 20)
 #: one line of the log for a partition: (line number, raw bytes, applied-at if late)
 Record = tuple[int, bytes, int | None]
 
@@ -160,6 +166,7 @@ def run_partition(conn: Connection, spec: PartitionSpec) -> None:
         with contextlib.suppress(OSError):  # a restricted machine: run unpinned
             os.sched_setaffinity(0, {spec.cpu})
     sys.setswitchinterval(spec.switch_interval)
+    gc.set_threshold(*ENGINE_GC_THRESHOLDS)
     partition: Partition | None = None
     try:
         partition = Partition(spec, load_config(spec.config_dir))

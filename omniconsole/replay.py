@@ -11,6 +11,7 @@ continues from the last one and writes the same ledger as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sqlite3
 import sys
@@ -43,7 +44,7 @@ from omniconsole.domain.config import EngineConfig, load_config, shipped_config_
 from omniconsole.domain.events import Event, Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
-from omniconsole.partition_worker import Record, to_micros
+from omniconsole.partition_worker import ENGINE_GC_THRESHOLDS, Record, to_micros
 from omniconsole.partitions import Partitions, partition_of
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
@@ -256,33 +257,42 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
     count = _stored_partitions(options.db) if resume else options.partitions
     if not resume:
         remove_parts(options.db)  # a previous run's parts must not be read as this run's
-    switch = sys.getswitchinterval()
+    switch, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    gc.set_threshold(*ENGINE_GC_THRESHOLDS)
     if pacer is None:
         # Headless, the engine's threads all want the GIL; handing it over less often
         # costs less (measured ~6%). Under a console, the default keeps keys snappy.
         sys.setswitchinterval(0.02)
-    engine: _Engine
+    try:
+        engine, static = _start_engine(options, config, count, resume)
+        try:
+            return _run(options, config, engine, pacer, resume, static)
+        finally:
+            engine.stop()
+    finally:
+        sys.setswitchinterval(switch)
+        gc.set_threshold(*thresholds)
+
+
+def _start_engine(
+    options: ReplayOptions, config: EngineConfig, count: int, resume: bool
+) -> tuple[_Engine, dict[str, str]]:
+    """The engine for `count` partitions, and the run's static meta facts."""
     static = _static_meta(options, config)
     if count == 1:
-        engine = _InProcess(
-            EngineRuntime(
-                config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
-            )
+        runtime = EngineRuntime(
+            config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
         )
-    else:
-        writer = StoreWriterActor.start(options.db, fresh=not resume)
-        try:
-            partitions = Partitions(config.directory, part_paths(options.db, count), resume=resume)
-        except BaseException:
-            writer.stop()
-            raise
-        engine = _Partitioned(writer, partitions)
-        static[PARTS_KEY] = parts_meta(part_paths(options.db, count))
+        return _InProcess(runtime), static
+    writer = StoreWriterActor.start(options.db, fresh=not resume)
+    parts = part_paths(options.db, count)
     try:
-        return _run(options, config, engine, pacer, resume, static)
-    finally:
-        engine.stop()
-        sys.setswitchinterval(switch)
+        partitions = Partitions(config.directory, parts, resume=resume)
+    except BaseException:
+        writer.stop()
+        raise
+    static[PARTS_KEY] = parts_meta(parts)
+    return _Partitioned(writer, partitions), static
 
 
 def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]:
