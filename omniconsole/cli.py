@@ -226,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status. Errors are one line on stderr, no traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from actors.runtime import ActorFailure
     from adapters.store_sqlite import StoreError
+    from omniconsole.partitions import PartitionFailure
     from omniconsole.replay import ReplayError
 
     try:
@@ -256,6 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ReplayError, StoreError, UsageError) as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
+    except (ActorFailure, PartitionFailure) as exc:
+        print(
+            f"omniconsole: engine failed: {exc} (the store keeps its last checkpoint:"
+            " run the same command with --resume)",
+            file=sys.stderr,
+        )
+        return 1
     except BrokenPipeError:
         # the reader went away (`... --table | head`): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)

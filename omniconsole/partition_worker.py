@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -165,6 +166,9 @@ def run_partition(conn: Connection, spec: PartitionSpec) -> None:
     if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):  # a restricted machine: run unpinned
             os.sched_setaffinity(0, {spec.cpu})
+    # Ctrl-C reaches the whole process group; the coordinator alone decides, and stops
+    # its partitions (each rolls back what it had not committed).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setswitchinterval(spec.switch_interval)
     gc.set_threshold(*ENGINE_GC_THRESHOLDS)
     partition: Partition | None = None

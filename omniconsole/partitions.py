@@ -65,8 +65,12 @@ class Partitions:
             theirs.close()
             self.conns.append(ours)
             self.procs.append(proc)
-        #: the last log line each partition had committed (resume skips up to it)
-        self.checkpoint_lines = [int(self._receive(k, "ready")) for k in range(self.count)]
+        try:
+            #: the last log line each partition had committed (resume skips up to it)
+            self.checkpoint_lines = [int(self._receive(k, "ready")) for k in range(self.count)]
+        except BaseException:
+            self.stop()  # the ones that did start must not outlive a failed start
+            raise
 
     # ---- messages ----
 

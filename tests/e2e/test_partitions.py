@@ -6,9 +6,13 @@ partitions; the console and `inbox` read a partitioned store as one store.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +23,7 @@ import pytest
 
 from adapters.store_reader import CustomerContext, StoreReader
 from omniconsole.domain.generator import write_log
+from omniconsole.partitions import PartitionFailure
 from omniconsole.replay import ReplayError, ReplayOptions, _Partitioned, run_replay
 
 REPO = Path(__file__).resolve().parents[2]
@@ -191,3 +196,51 @@ def test_a_crash_between_the_parts_commit_and_the_main_commit_resumes_exactly(
     replay(tricky_log, tmp_path / "crash", 2, resume=True, **small)
     whole = (tmp_path / "whole" / "ledger.jsonl").read_bytes()
     assert (tmp_path / "crash" / "ledger.jsonl").read_bytes() == whole
+
+
+def committed_line(db: Path) -> int:
+    """The main store's last committed log line (0 before the first checkpoint)."""
+    if not db.exists():
+        return 0
+    reader = StoreReader(db)
+    try:
+        return reader.status().checkpoint_line or 0
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("when", ["starting", "running"])
+def test_a_partition_that_dies_stops_the_replay_with_a_clear_error(
+    tricky_log: Path, tmp_path: Path, when: str
+) -> None:
+    """A partition killed as it starts or mid-run: the replay fails naming it, stops the
+    other partition, and --resume finishes to the same ledger as an uninterrupted run."""
+    replay(tricky_log, tmp_path / "whole", 1)
+    small = {"checkpoint_events": 500, "batch_events": 500}
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            replay(tricky_log, tmp_path / "killed", 2, **small)
+        except BaseException as exc:
+            failure.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    victim = None
+    while runner.is_alive() and victim is None:
+        runner.join(timeout=0.01)  # a thread of ours, not an actor: poll for its children
+        children = [p for p in multiprocessing.active_children() if "partition-1" in p.name]
+        if when == "running" and committed_line(tmp_path / "killed" / "store.db") < 1000:
+            continue
+        victim = children[0] if children else None
+    assert victim is not None and victim.pid is not None, "no partition process appeared"
+    os.kill(victim.pid, signal.SIGKILL)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    assert failure and isinstance(failure[0], PartitionFailure), failure
+    assert "partition 1 stopped unexpectedly" in str(failure[0])
+    assert not multiprocessing.active_children()  # the other partition was stopped too
+    replay(tricky_log, tmp_path / "killed", 2, resume=True, **small)
+    whole = (tmp_path / "whole" / "ledger.jsonl").read_bytes()
+    assert (tmp_path / "killed" / "ledger.jsonl").read_bytes() == whole
