@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from adapters.store_parts import PartsError, attach_parts
+from adapters.store_parts import PartsError, attach_parts, read_part_names
 from omniconsole.domain.profile import Profile, consent_report
 
 __all__ = [
@@ -589,6 +589,13 @@ class StoreReader:
                 self._conn = self._connect()
             conn = self._conn
             conn.execute("BEGIN")
+            if self._sources == ("main",) and read_part_names(conn):
+                # opened before the engine's first checkpoint named its parts: attach them
+                conn.execute("COMMIT")
+                conn.close()
+                self._conn = conn = self._connect()
+                self._agg = _Aggregates()
+                conn.execute("BEGIN")
             try:
                 yield conn
             finally:

@@ -63,6 +63,7 @@ class PartitionSpec:
     store: Path
     resume: bool
     cpu: int | None = None  # pin the process to this CPU (its threads then share one core)
+    quiet: bool = False  # stderr is a console's screen: write nothing there
     switch_interval: float = 0.02
 
 
@@ -166,6 +167,10 @@ def run_partition(conn: Connection, spec: PartitionSpec) -> None:
     if spec.cpu is not None and hasattr(os, "sched_setaffinity"):
         with contextlib.suppress(OSError):  # a restricted machine: run unpinned
             os.sched_setaffinity(0, {spec.cpu})
+    if spec.quiet:  # failures still reach the coordinator, through the pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     # Ctrl-C reaches the whole process group; the coordinator alone decides, and stops
     # its partitions (each rolls back what it had not committed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

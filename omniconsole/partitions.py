@@ -5,8 +5,10 @@ See `omniconsole.partition_worker` for what a partition is and the protocol.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -47,13 +49,23 @@ class Partitions:
         self, config_dir: Path, stores: Sequence[Path], *, resume: bool, pin: bool = True
     ) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
+        # Under the console, sys.stderr is Textual's capture (no usable fd): start the
+        # processes against the real one, and have them keep quiet on it (it is the UI).
+        captured = sys.stderr is not sys.__stderr__
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         pin = pin and len(cpus) >= len(stores)
         self.count = len(stores)
         self.conns: list[Connection] = []
         self.procs: list[BaseProcess] = []
         for index, store in enumerate(stores):
-            spec = PartitionSpec(index, config_dir, store, resume, cpu=cpus[index] if pin else None)
+            spec = PartitionSpec(
+                index,
+                config_dir,
+                store,
+                resume,
+                cpu=cpus[index] if pin else None,
+                quiet=captured,
+            )
             ours, theirs = context.Pipe(duplex=True)
             proc = context.Process(
                 target=run_partition,
@@ -61,7 +73,8 @@ class Partitions:
                 name=f"omniconsole-partition-{index}",
                 daemon=True,
             )
-            proc.start()
+            with contextlib.redirect_stderr(sys.__stderr__):
+                proc.start()
             theirs.close()
             self.conns.append(ours)
             self.procs.append(proc)

@@ -244,3 +244,22 @@ def test_a_partition_that_dies_stops_the_replay_with_a_clear_error(
     replay(tricky_log, tmp_path / "killed", 2, resume=True, **small)
     whole = (tmp_path / "whole" / "ledger.jsonl").read_bytes()
     assert (tmp_path / "killed" / "ledger.jsonl").read_bytes() == whole
+
+
+def test_a_console_opened_before_the_parts_were_named_attaches_them(tmp_path: Path) -> None:
+    """A console may open the store between its creation and the first checkpoint, which
+    names the parts; its next poll must see them."""
+    replay(SAMPLE, tmp_path, 2)
+    db = tmp_path / "store.db"
+    with sqlite3.connect(db) as conn:
+        (names,) = conn.execute("SELECT value FROM meta WHERE key = 'partitions'").fetchone()
+        conn.execute("DELETE FROM meta WHERE key = 'partitions'")
+    reader = StoreReader(db)
+    try:
+        assert reader.status().ledger_rows == 0  # the main file alone holds no decisions
+        with sqlite3.connect(db) as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('partitions', ?)", (names,))
+        assert reader.status().ledger_rows > 100
+        assert sum(j.entered for j in reader.journeys()) > 0
+    finally:
+        reader.close()
