@@ -45,7 +45,9 @@ def main() -> None:
     db = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("out/demo.db")
     latencies = asyncio.run(measure(db, rounds=10))
     ms = sorted(x * 1000 for x in latencies)
-    print(f"store                {db} ({db.stat().st_size / 1e6:,.0f} MB)")
+    parts = sorted(db.parent.glob(f"{db.stem}.p[0-9]*{db.suffix}"))  # a partitioned store
+    size = sum(p.stat().st_size for p in [db, *parts])
+    print(f"store                {db} ({size / 1e6:,.0f} MB in {1 + len(parts)} file(s))")
     print(f"key presses          {len(ms)}")
     print(f"median / p95 / max   {statistics.median(ms):.1f} / {ms[int(len(ms) * 0.95)]:.1f}"
           f" / {ms[-1]:.1f} ms")  # fmt: skip
