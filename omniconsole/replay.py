@@ -6,6 +6,11 @@ events to the clock, and hands time-ordered batches to the runtime. Each batch c
 so a timer at the same instant as an event fires after that event. Checkpoints commit a
 consistent cut (events, decisions, profiles, log position) so `--resume` after a crash
 continues from the last one and writes the same ledger as an uninterrupted run.
+
+The engine runs either in this process (`partitions=1`) or as partition processes
+(`omniconsole.partitions`), one per share of the customers; the driver is the same.
+Partition processes are started with `spawn`: a script that calls `run_replay` with
+`partitions > 1` must guard its entry point with `if __name__ == "__main__":`.
 """
 
 from __future__ import annotations
@@ -74,7 +79,8 @@ class ReplayOptions:
     batch_span: timedelta | None = None
     shards: int = 2
     max_active: int = 50_000
-    partitions: int = 1  # engine processes; 1 runs the engine in this process
+    partitions: int = 1  # engine processes; 1 runs the engine in this process (the CLI
+    # defaults to one per CPU)
 
 
 @dataclass(slots=True)
