@@ -242,6 +242,10 @@ async def test_a_replay_runs_inside_the_console(tmp_path: Path, partitions: int)
         await wait_for(pilot, lambda: app._demo_done, timeout=60)
         assert app._demo_error is None
         await wait_for(
-            pilot, lambda: app.latest is not None and app.latest.status.ledger_rows >= 100
+            pilot,
+            lambda: (
+                app.latest is not None
+                and app.latest.status.status == "done"
+                and app.latest.status.ledger_rows >= 100
+            ),
         )
-        assert app.latest is not None and app.latest.status.status == "done"
