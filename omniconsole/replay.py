@@ -22,7 +22,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,14 +196,17 @@ class _Driver:
     since_checkpoint: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     stopped: bool = False
+    #: the last cut the engine has fully applied: (log line, counts, clock). A stop can
+    #: come with a batch read but not applied; its checkpoint must claim only this.
+    applied: tuple[int, EventCounts, datetime | None] = (0, EventCounts(), None)
 
     def meta(self, line: int, status: str) -> dict[str, str]:
-        return {
-            "checkpoint_line": str(line),
-            "clock": "" if self.clock is None else format_timestamp(self.clock),
-            "counters": orjson.dumps(asdict(self.counts)).decode(),
-            "status": status,
-        }
+        """The checkpoint facts of the cut at log line `line`, as read so far."""
+        return _cut_meta(line, status, self.counts, self.clock)
+
+    def mark_applied(self, line: int) -> None:
+        """Everything up to log line `line` (and the clock now) is with the engine."""
+        self.applied = (line, replace(self.counts), self.clock)
 
     def flush(self, horizon: datetime | None, line: int) -> None:
         """Hand the current batch to the engine; checkpoint when one is due."""
@@ -213,6 +216,7 @@ class _Driver:
             return
         self.since_checkpoint += self.batch_size
         self.engine.apply(horizon)
+        self.mark_applied(line)
         self.batch_size, self.batch_start = 0, None
         options = self.options
         if (
@@ -226,6 +230,23 @@ class _Driver:
         self.engine.checkpoint(self.meta(line, status), now, max_active=self.options.max_active)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
+
+    def checkpoint_applied(self, status: str) -> None:
+        """Commit the last applied cut (a stop: what was read after it is read again)."""
+        line, counts, clock = self.applied
+        meta = _cut_meta(line, status, counts, clock)
+        self.engine.checkpoint(meta, clock or EPOCH, max_active=self.options.max_active)
+
+
+def _cut_meta(
+    line: int, status: str, counts: EventCounts, clock: datetime | None
+) -> dict[str, str]:
+    return {
+        "checkpoint_line": str(line),
+        "clock": "" if clock is None else format_timestamp(clock),
+        "counters": orjson.dumps(asdict(counts)).decode(),
+        "status": status,
+    }
 
 
 def _check_outputs(options: ReplayOptions) -> None:
@@ -344,6 +365,7 @@ def _run(
         driver.clock or EPOCH,
         max_active=options.max_active,
     )
+    driver.mark_applied(start_line)
     until = options.until
     batch_events = options.batch_events
     span = options.batch_span
@@ -413,6 +435,7 @@ def _run(
         engine.apply(target)
         engine.drain()
         driver.clock = max(driver.clock or target, min(target, due + step))
+        driver.mark_applied(last_line)
         if time.monotonic() - driver.last_checkpoint >= options.checkpoint_seconds:
             driver.checkpoint(last_line, "running")
         due = engine.next_due()
@@ -430,7 +453,7 @@ def _finish(
         meta: dict[str, str] = engine.store(lambda s: s.meta())
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
     elif stopped:
-        driver.checkpoint(0, "stopped")
+        driver.checkpoint_applied("stopped")
     # Everything is committed: read it back through one connection over every part.
     with contextlib.closing(open_combined(options.db)) as conn:
         report = build_report(driver.config, driver.counts, ledger_summary(conn))

@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from adapters.store_reader import CustomerContext, StoreReader
+from omniconsole.domain.clock import Pacer
 from omniconsole.domain.generator import write_log
 from omniconsole.partitions import PartitionFailure
 from omniconsole.replay import ReplayError, ReplayOptions, _Partitioned, run_replay
@@ -263,3 +264,41 @@ def test_a_console_opened_before_the_parts_were_named_attaches_them(tmp_path: Pa
         assert sum(j.entered for j in reader.journeys()) > 0
     finally:
         reader.close()
+
+
+class StopAfter(Pacer):
+    """A console's pacer whose operator quits after `steps` steps of simulated time."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__(None)
+        self.steps = steps
+
+    def wait_for(self, sim: datetime) -> bool:
+        self.steps -= 1
+        return self.steps > 0
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+@pytest.mark.parametrize("steps", [1, 300, 1200])
+def test_a_replay_quit_from_the_console_resumes_exactly(
+    tmp_path: Path, partitions: int, steps: int
+) -> None:
+    """Quitting the console mid-replay leaves a batch read but not applied; the stop's
+    checkpoint claims only what was applied, so --resume ends where a whole run ends
+    (steps: at the first batch, mid-log, in the timers after the last event)."""
+    whole = replay(SAMPLE, tmp_path / "whole", 1)
+    out = tmp_path / "quit"
+    out.mkdir()
+    options = ReplayOptions(
+        log=SAMPLE,
+        db=out / "store.db",
+        ledger=out / "ledger.jsonl",
+        report=out / "report.json",
+        partitions=partitions,
+    )
+    run_replay(options, pacer=StopAfter(steps))
+    assert StoreReader(out / "store.db").status().status == "stopped"
+    resumed = run_replay(replace(options, resume=True))
+    assert resumed == whole
+    ledger = (out / "ledger.jsonl").read_bytes()
+    assert ledger == (tmp_path / "whole" / "ledger.jsonl").read_bytes()
