@@ -26,11 +26,12 @@ import pykka
 from actors.governor import Release, ledger_row
 from actors.messages import Dispatch, DispatchBatch, Rows, Sync, UseGovernor
 from adapters.ports import ChannelAdapter
-from adapters.store_sqlite import ledger_store_row, micros
+from adapters.store_sqlite import ledger_store_row
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.ledger import ledger_line
 from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet
+from omniconsole.domain.timeutil import to_micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         handoff = decision.handoff
         return {
             "line": ledger_line(req, decision, "sent", None),
-            "ts": micros(req.now),
+            "ts": to_micros(req.now),
             "seq": req.seq,
             "capped": item.capped,
             "explanation": decision.explanation,

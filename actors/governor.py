@@ -16,12 +16,12 @@ from typing import Any
 import pykka
 
 from actors.messages import DecideBatch, Decided, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
-from adapters.store_sqlite import ledger_store_row, micros
+from adapters.store_sqlite import ledger_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
 from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped
 from omniconsole.domain.ledger import ledger_line
-from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+from omniconsole.domain.timeutil import format_timestamp, parse_timestamp, to_micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def ledger_row(
     until = decision.until if outcome == "deferred" else None
     return ledger_store_row(
         ledger_line(req, decision, outcome, reason),
-        micros(req.now),
+        to_micros(req.now),
         req.seq,
         explanation,
         None if until is None else format_timestamp(until),

@@ -204,8 +204,13 @@ class EngineRuntime:
         return self.writer.ask(StoreCall(fn))
 
     def restore(self, usage_since: datetime | None) -> None:
-        """After a restart: reload pending timers and the cap usage counted since `usage_since`."""
-        heads = [(c, parse_timestamp(d)) for c, d in self.store(lambda s: s.timer_heads())]
+        """After a restart: each shard's pending timers, and the governor's cap usage
+        counted since `usage_since`."""
+        parts: list[list[tuple[str, datetime]]] = [[] for _ in self.shards]
+        for customer, due in self.store(lambda s: s.timer_heads()):
+            parts[self.shard_of(customer)].append((customer, parse_timestamp(due)))
+        for shard, part in zip(self.shards, parts, strict=True):
+            shard.tell(PreloadTimers(part))
         usage: list[tuple[str, datetime, str]] = []
         if usage_since is not None:
             since = usage_since
@@ -213,17 +218,6 @@ class EngineRuntime:
                 (c, parse_timestamp(a), ch)
                 for c, a, ch in self.store(lambda s: s.cap_usage_since(since))
             ]
-        self.preload(heads, usage)
-
-    def preload(
-        self, heads: Sequence[tuple[str, datetime]], usage: Sequence[tuple[str, datetime, str]]
-    ) -> None:
-        """After a restart: pending timers per shard, and cap usage for the governor."""
-        parts: list[list[tuple[str, datetime]]] = [[] for _ in self.shards]
-        for customer, due in heads:
-            parts[self.shard_of(customer)].append((customer, due))
-        for shard, part in zip(self.shards, parts, strict=True):
-            shard.tell(PreloadTimers(part))
         self.governor.ask(LoadUsage(usage))
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ unchanged. A customer lives in exactly one part, so per-customer queries see all
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -36,13 +37,17 @@ def part_paths(db: Path, count: int) -> list[Path]:
     return [db.with_name(f"{db.stem}.p{k}{db.suffix}") for k in range(count)]
 
 
+def existing_parts(db: Path, *, with_journals: bool = False) -> list[Path]:
+    """The part files of `db` on disk (and their -wal/-shm files if `with_journals`)."""
+    journal = "(-wal|-shm)?" if with_journals else ""
+    name = re.compile(rf"{re.escape(db.stem)}\.p\d+{re.escape(db.suffix)}{journal}")
+    return sorted(p for p in db.parent.glob(f"{db.stem}.p*") if name.fullmatch(p.name))
+
+
 def remove_parts(db: Path) -> None:
     """Delete every part file of `db` (a fresh run must not read a previous run's parts)."""
-    for path in db.parent.glob(f"{db.stem}.p[0-9]*{db.suffix}*"):
-        rest = path.name[len(db.stem) + 2 :]
-        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-        if digits and rest[len(digits) :] in (db.suffix, db.suffix + "-wal", db.suffix + "-shm"):
-            path.unlink(missing_ok=True)
+    for path in existing_parts(db, with_journals=True):
+        path.unlink(missing_ok=True)
 
 
 def parts_meta(paths: list[Path]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +169,6 @@ class SqliteStore:
         async with self.db.execute("SELECT key, value FROM meta") as cur:
             return {k: v async for k, v in cur}
 
-    async def message_ids(self) -> set[str]:
-        async with self.db.execute(
-            "SELECT message_id FROM events WHERE message_id IS NOT NULL"
-        ) as cur:
-            return {row[0] async for row in cur}
-
     async def cap_usage_since(self, since: datetime) -> list[tuple[str, str, str]]:
         """(customer, at, channel) of capped sends after `since`, oldest first."""
         stamp = since.strftime("%Y-%m-%dT%H:%M:%S")
@@ -250,15 +244,6 @@ def ledger_store_row(
         explanation,
         encode_line(line),
     )
-
-
-def micros(at: datetime) -> int:
-    """Microseconds since the epoch: the ledger's exact sort key."""
-    return (at - _EPOCH) // _MICROSECOND
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class StoreQueries:

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from adapters.store_parts import existing_parts
 from omniconsole.tui.app import ConsoleApp
 
 
@@ -45,7 +46,7 @@ def main() -> None:
     db = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("out/demo.db")
     latencies = asyncio.run(measure(db, rounds=10))
     ms = sorted(x * 1000 for x in latencies)
-    parts = sorted(db.parent.glob(f"{db.stem}.p[0-9]*{db.suffix}"))  # a partitioned store
+    parts = existing_parts(db)  # a partitioned store's part files
     size = sum(p.stat().st_size for p in [db, *parts])
     print(f"store                {db} ({size / 1e6:,.0f} MB in {1 + len(parts)} file(s))")
     print(f"key presses          {len(ms)}")

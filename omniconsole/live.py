@@ -34,6 +34,8 @@ from actors.runtime import EngineRuntime, LiveWiring
 from adapters.http_ports import IngestResult
 from adapters.metrics import Metrics
 from adapters.ports import ChannelAdapter
+from adapters.store_export import message_ids
+from adapters.store_parts import open_combined
 from adapters.store_sqlite import StoreQueries
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
@@ -101,7 +103,8 @@ class LiveEngine:
         """Restore state from the store, re-send what a crash left in flight, start ticking."""
         runtime = self.runtime
         meta: dict[str, str] = runtime.store(lambda s: s.meta())
-        self._seen = runtime.store(lambda s: s.message_ids())
+        with contextlib.closing(open_combined(self.db)) as conn:
+            self._seen = message_ids(conn)
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
         self._counts.update(orjson.loads(meta.get("counters", "{}")))

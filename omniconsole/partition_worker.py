@@ -15,8 +15,10 @@ Protocol (over a `multiprocessing` connection, requests answered in order):
                   / ("stop",) ─▶ answered by ("ok", value)
     any failure ─▶ ("error", text), and the process exits
 
-`apply` is not answered: the pipe's buffer is the back-pressure. On start the partition
-answers ("ready", checkpoint_line): a resumed partition skips lines it has committed.
+`apply` is not answered: a partition reads at most READ_AHEAD requests ahead, and the
+coordinator's send blocks beyond that (back-pressure). On start the partition
+answers ("ready", checkpoint_line): the coordinator then sends a resumed partition
+only the lines after the ones it has committed.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,8 @@ from adapters.store_sqlite import event_store_row
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent
-from omniconsole.domain.timeutil import parse_timestamp
+from omniconsole.domain.timeutil import from_micros, parse_timestamp, to_micros
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: requests a partition takes off the pipe before its engine has handled them
 READ_AHEAD = 4
 #: The engine holds a large, long-lived heap (profiles, timers, cap usage) and makes
@@ -65,16 +65,6 @@ class PartitionSpec:
     cpu: int | None = None  # pin the process to this CPU (its threads then share one core)
     quiet: bool = False  # stderr is a console's screen: write nothing there
     switch_interval: float = 0.02
-
-
-def from_micros(value: int) -> datetime:
-    """A UTC time from microseconds since the epoch."""
-    return EPOCH + timedelta(microseconds=value)
-
-
-def to_micros(value: datetime) -> int:
-    """Microseconds since the epoch of a UTC time."""
-    return (value - EPOCH) // timedelta(microseconds=1)
 
 
 class Partition:
@@ -106,10 +96,7 @@ class Partition:
         """Apply the lines of this partition's customers, then timers up to `horizon`."""
         events: list[TimedEvent] = []
         rows: list[tuple[Any, ...]] = []
-        skip = self.checkpoint_line
-        for line, raw, late_at in records:
-            if line <= skip:
-                continue  # committed before the crash this run resumes from
+        for line, raw, late_at in records:  # the coordinator skips what this part has
             event = parse_line(raw, line)
             if isinstance(event, Rejected):  # the coordinator validated it: cannot happen
                 raise ValueError(f"line {line}: {event.reason}")

@@ -17,13 +17,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from omniconsole.partition_worker import (
-    PartitionSpec,
-    Record,
-    from_micros,
-    run_partition,
-    to_micros,
-)
+from omniconsole.domain.timeutil import from_micros, to_micros
+from omniconsole.partition_worker import PartitionSpec, Record, run_partition
 
 
 class PartitionFailure(RuntimeError):
@@ -45,15 +40,13 @@ def partition_of(customer: str, count: int) -> int:
 class Partitions:
     """The running partition processes of one replay."""
 
-    def __init__(
-        self, config_dir: Path, stores: Sequence[Path], *, resume: bool, pin: bool = True
-    ) -> None:
+    def __init__(self, config_dir: Path, stores: Sequence[Path], *, resume: bool) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
         # Under the console, sys.stderr is Textual's capture (no usable fd): start the
         # processes against the real one, and have them keep quiet on it (it is the UI).
         captured = sys.stderr is not sys.__stderr__
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pin = pin and len(cpus) >= len(stores)
+        pin = len(cpus) >= len(stores)  # one core each, or none pinned
         self.count = len(stores)
         self.conns: list[Connection] = []
         self.procs: list[BaseProcess] = []

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,11 @@ from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.events import Event, Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent
-from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
-from omniconsole.partition_worker import ENGINE_GC_THRESHOLDS, Record, to_micros
+from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp, to_micros
+from omniconsole.partition_worker import ENGINE_GC_THRESHOLDS, Record
 from omniconsole.partitions import Partitions, partition_of
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the clock before the first event
 
 
 class ReplayError(Exception):
@@ -72,7 +71,6 @@ class ReplayOptions:
     config_dir: Path | None = None
     until: datetime | None = None
     resume: bool = False
-    fresh: bool = False  # a run without `resume` always starts the store afresh
     checkpoint_seconds: float = 15.0
     checkpoint_events: int = 250_000
     batch_events: int = 4000

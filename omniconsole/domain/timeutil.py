@@ -9,6 +9,20 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(at: datetime) -> int:
+    """Microseconds since the epoch: the ledger's exact sort key, and times between processes."""
+    return (at - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The UTC time `value` microseconds after the epoch."""
+    return EPOCH + timedelta(microseconds=value)
+
+
 class TimeFormatError(ValueError):
     """A timestamp or duration could not be read."""
 

@@ -113,7 +113,6 @@ class DemoRunner:
             report=db.with_suffix(".report.json"),
             rejects=db.with_suffix(".rejects.jsonl"),
             config_dir=config_dir,
-            fresh=True,
             checkpoint_seconds=0.2,
         )
 

@@ -152,10 +152,22 @@ def test_a_fresh_run_drops_the_parts_of_an_earlier_run(tmp_path: Path) -> None:
 
 
 def test_resume_keeps_the_partitioning_it_started_with(tmp_path: Path) -> None:
-    first = replay(SAMPLE, tmp_path, 2)
-    again = replay(SAMPLE, tmp_path, 1, resume=True)  # a finished run: nothing to do
+    """Stopped mid-run with 2 partitions, resumed asking for 1: the run goes on over its
+    parts (in-process over the main file alone it would lose what the parts hold)."""
+    first = replay(SAMPLE, tmp_path / "whole", 1)
+    out = tmp_path / "stopped"
+    out.mkdir()
+    options = ReplayOptions(
+        log=SAMPLE,
+        db=out / "store.db",
+        ledger=out / "ledger.jsonl",
+        report=out / "report.json",
+        partitions=2,
+    )
+    run_replay(options, pacer=StopAfter(300))
+    again = run_replay(replace(options, partitions=1, resume=True))
     assert again == first
-    assert orjson.loads((tmp_path / "report.json").read_bytes()) == first
+    assert orjson.loads((out / "report.json").read_bytes()) == first
 
 
 def test_partition_count_is_checked(tmp_path: Path) -> None:
