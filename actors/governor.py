@@ -15,8 +15,16 @@ from typing import Any
 
 import pykka
 
-from actors.messages import DecideBatch, Decided, Dispatch, DispatchBatch, LoadUsage, Rows, Sync
-from adapters.store_sqlite import ledger_store_row
+from omniconsole.actors.messages import (
+    DecideBatch,
+    Decided,
+    Dispatch,
+    DispatchBatch,
+    LoadUsage,
+    Rows,
+    Sync,
+)
+from omniconsole.adapters.store_sqlite import ledger_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
 from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped

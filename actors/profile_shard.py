@@ -19,7 +19,7 @@ from typing import Any
 
 import pykka
 
-from actors.messages import (
+from omniconsole.actors.messages import (
     ApplyBatch,
     DecideBatch,
     Decided,
@@ -29,7 +29,7 @@ from actors.messages import (
     PreloadTimers,
     Rows,
 )
-from adapters.store_sqlite import ProfileReader
+from omniconsole.adapters.store_sqlite import ProfileReader
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent

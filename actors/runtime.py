@@ -24,9 +24,9 @@ from typing import Any, cast
 
 import pykka
 
-from actors.dispatcher import ChannelDispatcherActor, Committed, DeliveryFailure
-from actors.governor import FatigueGovernorActor
-from actors.messages import (
+from omniconsole.actors.dispatcher import ChannelDispatcherActor, Committed, DeliveryFailure
+from omniconsole.actors.governor import FatigueGovernorActor
+from omniconsole.actors.messages import (
     ApplyBatch,
     Checkpoint,
     FlushState,
@@ -39,9 +39,9 @@ from actors.messages import (
     Sync,
     UseGovernor,
 )
-from actors.profile_shard import ProfileShardActor
-from actors.store_writer import StoreWriterActor
-from adapters.ports import ChannelAdapter
+from omniconsole.actors.profile_shard import ProfileShardActor
+from omniconsole.actors.store_writer import StoreWriterActor
+from omniconsole.adapters.ports import ChannelAdapter
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import TimedEvent

@@ -8,8 +8,8 @@ from typing import Any
 
 import pykka
 
-from actors.messages import Checkpoint, Rows, StoreCall, Sync
-from adapters.store_sqlite import SqliteStore
+from omniconsole.actors.messages import Checkpoint, Rows, StoreCall, Sync
+from omniconsole.adapters.store_sqlite import SqliteStore
 
 
 class StoreWriterActor(pykka.ThreadingActor):

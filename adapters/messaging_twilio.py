@@ -15,8 +15,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from adapters.channel_settings import DEFAULT_TWILIO_API_BASE_URL, TwilioSettings
-from adapters.resilience import (
+from omniconsole.adapters.channel_settings import DEFAULT_TWILIO_API_BASE_URL, TwilioSettings
+from omniconsole.adapters.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,

@@ -16,8 +16,8 @@ from pyfcm import FCMNotification
 from pyfcm.errors import FCMError
 from requests.adapters import HTTPAdapter
 
-from adapters.channel_settings import FcmSettings
-from adapters.resilience import (
+from omniconsole.adapters.channel_settings import FcmSettings
+from omniconsole.adapters.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from adapters.store_parts import read_part_names
+from omniconsole.adapters.store_parts import read_part_names
 
 
 def export_ledger(conn: sqlite3.Connection, out: Path) -> int:

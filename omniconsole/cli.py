@@ -7,13 +7,17 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from omniconsole.domain.config import ConfigError
 from omniconsole.domain.timeutil import TimeFormatError, parse_timestamp
 
-SAMPLE_LOG = Path(__file__).resolve().parents[1] / "examples" / "sample.jsonl"
+
+def bundled_sample() -> Path:
+    """The sample log shipped inside the package (`examples/sample.jsonl` in a checkout)."""
+    return Path(str(files("omniconsole") / "examples" / "sample.jsonl"))
 
 
 class UsageError(Exception):
@@ -28,7 +32,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def _partitions(text: str) -> int:
-    from adapters.store_parts import MAX_PARTS
+    from omniconsole.adapters.store_parts import MAX_PARTS
 
     try:
         value = int(text)
@@ -41,7 +45,7 @@ def _partitions(text: str) -> int:
 
 def default_partitions() -> int:
     """One engine partition per CPU this process may use, at most MAX_PARTS."""
-    from adapters.store_parts import MAX_PARTS
+    from omniconsole.adapters.store_parts import MAX_PARTS
     from omniconsole.partitions import usable_cpus
 
     return min(usable_cpus(), MAX_PARTS)
@@ -105,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--db", type=Path, required=True)
 
     demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
-    demo.add_argument("--log", type=Path, default=SAMPLE_LOG)
+    demo.add_argument("--log", type=Path, default=None, help="event log (default: the bundled sample)")
     demo.add_argument("--db", type=Path, default=Path("out/demo.db"))
     demo.add_argument("--config", type=Path, default=None)
 
@@ -197,7 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    from adapters.store_parts import PartsError, open_combined
+    from omniconsole.adapters.store_parts import PartsError, open_combined
 
     if not args.db.is_file():
         raise UsageError(f"store not found: {args.db}")
@@ -226,8 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status. Errors are one line on stderr, no traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from actors.runtime import ActorFailure
-    from adapters.store_sqlite import StoreError
+    from omniconsole.actors.runtime import ActorFailure
+    from omniconsole.adapters.store_sqlite import StoreError
     from omniconsole.partitions import PartitionFailure
     from omniconsole.replay import ReplayError
 
@@ -246,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from omniconsole.tui import run_demo
 
+            if args.log is None:
+                args.log = bundled_sample()
             if not args.log.is_file():
                 raise UsageError(f"log file not found: {args.log}")
             args.db.parent.mkdir(parents=True, exist_ok=True)

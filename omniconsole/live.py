@@ -28,15 +28,15 @@ from typing import Any, cast
 
 import orjson
 
-from actors.dispatcher import DeliveryFailure, Resend
-from actors.messages import Sync
-from actors.runtime import EngineRuntime, LiveWiring
-from adapters.http_ports import IngestResult
-from adapters.metrics import Metrics
-from adapters.ports import ChannelAdapter
-from adapters.store_export import message_ids
-from adapters.store_parts import open_combined
-from adapters.store_sqlite import StoreQueries
+from omniconsole.actors.dispatcher import DeliveryFailure, Resend
+from omniconsole.actors.messages import Sync
+from omniconsole.actors.runtime import EngineRuntime, LiveWiring
+from omniconsole.adapters.http_ports import IngestResult
+from omniconsole.adapters.metrics import Metrics
+from omniconsole.adapters.ports import ChannelAdapter
+from omniconsole.adapters.store_export import message_ids
+from omniconsole.adapters.store_parts import open_combined
+from omniconsole.adapters.store_sqlite import StoreQueries
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig

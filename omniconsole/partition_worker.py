@@ -36,8 +36,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from actors.runtime import EngineRuntime
-from adapters.store_sqlite import event_store_row
+from omniconsole.actors.runtime import EngineRuntime
+from omniconsole.adapters.store_sqlite import event_store_row
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent

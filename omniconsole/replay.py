@@ -29,11 +29,16 @@ from typing import Any
 
 import orjson
 
-from actors.messages import Checkpoint, Rows, StoreCall
-from actors.runtime import EngineRuntime
-from actors.store_writer import StoreWriterActor
-from adapters.store_export import export_ledger, export_rejects, ledger_summary, message_ids
-from adapters.store_parts import (
+from omniconsole.actors.messages import Checkpoint, Rows, StoreCall
+from omniconsole.actors.runtime import EngineRuntime
+from omniconsole.actors.store_writer import StoreWriterActor
+from omniconsole.adapters.store_export import (
+    export_ledger,
+    export_rejects,
+    ledger_summary,
+    message_ids,
+)
+from omniconsole.adapters.store_parts import (
     MAX_PARTS,
     PARTS_KEY,
     open_combined,
@@ -42,7 +47,7 @@ from adapters.store_parts import (
     read_part_names,
     remove_parts,
 )
-from adapters.store_sqlite import event_store_row
+from omniconsole.adapters.store_sqlite import event_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir

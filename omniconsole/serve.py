@@ -15,11 +15,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from adapters.channel_settings import load_channel_settings
-from adapters.http_ports import HttpSettings, SettingsError
-from adapters.http_service import build_app
-from adapters.metrics import Metrics
-from adapters.registry import build_adapters
+from omniconsole.adapters.channel_settings import load_channel_settings
+from omniconsole.adapters.http_ports import HttpSettings, SettingsError
+from omniconsole.adapters.http_service import build_app
+from omniconsole.adapters.metrics import Metrics
+from omniconsole.adapters.registry import build_adapters
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time, timedelta
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -414,10 +415,13 @@ def load_config(directory: Path) -> EngineConfig:
 
 
 def shipped_config_dir() -> Path:
-    """The config folder shipped with omniconsole (the repo's `config/` in a checkout)."""
-    source = Path(__file__).resolve().parents[2] / "config"
-    if (source / "policy.toml").is_file():
-        return source
-    from importlib.resources import files
+    """The config folder shipped inside the package (`config/` in a checkout).
 
-    return Path(str(files("omniconsole.shipped_config")))
+    Read through `importlib.resources`, so it is found the same way in a checkout, an
+    editable install and an installed wheel. omniconsole is installed as files (not a
+    zip), so the resource is a real folder.
+    """
+    folder = files("omniconsole") / "shipped_config"
+    if not isinstance(folder, Path) or not (folder / "policy.toml").is_file():
+        raise ConfigError(f"the shipped config is missing from the installed package: {folder}")
+    return folder

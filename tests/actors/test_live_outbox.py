@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from adapters.fake_channel import FakeChannelAdapter
-from adapters.metrics import Metrics
+from omniconsole.adapters.fake_channel import FakeChannelAdapter
+from omniconsole.adapters.metrics import Metrics
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.domain.events import Event

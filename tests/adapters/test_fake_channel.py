@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.fake_channel import FakeChannelAdapter, ok, opted_out, permanent, transient
-from adapters.ports import ChannelAdapter
-from adapters.resilience import RetryPolicy
+from omniconsole.adapters.fake_channel import (
+    FakeChannelAdapter,
+    ok,
+    opted_out,
+    permanent,
+    transient,
+)
+from omniconsole.adapters.ports import ChannelAdapter
+from omniconsole.adapters.resilience import RetryPolicy
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 

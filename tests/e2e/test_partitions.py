@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from adapters.store_reader import CustomerContext, StoreReader
+from omniconsole.adapters.store_reader import CustomerContext, StoreReader
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.generator import write_log
 from omniconsole.partitions import PartitionFailure
