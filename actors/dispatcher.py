@@ -25,8 +25,8 @@ import pykka
 
 from omniconsole.actors.governor import Release, ledger_row
 from omniconsole.actors.messages import Dispatch, DispatchBatch, Rows, Sync, UseGovernor
-from omniconsole.adapters.ports import ChannelAdapter
-from omniconsole.adapters.store_sqlite import ledger_store_row
+from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.store.sqlite import ledger_store_row
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.ledger import ledger_line
 from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient

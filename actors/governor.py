@@ -24,7 +24,7 @@ from omniconsole.actors.messages import (
     Rows,
     Sync,
 )
-from omniconsole.adapters.store_sqlite import ledger_store_row
+from omniconsole.adapters.store.sqlite import ledger_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
 from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped

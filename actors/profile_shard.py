@@ -29,7 +29,7 @@ from omniconsole.actors.messages import (
     PreloadTimers,
     Rows,
 )
-from omniconsole.adapters.store_sqlite import ProfileReader
+from omniconsole.adapters.store.sqlite import ProfileReader
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent

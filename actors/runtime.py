@@ -41,7 +41,7 @@ from omniconsole.actors.messages import (
 )
 from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.store_writer import StoreWriterActor
-from omniconsole.adapters.ports import ChannelAdapter
+from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import TimedEvent

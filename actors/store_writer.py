@@ -9,7 +9,7 @@ from typing import Any
 import pykka
 
 from omniconsole.actors.messages import Checkpoint, Rows, StoreCall, Sync
-from omniconsole.adapters.store_sqlite import SqliteStore
+from omniconsole.adapters.store.sqlite import SqliteStore
 
 
 class StoreWriterActor(pykka.ThreadingActor):

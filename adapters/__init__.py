@@ -1,1 +1,1 @@
-"""Channel adapters and storage, each behind a small typed port (see `adapters.ports`)."""
+"""Channel adapters and storage, each behind a small typed port (see `adapters.channels.ports`)."""

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from omniconsole.adapters.store_parts import existing_parts
+from omniconsole.adapters.store.parts import existing_parts
 from omniconsole.tui.app import ConsoleApp
 
 

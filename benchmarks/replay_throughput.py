@@ -162,7 +162,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Imported here so --help and --generate-only work without the engine, and a
     # missing engine fails before a million events are written.
     from omniconsole.cli import default_partitions
-    from omniconsole.replay import ReplayOptions, run_replay
+    from omniconsole.engine.replay import ReplayOptions, run_replay
 
     log = generate(args, workdir)
     partitions = args.partitions or default_partitions()

@@ -32,7 +32,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def _partitions(text: str) -> int:
-    from omniconsole.adapters.store_parts import MAX_PARTS
+    from omniconsole.adapters.store.parts import MAX_PARTS
 
     try:
         value = int(text)
@@ -45,8 +45,8 @@ def _partitions(text: str) -> int:
 
 def default_partitions() -> int:
     """One engine partition per CPU this process may use, at most MAX_PARTS."""
-    from omniconsole.adapters.store_parts import MAX_PARTS
-    from omniconsole.partitions import usable_cpus
+    from omniconsole.adapters.store.parts import MAX_PARTS
+    from omniconsole.engine.partitioned import usable_cpus
 
     return min(usable_cpus(), MAX_PARTS)
 
@@ -146,7 +146,7 @@ def print_report_table(report: dict[str, Any]) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from omniconsole.replay import ReplayOptions, run_replay
+    from omniconsole.engine.replay import ReplayOptions, run_replay
 
     options = ReplayOptions(
         log=args.log,
@@ -201,7 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    from omniconsole.adapters.store_parts import PartsError, open_combined
+    from omniconsole.adapters.store.parts import PartsError, open_combined
 
     if not args.db.is_file():
         raise UsageError(f"store not found: {args.db}")
@@ -231,9 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from omniconsole.actors.runtime import ActorFailure
-    from omniconsole.adapters.store_sqlite import StoreError
-    from omniconsole.partitions import PartitionFailure
-    from omniconsole.replay import ReplayError
+    from omniconsole.adapters.store.sqlite import StoreError
+    from omniconsole.engine.partitioned import PartitionFailure
+    from omniconsole.engine.replay import ReplayError
 
     try:
         if args.command == "replay":
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(args.log, args.db, args.config)
             return 0
         if args.command == "serve":
-            from omniconsole.serve import run_serve
+            from omniconsole.engine.serve import run_serve
 
             return run_serve(args)
     except (ConfigError, ReplayError, StoreError, UsageError) as exc:

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import get_current_worker
 
-from omniconsole.adapters.store_reader import StoreReader, StoreStatus
+from omniconsole.adapters.store.reader import StoreReader, StoreStatus
 from omniconsole.tui.commands import ConsoleCommands, parse_command
 from omniconsole.tui.demo import DemoRunner, EngineUnavailable
 from omniconsole.tui.format import short_time

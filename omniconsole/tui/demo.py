@@ -1,6 +1,6 @@
 """Running a replay inside the console: the engine's replay API behind typed protocols.
 
-The console reaches the engine only through `omniconsole.replay.run_replay` and
+The console reaches the engine only through `omniconsole.engine.replay.run_replay` and
 `omniconsole.domain.clock.Pacer`, loaded lazily so the console still attaches to a
 store when the engine is not installed.
 """
@@ -67,7 +67,7 @@ class Engine:
 def load_engine() -> Engine:
     """Import the replay API, or raise EngineUnavailable saying why."""
     try:
-        replay = importlib.import_module("omniconsole.replay")
+        replay = importlib.import_module("omniconsole.engine.replay")
         clock = importlib.import_module("omniconsole.domain.clock")
         return Engine(
             replay_options=replay.ReplayOptions,

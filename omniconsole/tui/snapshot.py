@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from omniconsole.adapters.store_reader import (
+from omniconsole.adapters.store.reader import (
     CapsOverview,
     ChannelStats,
     CustomerContext,

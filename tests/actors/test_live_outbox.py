@@ -12,13 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from omniconsole.adapters.fake_channel import FakeChannelAdapter
-from omniconsole.adapters.metrics import Metrics
+from omniconsole.adapters.channels.fake import FakeChannelAdapter
+from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.domain.events import Event
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
-from omniconsole.live import LiveEngine
+from omniconsole.engine.live import LiveEngine
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omniconsole.adapters.channel_settings import CONFIGURED, Secret, load_channel_settings
+from omniconsole.adapters.channels.settings import CONFIGURED, Secret, load_channel_settings
 from omniconsole.domain.channels import Channel
 
 ACCOUNT_SID = "AC" + "0" * 32

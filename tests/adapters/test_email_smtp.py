@@ -10,9 +10,9 @@ from email.policy import default as default_policy
 import pytest
 from peers import LoopbackController, SmtpRecorder, free_port
 
-from omniconsole.adapters.channel_settings import SmtpSettings
-from omniconsole.adapters.email_smtp import SmtpEmailAdapter, message_id_header
-from omniconsole.adapters.resilience import RetryPolicy
+from omniconsole.adapters.channels.email_smtp import SmtpEmailAdapter, message_id_header
+from omniconsole.adapters.channels.resilience import RetryPolicy
+from omniconsole.adapters.channels.settings import SmtpSettings
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 from omniconsole.domain.unsubscribe import link_token

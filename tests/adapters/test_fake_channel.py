@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from omniconsole.adapters.fake_channel import (
+from omniconsole.adapters.channels.fake import (
     FakeChannelAdapter,
     ok,
     opted_out,
     permanent,
     transient,
 )
-from omniconsole.adapters.ports import ChannelAdapter
-from omniconsole.adapters.resilience import RetryPolicy
+from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.channels.resilience import RetryPolicy
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 

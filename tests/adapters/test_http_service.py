@@ -23,14 +23,14 @@ from segment.analytics.request import APIError
 from twilio.request_validator import RequestValidator
 from yarl import URL
 
-from omniconsole.adapters.http_ports import HttpSettings, IngestResult, SettingsError
-from omniconsole.adapters.http_service import (
+from omniconsole.adapters.http.metrics import Metrics
+from omniconsole.adapters.http.ports import HttpSettings, IngestResult, SettingsError
+from omniconsole.adapters.http.service import (
     INBOUND_PATH,
     STATUS_PATH,
     build_app,
     status_callback_url,
 )
-from omniconsole.adapters.metrics import Metrics
 from omniconsole.domain.events import Event
 from omniconsole.domain.unsubscribe import link_token
 

@@ -17,9 +17,12 @@ import pytest
 import pytest_asyncio
 from fault_proxy import FaultProxy, twilio_error
 
-from omniconsole.adapters.channel_settings import Secret, TwilioSettings
-from omniconsole.adapters.messaging_twilio import BaseUrlAsyncHttpClient, TwilioMessagingAdapter
-from omniconsole.adapters.resilience import CircuitBreaker, RetryPolicy
+from omniconsole.adapters.channels.messaging_twilio import (
+    BaseUrlAsyncHttpClient,
+    TwilioMessagingAdapter,
+)
+from omniconsole.adapters.channels.resilience import CircuitBreaker, RetryPolicy
+from omniconsole.adapters.channels.settings import Secret, TwilioSettings
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 

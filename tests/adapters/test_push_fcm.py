@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fcm_peer import FcmPeer, fcm_error
 
-from omniconsole.adapters.channel_settings import FcmSettings
-from omniconsole.adapters.push_fcm import FcmPushAdapter
-from omniconsole.adapters.resilience import RetryPolicy
+from omniconsole.adapters.channels.push_fcm import FcmPushAdapter
+from omniconsole.adapters.channels.resilience import RetryPolicy
+from omniconsole.adapters.channels.settings import FcmSettings
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from omniconsole.adapters.channel_settings import load_channel_settings
-from omniconsole.adapters.dry_run import DryRunAdapter
-from omniconsole.adapters.email_smtp import SmtpEmailAdapter
-from omniconsole.adapters.messaging_twilio import TwilioMessagingAdapter
-from omniconsole.adapters.ports import ChannelAdapter
-from omniconsole.adapters.push_fcm import FcmPushAdapter
-from omniconsole.adapters.registry import build_adapters, build_dry_run_adapters
+from omniconsole.adapters.channels.dry_run import DryRunAdapter
+from omniconsole.adapters.channels.email_smtp import SmtpEmailAdapter
+from omniconsole.adapters.channels.messaging_twilio import TwilioMessagingAdapter
+from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.channels.push_fcm import FcmPushAdapter
+from omniconsole.adapters.channels.registry import build_adapters, build_dry_run_adapters
+from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import OutboundMessage, Recipient
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omniconsole.adapters.resilience import (
+from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     RetryPolicy,

@@ -21,11 +21,11 @@ from typing import Any
 import orjson
 import pytest
 
-from omniconsole.adapters.store_reader import CustomerContext, StoreReader
+from omniconsole.adapters.store.reader import CustomerContext, StoreReader
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.generator import write_log
-from omniconsole.partitions import PartitionFailure
-from omniconsole.replay import ReplayError, ReplayOptions, _Partitioned, run_replay
+from omniconsole.engine.partitioned import PartitionFailure
+from omniconsole.engine.replay import ReplayError, ReplayOptions, _Partitioned, run_replay
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample.jsonl"

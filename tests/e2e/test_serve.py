@@ -22,7 +22,7 @@ from fault_proxy import FaultProxy, twilio_error
 from peers import LoopbackController, SmtpRecorder, free_port
 from twilio.request_validator import RequestValidator
 
-from omniconsole.serve import prepare, serve
+from omniconsole.engine.serve import prepare, serve
 
 WRITE_KEY = "wk-test"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2

@@ -23,7 +23,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omniconsole.replay import ReplayOptions, run_replay
+from omniconsole.engine.replay import ReplayOptions, run_replay
 
 START = datetime(2026, 3, 1, tzinfo=UTC)  # NY and Berlin change clocks this month
 ZONES = ("UTC", "Asia/Tokyo", "America/New_York", "Pacific/Auckland", "Europe/Berlin")

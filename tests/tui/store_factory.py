@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from omniconsole.adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
 from omniconsole.domain.messages import Handoff
 from omniconsole.domain.profile import Profile
 

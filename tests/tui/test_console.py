@@ -222,7 +222,7 @@ async def test_theme_toggles(store: Path) -> None:
 async def test_a_replay_runs_inside_the_console(tmp_path: Path, partitions: int) -> None:
     """`demo` and `replay --tui`: the replay runs on a worker thread (partitioned: its
     processes start from under Textual, which has taken over stderr) and fills the views."""
-    from omniconsole.replay import ReplayOptions
+    from omniconsole.engine.replay import ReplayOptions
     from omniconsole.tui.demo import DemoRunner
 
     log = Path(__file__).resolve().parents[2] / "examples" / "sample.jsonl"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from store_factory import LEDGER, insert_ledger
 
-from omniconsole.adapters.store_reader import StoreReader, parse_caps
+from omniconsole.adapters.store.reader import StoreReader, parse_caps
 
 
 def test_missing_store_waits(tmp_path: Path) -> None:

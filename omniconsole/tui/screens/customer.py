@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from omniconsole.adapters.store_reader import CustomerContext
+from omniconsole.adapters.store.reader import CustomerContext
 from omniconsole.tui.format import bar, short_time, style_for
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import CustomerLookup, Snapshot

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from omniconsole.adapters.store_parts import PartsError, attach_parts, read_part_names
+from omniconsole.adapters.store.parts import PartsError, attach_parts, read_part_names
 from omniconsole.domain.profile import Profile, consent_report
 
 __all__ = [

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from omniconsole.actors.runtime import EngineRuntime
-from omniconsole.adapters.store_sqlite import event_store_row
+from omniconsole.adapters.store.sqlite import event_store_row
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent

@@ -17,14 +17,14 @@ from urllib.parse import quote, urlencode
 
 import aiosmtplib
 
-from omniconsole.adapters.channel_settings import SmtpSettings
-from omniconsole.adapters.resilience import (
+from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
     RetryPolicy,
     Sleep,
 )
+from omniconsole.adapters.channels.settings import SmtpSettings
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 from omniconsole.domain.unsubscribe import link_token

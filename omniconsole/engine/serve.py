@@ -1,7 +1,7 @@
 """`omniconsole serve`: the live service (SPEC §7).
 
-HTTP ingest and webhooks (adapters.http_service) in front of the live engine
-(omniconsole.live), real channel adapters configured from the environment.
+HTTP ingest and webhooks (adapters.http.service) in front of the live engine
+(omniconsole.engine.live), real channel adapters configured from the environment.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from omniconsole.adapters.channel_settings import load_channel_settings
-from omniconsole.adapters.http_ports import HttpSettings, SettingsError
-from omniconsole.adapters.http_service import build_app
-from omniconsole.adapters.metrics import Metrics
-from omniconsole.adapters.registry import build_adapters
+from omniconsole.adapters.channels.registry import build_adapters
+from omniconsole.adapters.channels.settings import load_channel_settings
+from omniconsole.adapters.http.metrics import Metrics
+from omniconsole.adapters.http.ports import HttpSettings, SettingsError
+from omniconsole.adapters.http.service import build_app
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
-from omniconsole.live import LiveEngine
+from omniconsole.engine.live import LiveEngine
 
 
 class ServeError(Exception):

@@ -15,8 +15,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from omniconsole.adapters.channel_settings import DEFAULT_TWILIO_API_BASE_URL, TwilioSettings
-from omniconsole.adapters.resilience import (
+from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
@@ -24,6 +23,7 @@ from omniconsole.adapters.resilience import (
     Sleep,
     is_transient_status,
 )
+from omniconsole.adapters.channels.settings import DEFAULT_TWILIO_API_BASE_URL, TwilioSettings
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 

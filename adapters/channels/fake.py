@@ -19,7 +19,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from omniconsole.adapters.resilience import CircuitBreaker, DeliveryGuard, HealthState, RetryPolicy
+from omniconsole.adapters.channels.resilience import (
+    CircuitBreaker,
+    DeliveryGuard,
+    HealthState,
+    RetryPolicy,
+)
 from omniconsole.domain.channels import ALL_CHANNELS, Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from omniconsole.adapters.store_schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
 from omniconsole.domain.events import Event
 from omniconsole.domain.ledger import encode_line
 from omniconsole.domain.timeutil import format_timestamp

@@ -40,8 +40,8 @@ from aiohttp.typedefs import Middleware
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from omniconsole.adapters.http_ports import HttpSettings, IngestResult, IngestSink
-from omniconsole.adapters.metrics import CONTENT_TYPE, Metrics
+from omniconsole.adapters.http.metrics import CONTENT_TYPE, Metrics
+from omniconsole.adapters.http.ports import HttpSettings, IngestResult, IngestSink
 from omniconsole.domain.events import Event, EventError, event_from_dict
 from omniconsole.domain.timeutil import format_timestamp
 from omniconsole.domain.unsubscribe import token_ok

@@ -8,7 +8,7 @@ consistent cut (events, decisions, profiles, log position) so `--resume` after a
 continues from the last one and writes the same ledger as an uninterrupted run.
 
 The engine runs either in this process (`partitions=1`) or as partition processes
-(`omniconsole.partitions`), one per share of the customers; the driver is the same.
+(`omniconsole.engine.partitioned`), one per share of the customers; the driver is the same.
 Partition processes are started with `spawn`: a script that calls `run_replay` with
 `partitions > 1` must guard its entry point with `if __name__ == "__main__":`.
 """
@@ -32,13 +32,13 @@ import orjson
 from omniconsole.actors.messages import Checkpoint, Rows, StoreCall
 from omniconsole.actors.runtime import EngineRuntime
 from omniconsole.actors.store_writer import StoreWriterActor
-from omniconsole.adapters.store_export import (
+from omniconsole.adapters.store.export import (
     export_ledger,
     export_rejects,
     ledger_summary,
     message_ids,
 )
-from omniconsole.adapters.store_parts import (
+from omniconsole.adapters.store.parts import (
     MAX_PARTS,
     PARTS_KEY,
     open_combined,
@@ -47,15 +47,15 @@ from omniconsole.adapters.store_parts import (
     read_part_names,
     remove_parts,
 )
-from omniconsole.adapters.store_sqlite import event_store_row
+from omniconsole.adapters.store.sqlite import event_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.events import Event, Rejected, parse_line
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp, to_micros
-from omniconsole.partition_worker import ENGINE_GC_THRESHOLDS, Record
-from omniconsole.partitions import Partitions, partition_of
+from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS, Record
+from omniconsole.engine.partitioned import Partitions, partition_of
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
 

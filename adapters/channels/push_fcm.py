@@ -16,8 +16,7 @@ from pyfcm import FCMNotification
 from pyfcm.errors import FCMError
 from requests.adapters import HTTPAdapter
 
-from omniconsole.adapters.channel_settings import FcmSettings
-from omniconsole.adapters.resilience import (
+from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
@@ -25,6 +24,7 @@ from omniconsole.adapters.resilience import (
     Sleep,
     is_transient_status,
 )
+from omniconsole.adapters.channels.settings import FcmSettings
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from omniconsole.adapters.channel_settings import OUTBOUND_CHANNELS, ChannelSettings
-from omniconsole.adapters.dry_run import DryRunAdapter
-from omniconsole.adapters.ports import ChannelAdapter
+from omniconsole.adapters.channels.dry_run import DryRunAdapter
+from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.channels.settings import OUTBOUND_CHANNELS, ChannelSettings
 from omniconsole.domain.channels import Channel
 
 __all__ = [
@@ -22,7 +22,7 @@ AdapterFactory = Callable[[ChannelSettings], ChannelAdapter]
 
 
 def _email(settings: ChannelSettings) -> ChannelAdapter:
-    from omniconsole.adapters.email_smtp import SmtpEmailAdapter
+    from omniconsole.adapters.channels.email_smtp import SmtpEmailAdapter
 
     assert settings.smtp is not None
     secret = settings.link_secret.reveal() if settings.link_secret else None
@@ -36,7 +36,7 @@ def _email(settings: ChannelSettings) -> ChannelAdapter:
 
 def _twilio(settings: ChannelSettings) -> ChannelAdapter:
     # Imported on use: the Twilio SDK is large and replays never need it.
-    from omniconsole.adapters.messaging_twilio import TwilioMessagingAdapter
+    from omniconsole.adapters.channels.messaging_twilio import TwilioMessagingAdapter
 
     assert settings.twilio is not None
     return TwilioMessagingAdapter(
@@ -47,7 +47,7 @@ def _twilio(settings: ChannelSettings) -> ChannelAdapter:
 
 
 def _fcm(settings: ChannelSettings) -> ChannelAdapter:
-    from omniconsole.adapters.push_fcm import FcmPushAdapter
+    from omniconsole.adapters.channels.push_fcm import FcmPushAdapter
 
     assert settings.fcm is not None
     return FcmPushAdapter(settings.fcm, rate_per_second=settings.rates.get("fcm"))

@@ -1,6 +1,6 @@
 """The coordinator's side of a partitioned replay: start, feed and stop the partitions.
 
-See `omniconsole.partition_worker` for what a partition is and the protocol.
+See `omniconsole.engine.partition_worker` for what a partition is and the protocol.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omniconsole.domain.timeutil import from_micros, to_micros
-from omniconsole.partition_worker import PartitionSpec, Record, run_partition
+from omniconsole.engine.partition_worker import PartitionSpec, Record, run_partition
 
 
 class PartitionFailure(RuntimeError):

@@ -1,6 +1,6 @@
 """What the HTTP front of `omniconsole serve` needs from the runtime, and its settings.
 
-The HTTP layer (`adapters.http_service`) only parses, authenticates and converts; the
+The HTTP layer (`adapters.http.service`) only parses, authenticates and converts; the
 runtime behind `IngestSink` makes events durable, dedupes them by `messageId` and
 knows which customer owns a phone number.
 """

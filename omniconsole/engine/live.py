@@ -31,12 +31,12 @@ import orjson
 from omniconsole.actors.dispatcher import DeliveryFailure, Resend
 from omniconsole.actors.messages import Sync
 from omniconsole.actors.runtime import EngineRuntime, LiveWiring
-from omniconsole.adapters.http_ports import IngestResult
-from omniconsole.adapters.metrics import Metrics
-from omniconsole.adapters.ports import ChannelAdapter
-from omniconsole.adapters.store_export import message_ids
-from omniconsole.adapters.store_parts import open_combined
-from omniconsole.adapters.store_sqlite import StoreQueries
+from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.http.metrics import Metrics
+from omniconsole.adapters.http.ports import IngestResult
+from omniconsole.adapters.store.export import message_ids
+from omniconsole.adapters.store.parts import open_combined
+from omniconsole.adapters.store.sqlite import StoreQueries
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig

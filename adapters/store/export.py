@@ -1,7 +1,7 @@
 """What a finished replay writes out of its store: the ledger, the rejects, the report counts.
 
 Everything here reads through a plain read-only `sqlite3` connection — for a partitioned
-store, one from `adapters.store_parts.open_combined`, which sees all parts as one.
+store, one from `adapters.store.parts.open_combined`, which sees all parts as one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from omniconsole.adapters.store_parts import read_part_names
+from omniconsole.adapters.store.parts import read_part_names
 
 
 def export_ledger(conn: sqlite3.Connection, out: Path) -> int:

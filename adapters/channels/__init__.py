@@ -1,0 +1,1 @@
+"""Channel adapters behind one port (`ports.ChannelAdapter`): email, Twilio, FCM, fakes."""

@@ -1,0 +1,1 @@
+"""The HTTP front of `serve`: Segment-compatible ingest, webhooks, health and metrics."""

@@ -1,0 +1,1 @@
+"""The engine's drivers: replay, partitions and the live service, behind one `Engine`."""
