@@ -17,64 +17,45 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-import orjson
 import pykka
 
-from omniconsole.actors.governor import Release, ledger_row
-from omniconsole.actors.messages import Dispatch, DispatchBatch, Rows, Sync, UseGovernor
+from omniconsole.actors.messages import (
+    Committed,
+    Delivered,
+    DeliveryFailure,
+    Dispatch,
+    DispatchBatch,
+    Release,
+    Resend,
+    Rows,
+    Sync,
+    UseGovernor,
+)
 from omniconsole.adapters.channels.ports import ChannelAdapter
-from omniconsole.adapters.store.sqlite import ledger_store_row
 from omniconsole.domain.channels import Category, Channel
-from omniconsole.domain.ledger import ledger_line
+from omniconsole.domain.ledger import decision_record, ledger_line, ledger_record
 from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient
+from omniconsole.domain.records import (
+    CapUsageRecord,
+    InboxRecord,
+    LedgerRecord,
+    OutboxEntry,
+    OutboxRecord,
+)
 from omniconsole.domain.templates import TemplateError, TemplateSet
 from omniconsole.domain.timeutil import to_micros
 
 
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """The store has committed every outbox row written so far: send them."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """The adapter answered for one outbox entry."""
-
-    entry: dict[str, Any]
-    result: DeliveryResult
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Resend:
-    """After a restart: outbox entries decided and committed but with no known result."""
-
-    entries: Sequence[dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailure:
-    """What the engine needs to fall back after a failed live send."""
-
-    customer: str
-    message_id: str
-    channel: str
-    journey: str
-    step: str
-    error_code: str
-    opted_out: bool
-
-
-def sent_row(entry: dict[str, Any], outcome: str, reason: str | None) -> tuple[Any, ...]:
-    """The store's ledger row for an outbox entry's final line."""
-    line = {**entry["line"], "outcome": outcome, "reason": reason}
+def final_record(entry: OutboxEntry, outcome: str, reason: str | None) -> LedgerRecord:
+    """The ledger record of an outbox entry's final line (`sent` or `failed`)."""
+    line = {**entry.line, "outcome": outcome, "reason": reason}
     if outcome != "sent":
         line["handoff_from"] = None
-    explanation = entry["explanation"] if outcome == "sent" else f"{reason}: {entry['detail']}"
-    return ledger_store_row(line, entry["ts"], entry["seq"], explanation)
+    explanation = entry.explanation if outcome == "sent" else f"{reason}: {entry.detail}"
+    return ledger_record(line, entry.ts, entry.seq, explanation)
 
 
 class ChannelDispatcherActor(pykka.ThreadingActor):
@@ -101,7 +82,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         self.governor: pykka.ActorRef[Any] | None = None  # set by UseGovernor
         self.on_result = on_result
         self.live = loop is not None
-        self.awaiting_commit: list[dict[str, Any]] = []
+        self.awaiting_commit: list[OutboxEntry] = []
         self.in_flight = 0
 
     def on_receive(self, message: Any) -> Any:
@@ -134,43 +115,40 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
     # ---- dry run ----
 
     def _dry_run(self, items: Sequence[Dispatch]) -> None:
-        ledger: list[tuple[Any, ...]] = []
-        caps: list[tuple[Any, ...]] = []
-        inbox: list[tuple[Any, ...]] = []
+        ledger: list[LedgerRecord] = []
+        caps: list[CapUsageRecord] = []
+        inbox: list[InboxRecord] = []
         channel = str(self.channel)
         in_app = self.channel is Channel.IN_APP
         for item in items:
             req, decision = item.request, item.decision
-            row = ledger_row(req, decision, "sent", None, decision.explanation)
-            ledger.append(row)
-            at = row[0]
+            record = decision_record(req, decision, "sent", None, decision.explanation)
+            ledger.append(record)
+            at = record.at
             if item.capped:
-                caps.append((req.message_id, req.customer, at, channel))
+                caps.append(CapUsageRecord(req.message_id, req.customer, at, channel))
             if in_app:
                 inbox.append(
-                    (req.message_id, req.customer, at, req.journey, req.step,
-                     f"{req.journey}: {req.step}", decision.explanation)
+                    InboxRecord(req.message_id, req.customer, at, req.journey, req.step,
+                                f"{req.journey}: {req.step}", decision.explanation)
                 )  # fmt: skip
-        self.writer.tell(Rows("ledger", ledger))
+        self.writer.tell(Rows(ledger))
         if caps:
-            self.writer.tell(Rows("cap_usage", caps))
+            self.writer.tell(Rows(caps))
         if inbox:
-            self.writer.tell(Rows("inbox", inbox))
+            self.writer.tell(Rows(inbox))
 
     # ---- live ----
 
     def _stage(self, items: Sequence[Dispatch]) -> None:
-        rows: list[tuple[Any, ...]] = []
+        rows: list[OutboxRecord] = []
         for item in items:
             entry = self._entry(item)
-            rows.append(
-                (entry["line"]["message_id"], entry["line"]["customer"], str(self.channel),
-                 entry["line"]["at"], orjson.dumps(entry).decode(), "pending")
-            )  # fmt: skip
+            rows.append(entry.record("pending"))
             self.awaiting_commit.append(entry)
-        self.writer.tell(Rows("outbox", rows))
+        self.writer.tell(Rows(rows))
 
-    def _entry(self, item: Dispatch) -> dict[str, Any]:
+    def _entry(self, item: Dispatch) -> OutboxEntry:
         req, decision = item.request, item.decision
         recipient = req.recipient or Recipient(customer=req.customer)
         subject, text, html = f"{req.journey}: {req.step}", decision.explanation, None
@@ -182,15 +160,14 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
                     req.properties,
                 )  # fmt: skip
         handoff = decision.handoff
-        return {
-            "line": ledger_line(req, decision, "sent", None),
-            "ts": to_micros(req.now),
-            "seq": req.seq,
-            "capped": item.capped,
-            "explanation": decision.explanation,
-            "detail": "",
-            "category": str(req.category),
-            "recipient": {
+        return OutboxEntry(
+            line=ledger_line(req, decision, "sent", None),
+            ts=to_micros(req.now),
+            seq=req.seq,
+            capped=item.capped,
+            explanation=decision.explanation,
+            category=str(req.category),
+            recipient={
                 "customer": recipient.customer,
                 "email": recipient.email,
                 "phone": recipient.phone,
@@ -199,13 +176,13 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
                 "locale": recipient.locale,
                 "timezone": recipient.timezone,
             },
-            "subject": subject,
-            "text": text,
-            "html": html,
-            "handoff": None if handoff is None else handoff.to_json(),
-        }
+            subject=subject,
+            text=text,
+            html=html,
+            handoff=None if handoff is None else handoff.to_json(),
+        )
 
-    def _send(self, entry: dict[str, Any]) -> None:
+    def _send(self, entry: OutboxEntry) -> None:
         self.in_flight += 1  # until `_delivered` records the result
         if self.channel is Channel.IN_APP or self.adapter is None:
             ok = self.channel is Channel.IN_APP
@@ -218,19 +195,18 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             self._delivered(Delivered(entry, result, 0.0))
             return
         assert self.loop is not None
-        line = entry["line"]
-        rec = entry["recipient"]
-        handoff = entry["handoff"]
+        line = entry.line
+        handoff = entry.handoff
         message = OutboundMessage(
-            message_id=line["message_id"],
+            message_id=entry.message_id,
             channel=self.channel,
-            category=Category(entry["category"]),
+            category=Category(entry.category),
             journey=line["journey"],
             step=line["step"],
-            recipient=Recipient(**rec),
-            subject=entry["subject"],
-            text=entry["text"],
-            html=entry["html"],
+            recipient=Recipient(**entry.recipient),
+            subject=entry.subject,
+            text=entry.text,
+            html=entry.html,
             handoff=None if handoff is None else Handoff(**handoff),
         )
         started = time.monotonic()
@@ -251,39 +227,35 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
 
     def _delivered(self, message: Delivered) -> None:
         entry, result = message.entry, message.result
-        line = entry["line"]
+        line = entry.line
         self.in_flight -= 1
-        rows: list[tuple[Any, ...]] = []
         if result.ok:
-            rows.append(sent_row(entry, "sent", None))
+            record = final_record(entry, "sent", None)
             status = "sent"
-            if entry["capped"]:
+            if entry.capped:
                 self.writer.tell(
-                    Rows("cap_usage", [(line["message_id"], line["customer"], line["at"],
-                                        str(self.channel))])
+                    Rows([CapUsageRecord(entry.message_id, entry.customer, entry.at,
+                                         str(self.channel))])
                 )  # fmt: skip
             if self.channel is Channel.IN_APP:
                 self.writer.tell(
-                    Rows("inbox", [(line["message_id"], line["customer"], line["at"],
-                                    line["journey"], line["step"], entry["subject"],
-                                    entry["text"])])
+                    Rows([InboxRecord(entry.message_id, entry.customer, entry.at,
+                                      line["journey"], line["step"], entry.subject,
+                                      entry.text)])
                 )  # fmt: skip
         else:
             code = result.error_code or "error"
-            entry = {**entry, "detail": result.detail or code}
-            rows.append(sent_row(entry, "failed", f"adapter:{code}"))
+            entry = replace(entry, detail=result.detail or code)
+            record = final_record(entry, "failed", f"adapter:{code}")
             status = "failed"
-            if entry["capped"] and self.governor is not None:
-                self.governor.tell(Release(line["customer"], line["message_id"], line["at"]))
+            if entry.capped and self.governor is not None:
+                self.governor.tell(Release(entry.customer, entry.message_id, entry.at))
             if self.report_failure is not None:
                 self.report_failure(
-                    DeliveryFailure(line["customer"], line["message_id"], str(self.channel),
+                    DeliveryFailure(entry.customer, entry.message_id, str(self.channel),
                                     line["journey"], line["step"], code, result.opted_out)
                 )  # fmt: skip
-        self.writer.tell(Rows("ledger", rows))
-        self.writer.tell(
-            Rows("outbox", [(line["message_id"], line["customer"], str(self.channel),
-                             line["at"], orjson.dumps(entry).decode(), status)])
-        )  # fmt: skip
+        self.writer.tell(Rows([record]))
+        self.writer.tell(Rows([entry.record(status)]))
         if self.on_result is not None:
             self.on_result(str(self.channel), status, message.seconds)

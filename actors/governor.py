@@ -9,7 +9,6 @@ blocks on another actor.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,39 +19,18 @@ from omniconsole.actors.messages import (
     Decided,
     Dispatch,
     DispatchBatch,
+    ForgetUsageBefore,
     LoadUsage,
+    Release,
     Rows,
     Sync,
 )
-from omniconsole.adapters.store.sqlite import ledger_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import Policy
-from omniconsole.domain.governor import SEND, CapUsage, Decision, SendRequest, decide, is_capped
-from omniconsole.domain.ledger import ledger_line
-from omniconsole.domain.timeutil import format_timestamp, parse_timestamp, to_micros
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """A capped send failed at the provider: it no longer counts against the caps."""
-
-    customer: str
-    message_id: str
-    at: str
-
-
-def ledger_row(
-    req: SendRequest, decision: Decision, outcome: str, reason: str | None, explanation: str
-) -> tuple[Any, ...]:
-    """The store row for one decision's ledger line."""
-    until = decision.until if outcome == "deferred" else None
-    return ledger_store_row(
-        ledger_line(req, decision, outcome, reason),
-        to_micros(req.now),
-        req.seq,
-        explanation,
-        None if until is None else format_timestamp(until),
-    )
+from omniconsole.domain.governor import SEND, CapUsage, Decision, decide, is_capped
+from omniconsole.domain.ledger import decision_record
+from omniconsole.domain.records import LedgerRecord
+from omniconsole.domain.timeutil import parse_timestamp
 
 
 class FatigueGovernorActor(pykka.ThreadingActor):
@@ -90,15 +68,15 @@ class FatigueGovernorActor(pykka.ThreadingActor):
                         del usage.sends[index]
                         break
             return None
-        if isinstance(message, datetime):  # forget usage older than every window
-            self._forget_before(message)
+        if isinstance(message, ForgetUsageBefore):
+            self._forget_before(message.now)
             return None
         raise TypeError(f"FatigueGovernorActor: unexpected message {message!r}")
 
     def _decide(self, message: DecideBatch) -> None:
         policy = self.policy
         decisions: list[Decision] = []
-        rows: list[tuple[Any, ...]] = []
+        rows: list[LedgerRecord] = []
         sends: dict[Channel, list[Dispatch]] = {}
         usage_map = self.usage
         for req in message.requests:
@@ -115,12 +93,12 @@ class FatigueGovernorActor(pykka.ThreadingActor):
                 sends.setdefault(channel, []).append(Dispatch(req, decision, capped))
             else:
                 rows.append(
-                    ledger_row(
+                    decision_record(
                         req, decision, decision.outcome, decision.reason, decision.explanation
                     )
                 )
         if rows:
-            self.writer.tell(Rows("ledger", rows))
+            self.writer.tell(Rows(rows))
         for channel, items in sends.items():
             self.dispatchers[channel].tell(DispatchBatch(items))
         message.reply_to.tell(Decided(message.token, decisions))

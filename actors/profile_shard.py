@@ -35,6 +35,7 @@ from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
 from omniconsole.domain.governor import Decision, SendRequest
 from omniconsole.domain.profile import Profile
+from omniconsole.domain.records import ProfileRecord
 from omniconsole.domain.timeutil import format_timestamp
 
 FLUSH_CHUNK = 2000  # profiles per message to the writer
@@ -235,14 +236,14 @@ class ProfileShardActor(pykka.ThreadingActor):
         """Send every changed profile to the writer, in chunks (memory stays flat)."""
         stamp = format_timestamp(now)
         count = len(self.dirty)
-        chunk: list[tuple[Any, ...]] = []
+        chunk: list[ProfileRecord] = []
         for customer in self.dirty:
             profile = self.active[customer]
             traits = profile.traits
             email = traits.get("email")
             phone = traits.get("phone")
             chunk.append(
-                (
+                ProfileRecord(
                     customer,
                     email if isinstance(email, str) else None,
                     phone if isinstance(phone, str) else None,
@@ -252,9 +253,9 @@ class ProfileShardActor(pykka.ThreadingActor):
                 )
             )
             if len(chunk) >= FLUSH_CHUNK:
-                self.writer.tell(Rows("profiles", chunk))
+                self.writer.tell(Rows(chunk))
                 chunk = []
-        self.writer.tell(Rows("profiles", chunk))
-        self.writer.tell(Rows("journey_instances", self.effects.rows()))
+        self.writer.tell(Rows(chunk))
+        self.writer.tell(Rows(self.effects.rows()))
         self.dirty.clear()
         return count

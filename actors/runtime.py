@@ -1,12 +1,14 @@
-"""EngineRuntime: starts, drives and stops the actor system.
+"""ActorEngine: the engine as one actor system in this process (an `Engine`).
 
     profile shards ──SendRequest──▶ governor ──Dispatch──▶ channel dispatchers
           ▲                            │                         │
           └──────── Decided ───────────┘                         ▼
                      every actor ──Rows──▶ store writer ──▶ SQLite
 
-The runtime's caller (a replay or the live service) is not an actor, so it may wait on
-futures: it waits for batches to finish and for checkpoints to commit.
+It implements `omniconsole.engine.protocol.Engine` (and, wired for live sends,
+`DeliveringEngine`). Its caller (a replay, a partition process or the live service)
+is not an actor, so it may wait on futures: it waits for batches to finish and for
+checkpoints to commit.
 """
 
 from __future__ import annotations
@@ -20,20 +22,24 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pykka
 
-from omniconsole.actors.dispatcher import ChannelDispatcherActor, Committed, DeliveryFailure
+from omniconsole.actors.dispatcher import ChannelDispatcherActor
 from omniconsole.actors.governor import FatigueGovernorActor
 from omniconsole.actors.messages import (
     ApplyBatch,
     Checkpoint,
+    Committed,
+    DeliveryFailure,
     FlushState,
+    ForgetUsageBefore,
     LoadUsage,
     NextDue,
     Passivate,
     PreloadTimers,
+    Resend,
     Rows,
     StoreCall,
     Sync,
@@ -44,9 +50,14 @@ from omniconsole.actors.store_writer import StoreWriterActor
 from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
+from omniconsole.domain.events import Event
 from omniconsole.domain.flow import TimedEvent
+from omniconsole.domain.records import EventRecord, OutboxEntry, StoreRecord, event_record
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import parse_timestamp
+
+if TYPE_CHECKING:
+    from omniconsole.engine.protocol import Cut
 
 #: messages waiting for the store writer before the driver waits for it to catch up
 WRITER_BACKLOG = 32
@@ -67,23 +78,29 @@ class LiveWiring:
     on_result: Callable[[str, str, float], None] | None = None
 
 
-class EngineRuntime:
-    """The running actor system for one store."""
+class ActorEngine:
+    """The running actor system for one store (an `Engine`).
+
+    `resume`: continue from the store's last checkpoint — profiles are activated from
+    it, and pending timers and cap usage are restored before the first batch. Otherwise
+    the store starts empty.
+    """
 
     def __init__(
         self,
         config: EngineConfig,
         db: Path,
         *,
-        fresh: bool,
+        resume: bool,
         shards: int = 2,
-        store_backed: bool = False,
         live: LiveWiring | None = None,
         gil_free_inserts: bool = True,
     ) -> None:
         self.config = config
         self.live = live
-        self.writer = StoreWriterActor.start(db, fresh=fresh, gil_free_inserts=gil_free_inserts)
+        self.writer = StoreWriterActor.start(
+            db, fresh=not resume, gil_free_inserts=gil_free_inserts
+        )
         self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
         for ch in Channel:
             if live is None:
@@ -110,7 +127,7 @@ class EngineRuntime:
                 self.governor,
                 self.writer,
                 db,
-                store_backed=store_backed,
+                store_backed=resume,
                 live=live is not None,
                 available=available,
             )
@@ -118,6 +135,10 @@ class EngineRuntime:
         ]
         self._in_flight: list[Future[int]] = []
         self._batch = 0
+        self._events: list[TimedEvent] = []
+        self._records: list[EventRecord] = []
+        if resume:
+            self._restore()
 
     def all_refs(self) -> list[pykka.ActorRef[Any]]:
         return [*self.shards, self.governor, *self.dispatchers.values(), self.writer]
@@ -126,10 +147,25 @@ class EngineRuntime:
         """Stable shard index of a customer (crc32: the same in every process)."""
         return zlib.crc32(customer.encode()) % len(self.shards)
 
-    def apply(
+    # ---- Engine ----
+
+    def add(self, line: int, event: Event, at: datetime, late: bool, raw: bytes) -> None:
+        """Take one accepted event into the batch being built."""
+        self._records.append(event_record(line, event, at, late, raw))
+        self._events.append(TimedEvent(at, event))
+
+    def apply(self, horizon: datetime | None) -> None:
+        """Write the batch's events and hand them to the shards (see `apply_events`)."""
+        events, records = self._events, self._records
+        self._events, self._records = [], []
+        self.write(records)
+        self.apply_events(events, horizon)
+
+    def apply_events(
         self, events: Sequence[TimedEvent], horizon: datetime | None, window: int = 2
     ) -> None:
-        """Give every shard its part of `events`; at most `window` batches in flight."""
+        """Give every shard its part of `events`, then timers due before `horizon`; at
+        most `window` batches in flight per shard."""
         parts: list[list[TimedEvent]] = [[] for _ in self.shards]
         if len(self.shards) == 1:
             parts[0] = list(events)
@@ -178,47 +214,30 @@ class EngineRuntime:
                 dues.append(due)
         return min(dues) if dues else None
 
-    def write(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Rows written by the caller (events, rejects) in the current checkpoint."""
-        if rows:
-            self.writer.tell(Rows(table, rows))
+    def write(self, records: Sequence[StoreRecord]) -> None:
+        """Records written by the caller (events, rejects, health) in the current checkpoint."""
+        if records:
+            self.writer.tell(Rows(records))
 
-    def checkpoint(self, meta: dict[str, str], now: datetime, *, max_active: int) -> None:
-        """Commit a consistent cut: everything applied so far, profiles and `meta`."""
+    def checkpoint(self, cut: Cut) -> None:
+        """Commit a consistent cut: everything applied so far, profiles and `cut.meta`."""
         self.drain()
         for shard in self.shards:
-            shard.ask(FlushState(now))
+            shard.ask(FlushState(cut.now))
         self.governor.ask(Sync())
         for dispatcher in self.dispatchers.values():
             dispatcher.ask(Sync())
-        self.writer.ask(Checkpoint(meta))
+        self.writer.ask(Checkpoint(cut.meta))
         if self.live is not None:
             for dispatcher in self.dispatchers.values():
                 dispatcher.tell(Committed())
-        self.governor.tell(now)
+        self.governor.tell(ForgetUsageBefore(cut.now))
         for shard in self.shards:
-            shard.tell(Passivate(max_active // len(self.shards)))
+            shard.tell(Passivate(cut.max_active // len(self.shards)))
 
-    def store(self, fn: Callable[[Any], Any]) -> Any:
-        """Run `fn(store)` on the writer (ordered after every row sent before)."""
-        return self.writer.ask(StoreCall(fn))
-
-    def restore(self, usage_since: datetime | None) -> None:
-        """After a restart: each shard's pending timers, and the governor's cap usage
-        counted since `usage_since`."""
-        parts: list[list[tuple[str, datetime]]] = [[] for _ in self.shards]
-        for customer, due in self.store(lambda s: s.timer_heads()):
-            parts[self.shard_of(customer)].append((customer, parse_timestamp(due)))
-        for shard, part in zip(self.shards, parts, strict=True):
-            shard.tell(PreloadTimers(part))
-        usage: list[tuple[str, datetime, str]] = []
-        if usage_since is not None:
-            since = usage_since
-            usage = [
-                (c, parse_timestamp(a), ch)
-                for c, a, ch in self.store(lambda s: s.cap_usage_since(since))
-            ]
-        self.governor.ask(LoadUsage(usage))
+    def meta(self) -> dict[str, str]:
+        """The store's committed run facts."""
+        return cast(dict[str, str], self.store(lambda s: s.meta()))
 
     def stop(self) -> None:
         """Stop every actor; the writer last, so it sees everything sent to it."""
@@ -226,3 +245,41 @@ class EngineRuntime:
         for ref in refs:
             ref.stop()
         self.writer.stop()
+
+    # ---- DeliveringEngine (live) ----
+
+    def resend(self, entries: Sequence[OutboxEntry]) -> None:
+        """Hand committed sends with no recorded result to their dispatchers again."""
+        by_channel: dict[Channel, list[OutboxEntry]] = {}
+        for entry in entries:
+            by_channel.setdefault(Channel(entry.channel), []).append(entry)
+        for channel, batch in by_channel.items():
+            self.dispatchers[channel].tell(Resend(batch))
+
+    def in_flight(self) -> int:
+        """Sends handed to providers that have not answered yet."""
+        return sum(int(cast(int, d.ask(Sync()))) for d in self.dispatchers.values())
+
+    # ---- internals ----
+
+    def store(self, fn: Callable[[Any], Any]) -> Any:
+        """Run `fn(store)` on the writer (ordered after every record sent before)."""
+        return self.writer.ask(StoreCall(fn))
+
+    def _restore(self) -> None:
+        """After a restart: each shard's pending timers, and the governor's cap usage that
+        the windows reaching back from the last checkpoint's clock can still count."""
+        parts: list[list[tuple[str, datetime]]] = [[] for _ in self.shards]
+        for customer, due in self.store(lambda s: s.timer_heads()):
+            parts[self.shard_of(customer)].append((customer, parse_timestamp(due)))
+        for shard, part in zip(self.shards, parts, strict=True):
+            shard.tell(PreloadTimers(part))
+        clock = self.meta().get("clock")
+        usage: list[tuple[str, datetime, str]] = []
+        if clock:
+            since = parse_timestamp(clock) - self.config.policy.longest_window
+            usage = [
+                (c, parse_timestamp(a), ch)
+                for c, a, ch in self.store(lambda s: s.cap_usage_since(since))
+            ]
+        self.governor.ask(LoadUsage(usage))

@@ -39,8 +39,8 @@ class StoreWriterActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         """Runs on the writer thread."""
         if isinstance(message, Rows):
-            if message.rows:
-                self.loop.run_until_complete(self.store.add(message.table, message.rows))
+            if message.records:
+                self.loop.run_until_complete(self.store.add(message.records))
             return None
         if isinstance(message, Checkpoint):
             self.loop.run_until_complete(self.store.checkpoint(message.meta))

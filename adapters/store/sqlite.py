@@ -9,7 +9,7 @@ read-only connection (`ProfileReader`), which WAL lets run beside the writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,40 +18,54 @@ import aiosqlite
 import orjson
 
 from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
-from omniconsole.domain.events import Event
-from omniconsole.domain.ledger import encode_line
-from omniconsole.domain.timeutil import format_timestamp
+from omniconsole.domain.records import (
+    RECORD_TYPES,
+    CapUsageRecord,
+    EventRecord,
+    HealthRecord,
+    InboxRecord,
+    InstanceRecord,
+    LedgerRecord,
+    OutboxEntry,
+    OutboxRecord,
+    ProfileRecord,
+    RejectRecord,
+    StoreRecord,
+)
 
-Row = tuple[Any, ...]
-
-# table -> (verb, columns, conflict clause). Each batch goes to SQLite as ONE JSON array
-# expanded by json_each: the rows are inserted in C under a single release of the GIL.
-# (executemany binds row by row, taking the GIL back for every row; with the actor
-# threads busy that convoy made the writer the bottleneck.)
-_TABLES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "events": ("INSERT", ("line", "customer", "at", "applied_at", "type", "name", "message_id",
-                          "late", "payload"), ""),
-    "rejects": ("INSERT", ("line", "reason", "raw"), ""),
-    "ledger": ("INSERT", ("at", "ts", "customer", "seq", "message_id", "journey", "step",
-                          "channel", "category", "outcome", "reason", "handoff_from",
-                          "deferred_until", "explanation", "line"), ""),
-    "profiles": ("INSERT", ("customer", "email", "phone", "updated_at", "next_due", "state"),
-                 " ON CONFLICT(customer) DO UPDATE SET email=excluded.email,"
-                 " phone=excluded.phone, updated_at=excluded.updated_at,"
-                 " next_due=excluded.next_due, state=excluded.state"),
-    "journey_instances": ("INSERT OR REPLACE", ("customer", "journey", "instance", "entered_at",
-                                                "status", "ended_at", "next_step", "next_due"), ""),
-    "cap_usage": ("INSERT OR IGNORE", ("message_id", "customer", "at", "channel"), ""),
-    "inbox": ("INSERT OR IGNORE", ("message_id", "customer", "at", "journey", "step", "subject",
-                                   "body"), ""),
-    "adapter_health": ("INSERT OR REPLACE", ("channel", "state", "detail", "updated_at"), ""),
-    "outbox": ("INSERT OR REPLACE", ("message_id", "customer", "channel", "decided_at", "payload",
-                                     "status"), ""),
-}  # fmt: skip
+# record type -> (table, verb, conflict clause); the columns are the record's fields.
+# Each batch goes to SQLite as ONE JSON array expanded by json_each: the rows are
+# inserted in C under a single release of the GIL. (executemany binds row by row,
+# taking the GIL back for every row; with the actor threads busy that convoy made the
+# writer the bottleneck.)
+_TABLES: dict[type[StoreRecord], tuple[str, str, str]] = {
+    EventRecord: ("events", "INSERT", ""),
+    RejectRecord: ("rejects", "INSERT", ""),
+    LedgerRecord: ("ledger", "INSERT", ""),
+    ProfileRecord: (
+        "profiles",
+        "INSERT",
+        " ON CONFLICT(customer) DO UPDATE SET email=excluded.email,"
+        " phone=excluded.phone, updated_at=excluded.updated_at,"
+        " next_due=excluded.next_due, state=excluded.state",
+    ),
+    InstanceRecord: ("journey_instances", "INSERT OR REPLACE", ""),
+    CapUsageRecord: ("cap_usage", "INSERT OR IGNORE", ""),
+    InboxRecord: ("inbox", "INSERT OR IGNORE", ""),
+    HealthRecord: ("adapter_health", "INSERT OR REPLACE", ""),
+    OutboxRecord: ("outbox", "INSERT OR REPLACE", ""),
+}
+assert set(_TABLES) == set(RECORD_TYPES)
 
 
-def _bulk_insert(table: str) -> str:
-    verb, columns, conflict = _TABLES[table]
+def table_of(record_type: type[StoreRecord]) -> str:
+    """The table that holds records of `record_type`."""
+    return _TABLES[record_type][0]
+
+
+def _bulk_insert(record_type: type[StoreRecord]) -> str:
+    table, verb, conflict = _TABLES[record_type]
+    columns = record_type._fields
     values = ", ".join(f"value ->> {i}" for i in range(len(columns)))
     return (
         f"{verb} INTO {table} ({', '.join(columns)}) SELECT {values} FROM json_each(?)"
@@ -59,16 +73,15 @@ def _bulk_insert(table: str) -> str:
     )
 
 
-def _row_insert(table: str) -> str:
-    verb, columns, conflict = _TABLES[table]
+def _row_insert(record_type: type[StoreRecord]) -> str:
+    table, verb, conflict = _TABLES[record_type]
+    columns = record_type._fields
     marks = ", ".join("?" for _ in columns)
     return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({marks}){conflict}"
 
 
-INSERT = {table: _bulk_insert(table) for table in _TABLES}
-INSERT_ROWS = {table: _row_insert(table) for table in _TABLES}
-# Tables written in this order inside a checkpoint.
-TABLE_ORDER = tuple(INSERT)
+INSERT = {t: _bulk_insert(t) for t in RECORD_TYPES}
+INSERT_ROWS = {t: _row_insert(t) for t in RECORD_TYPES}
 BATCH_ROWS = 5000
 
 
@@ -87,7 +100,7 @@ class SqliteStore:
         self.path = path
         self.gil_free_inserts = gil_free_inserts
         self._db: aiosqlite.Connection | None = None
-        self._pending: dict[str, list[Row]] = {name: [] for name in INSERT}
+        self._pending: dict[type[StoreRecord], list[StoreRecord]] = {t: [] for t in RECORD_TYPES}
         self._in_tx = False
 
     @property
@@ -129,33 +142,38 @@ class SqliteStore:
             await self._db.close()
             self._db = None
 
-    async def add(self, table: str, rows: Iterable[Row]) -> None:
-        """Queue rows for `table`; large batches go to SQLite at once (inside the open checkpoint)."""
-        pending = self._pending[table]
-        pending.extend(rows)
+    async def add(self, records: Sequence[StoreRecord]) -> None:
+        """Queue records (all of one type); large batches go to SQLite at once (inside the
+        open checkpoint)."""
+        if not records:
+            return
+        record_type = type(records[0])
+        pending = self._pending[record_type]
+        pending.extend(records)
         if len(pending) >= BATCH_ROWS:
-            await self._write(table)
+            await self._write(record_type)
 
     async def _begin(self) -> None:
         if not self._in_tx:
             await self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
 
-    async def _write(self, table: str) -> None:
-        rows = self._pending[table]
+    async def _write(self, record_type: type[StoreRecord]) -> None:
+        rows = self._pending[record_type]
         if not rows:
             return
-        self._pending[table] = []
+        self._pending[record_type] = []
         await self._begin()
         if self.gil_free_inserts:
-            await self.db.execute(INSERT[table], (orjson.dumps(rows).decode(),))
+            payload = orjson.dumps(rows, default=tuple).decode()
+            await self.db.execute(INSERT[record_type], (payload,))
         else:
-            await self.db.executemany(INSERT_ROWS[table], rows)
+            await self.db.executemany(INSERT_ROWS[record_type], rows)
 
-    async def checkpoint(self, meta: dict[str, str]) -> None:
+    async def checkpoint(self, meta: Mapping[str, str]) -> None:
         """Write everything queued and `meta`, and commit them as one transaction."""
-        for table in TABLE_ORDER:
-            await self._write(table)
+        for record_type in RECORD_TYPES:
+            await self._write(record_type)
         await self._begin()
         await self.db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items())
@@ -202,50 +220,6 @@ class ProfileReader:
         self._conn.close()
 
 
-def event_store_row(line: int, event: Event, applied_at: datetime, late: bool, raw: bytes) -> Row:
-    """The `events` row (columns in `_TABLES` order) for one applied log line."""
-    stamp = format_timestamp(event.at)
-    return (
-        line,
-        event.customer,
-        stamp,
-        format_timestamp(applied_at) if late else stamp,
-        event.kind,
-        event.name,
-        event.message_id,
-        int(late),
-        raw.decode("utf-8", "replace").rstrip("\r\n"),
-    )
-
-
-def ledger_store_row(
-    line: dict[str, Any],
-    ts: int,
-    seq: int,
-    explanation: str,
-    deferred_until: str | None = None,
-) -> Row:
-    """The `ledger` row (columns in `_TABLES` order) for one ledger line."""
-    handoff = line["handoff_from"]
-    return (
-        line["at"],
-        ts,
-        line["customer"],
-        seq,
-        line["message_id"],
-        line["journey"],
-        line["step"],
-        line["channel"],
-        line["category"],
-        line["outcome"],
-        line["reason"],
-        None if handoff is None else orjson.dumps(handoff).decode(),
-        deferred_until,
-        explanation,
-        encode_line(line),
-    )
-
-
 class StoreQueries:
     """Small read-only lookups the live service needs (sync; run them off the event loop)."""
 
@@ -259,12 +233,12 @@ class StoreQueries:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def pending_outbox(self) -> list[dict[str, Any]]:
+    def pending_outbox(self) -> list[OutboxEntry]:
         """Sends decided and committed whose result was never recorded (a crash between)."""
         rows = self._conn.execute(
             "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY decided_at"
         ).fetchall()
-        return [dict(orjson.loads(r[0])) for r in rows]
+        return [OutboxEntry.from_json(r[0]) for r in rows]
 
     def ledger_since(self, last_id: int) -> list[tuple[int, str | None, str, str | None]]:
         """(id, channel, outcome, reason) of ledger rows after `last_id`."""

@@ -30,6 +30,7 @@ from omniconsole.domain.profile import (
     SentMessage,
     Timer,
 )
+from omniconsole.domain.records import InstanceRecord
 from omniconsole.domain.timeutil import format_timestamp
 
 Flow = Generator[SendRequest, Decision, None]
@@ -50,8 +51,8 @@ class Effects:
         default_factory=dict
     )
 
-    def rows(self) -> list[tuple[Any, ...]]:
-        """The changed instances as `journey_instances` rows; forgets them."""
+    def rows(self) -> list[InstanceRecord]:
+        """The changed instances as store records; forgets them."""
         rows = [instance_row(*change) for change in self.instances.values()]
         self.instances.clear()
         return rows
@@ -505,12 +506,8 @@ def _seen_any(inst: Instance, step: StepDef) -> bool:
 
 def instance_row(
     profile: Profile, inst: Instance, status: str, ended: datetime | None
-) -> tuple[Any, ...]:
-    """An instance as the store shows it, with its next pending step.
-
-    The `journey_instances` columns, in order: customer, journey, instance, entered_at,
-    status, ended_at, next_step, next_due.
-    """
+) -> InstanceRecord:
+    """An instance as the store shows it, with its next pending step."""
     next_step: str | None = None
     next_due: str | None = None
     if status == ACTIVE:
@@ -522,7 +519,7 @@ def instance_row(
             ):
                 next_step, next_due = timer.step, format_timestamp(timer.due)
                 break
-    return (
+    return InstanceRecord(
         profile.customer,
         inst.journey,
         inst.number,

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from omniconsole.domain.governor import Decision, SendRequest
-from omniconsole.domain.timeutil import format_timestamp
+from omniconsole.domain.records import LedgerRecord
+from omniconsole.domain.timeutil import format_timestamp, to_micros
 
 
 def ledger_line(
@@ -33,3 +34,45 @@ def ledger_line(
 def encode_line(line: dict[str, Any]) -> str:
     """Compact JSON, keys in insertion order: the same object gives the same bytes."""
     return orjson.dumps(line).decode()
+
+
+def ledger_record(
+    line: dict[str, Any],
+    ts: int,
+    seq: int,
+    explanation: str,
+    deferred_until: str | None = None,
+) -> LedgerRecord:
+    """The store record of one ledger line (`ts`, `seq`: its place in the total order)."""
+    handoff = line["handoff_from"]
+    return LedgerRecord(
+        line["at"],
+        ts,
+        line["customer"],
+        seq,
+        line["message_id"],
+        line["journey"],
+        line["step"],
+        line["channel"],
+        line["category"],
+        line["outcome"],
+        line["reason"],
+        None if handoff is None else orjson.dumps(handoff).decode(),
+        deferred_until,
+        explanation,
+        encode_line(line),
+    )
+
+
+def decision_record(
+    req: SendRequest, decision: Decision, outcome: str, reason: str | None, explanation: str
+) -> LedgerRecord:
+    """The store record of one decision's ledger line."""
+    until = decision.until if outcome == "deferred" else None
+    return ledger_record(
+        ledger_line(req, decision, outcome, reason),
+        to_micros(req.now),
+        req.seq,
+        explanation,
+        None if until is None else format_timestamp(until),
+    )

@@ -24,13 +24,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
-from omniconsole.actors.dispatcher import DeliveryFailure, Resend
-from omniconsole.actors.messages import Sync
-from omniconsole.actors.runtime import EngineRuntime, LiveWiring
+from omniconsole.actors.messages import DeliveryFailure
+from omniconsole.actors.runtime import ActorEngine, LiveWiring
 from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
@@ -41,9 +40,10 @@ from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.events import Event
-from omniconsole.domain.flow import TimedEvent
+from omniconsole.domain.records import HealthRecord
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+from omniconsole.engine.protocol import Cut, DeliveringEngine
 
 
 @dataclass(slots=True)
@@ -78,12 +78,11 @@ class LiveEngine:
         self.max_active = max_active
         self.adapters = adapters
         self.not_configured = dict(not_configured or {})
-        self.runtime = EngineRuntime(
+        self.engine: DeliveringEngine = ActorEngine(
             config,
             db,
-            fresh=False,
+            resume=True,
             shards=shards,
-            store_backed=True,
             live=LiveWiring(dict(adapters), templates, loop, self._failed, self._result),
         )
         self._requests: queue.Queue[_Request] = queue.Queue()
@@ -101,24 +100,18 @@ class LiveEngine:
 
     def start(self) -> None:
         """Restore state from the store, re-send what a crash left in flight, start ticking."""
-        runtime = self.runtime
-        meta: dict[str, str] = runtime.store(lambda s: s.meta())
+        engine = self.engine
+        meta = engine.meta()
         with contextlib.closing(open_combined(self.db)) as conn:
             self._seen = message_ids(conn)
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
         self._counts.update(orjson.loads(meta.get("counters", "{}")))
-        runtime.restore(self.clock.now() - self.config.policy.longest_window)
         now = self._now()
-        runtime.checkpoint(self._meta(now, static=True), now, max_active=self.max_active)
+        engine.checkpoint(Cut(self._meta(now, static=True), now, self.max_active))
         self._queries = StoreQueries(self.db)
         self._ledger_id = max((r[0] for r in self._queries.ledger_since(0)), default=0)
-        pending = self._queries.pending_outbox()
-        by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for entry in pending:
-            by_channel[entry["line"]["channel"]].append(entry)
-        for channel, entries in by_channel.items():
-            runtime.dispatchers[Channel(channel)].tell(Resend(entries))
+        engine.resend(self._queries.pending_outbox())
         self._thread.start()
 
     def stop(self, drain_seconds: float = 10.0) -> None:
@@ -131,18 +124,13 @@ class LiveEngine:
             self._thread.join()
         if self._error is None:
             deadline = time.monotonic() + drain_seconds
-            while time.monotonic() < deadline:
-                in_flight = sum(
-                    int(cast(int, d.ask(Sync()))) for d in self.runtime.dispatchers.values()
-                )
-                if not in_flight:
-                    break
+            while time.monotonic() < deadline and self.engine.in_flight():
                 self._stop.wait(0.05)  # adapters answer on their own loop; nothing to wait on
             now = self._now()
-            self.runtime.checkpoint(self._meta(now), now, max_active=self.max_active)
+            self.engine.checkpoint(Cut(self._meta(now), now, self.max_active))
         if self._queries is not None:
             self._queries.close()
-        self.runtime.stop()
+        self.engine.stop()
 
     # ---- the HTTP front's side ----
 
@@ -232,8 +220,6 @@ class LiveEngine:
 
     def _step(self, requests: list[_Request]) -> None:
         now = self._now()
-        batch: list[TimedEvent] = []
-        rows: list[tuple[Any, ...]] = []
         results: list[IngestResult] = []
         for request in requests:
             accepted = 0
@@ -245,7 +231,7 @@ class LiveEngine:
                     continue
                 if mid is not None:
                     self._seen.add(mid)
-                self._admit(event, now, batch, rows)
+                self._admit(event, now)
                 accepted += 1
             results.append(IngestResult(accepted, len(request.events) - accepted, frozenset(dups)))
         while True:
@@ -256,36 +242,20 @@ class LiveEngine:
             for event in self._failure_events(failure, now):
                 if event.message_id not in self._seen:
                     self._seen.add(event.message_id or "")
-                    self._admit(event, now, batch, rows)
-        self.runtime.write("events", rows)
-        self.runtime.apply(batch, now)
-        self.runtime.checkpoint(self._meta(now), now, max_active=self.max_active)
+                    self._admit(event, now)
+        self.engine.apply(now)
+        self.engine.checkpoint(Cut(self._meta(now), now, self.max_active))
         for request, result in zip(requests, results, strict=True):
             request.done.set_result(result)
         self._count_decisions()
         self.metrics.queue_depth("ingest", self._requests.qsize())
 
-    def _admit(
-        self, event: Event, now: datetime, batch: list[TimedEvent], rows: list[tuple[Any, ...]]
-    ) -> None:
+    def _admit(self, event: Event, now: datetime) -> None:
         late = event.at < now
         self._counts["read"] += 1
         self._counts["applied"] += 1
         self._counts["late"] += int(late)
-        batch.append(TimedEvent(now, event))
-        rows.append(
-            (
-                event.line,
-                event.customer,
-                format_timestamp(event.at),
-                format_timestamp(now),
-                event.kind,
-                event.name,
-                event.message_id,
-                int(late),
-                orjson.dumps(event.to_json()).decode(),
-            )
-        )
+        self.engine.add(event.line, event, now, late, orjson.dumps(event.to_json()))
 
     @staticmethod
     def _failure_events(failure: DeliveryFailure, now: datetime) -> list[Event]:
@@ -349,13 +319,13 @@ class LiveEngine:
         rows = []
         for channel in Channel:
             if channel is Channel.IN_APP:
-                rows.append((channel.value, "up", "inbox in the store", stamp))
+                rows.append(HealthRecord(channel.value, "up", "inbox in the store", stamp))
             elif channel in self.adapters:
-                rows.append((channel.value, self._adapter_state(channel), "", stamp))
+                rows.append(HealthRecord(channel.value, self._adapter_state(channel), "", stamp))
             else:
                 detail = self.not_configured.get(channel, "not configured")
-                rows.append((channel.value, "not_configured", detail, stamp))
-        self.runtime.write("adapter_health", rows)
+                rows.append(HealthRecord(channel.value, "not_configured", detail, stamp))
+        self.engine.write(rows)
 
     def _count_decisions(self) -> None:
         if self._queries is None:

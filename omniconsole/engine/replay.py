@@ -21,7 +21,6 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,9 +28,7 @@ from typing import Any
 
 import orjson
 
-from omniconsole.actors.messages import Checkpoint, Rows, StoreCall
-from omniconsole.actors.runtime import EngineRuntime
-from omniconsole.actors.store_writer import StoreWriterActor
+from omniconsole.actors.runtime import ActorEngine
 from omniconsole.adapters.store.export import (
     export_ledger,
     export_rejects,
@@ -47,15 +44,15 @@ from omniconsole.adapters.store.parts import (
     read_part_names,
     remove_parts,
 )
-from omniconsole.adapters.store.sqlite import event_store_row
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
-from omniconsole.domain.events import Event, Rejected, parse_line
-from omniconsole.domain.flow import TimedEvent
-from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp, to_micros
-from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS, Record
-from omniconsole.engine.partitioned import Partitions, partition_of
+from omniconsole.domain.events import Rejected, parse_line
+from omniconsole.domain.records import RejectRecord
+from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp
+from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS
+from omniconsole.engine.partitioned import PartitionedEngine
+from omniconsole.engine.protocol import Cut, Engine
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
 
@@ -97,100 +94,11 @@ class EventCounts:
     late: int = 0
 
 
-class _InProcess:
-    """The whole engine in this process: one partition, its actors beside the driver."""
-
-    def __init__(self, runtime: EngineRuntime) -> None:
-        self.runtime = runtime
-        self.batch: list[TimedEvent] = []
-        self.event_rows: list[tuple[Any, ...]] = []
-        self.reject_rows: list[tuple[Any, ...]] = []
-
-    def add(self, line: int, event: Event, at: datetime, late: bool, raw: bytes) -> None:
-        self.event_rows.append(event_store_row(line, event, at, late, raw))
-        self.batch.append(TimedEvent(at, event))
-
-    def apply(self, horizon: datetime | None) -> None:
-        runtime = self.runtime
-        runtime.write("events", self.event_rows)
-        runtime.write("rejects", self.reject_rows)
-        runtime.apply(self.batch, horizon)
-        self.batch, self.event_rows, self.reject_rows = [], [], []
-
-    def restore(self, usage_since: datetime | None) -> None:
-        self.runtime.restore(usage_since)
-
-    def drain(self) -> None:
-        self.runtime.drain()
-
-    def next_due(self) -> datetime | None:
-        return self.runtime.next_due()
-
-    def checkpoint(self, meta: dict[str, str], now: datetime, max_active: int) -> None:
-        self.runtime.checkpoint(meta, now, max_active=max_active)
-
-    def store(self, fn: Callable[[Any], Any]) -> Any:
-        return self.runtime.store(fn)
-
-    def stop(self) -> None:
-        self.runtime.stop()
-
-
-class _Partitioned:
-    """The engine as partition processes; this process keeps the run's own store."""
-
-    def __init__(self, writer: Any, partitions: Partitions) -> None:
-        self.writer = writer  # the main store's writer: meta and rejects
-        self.partitions = partitions
-        self.skip = partitions.checkpoint_lines
-        self.records: list[list[Record]] = [[] for _ in range(partitions.count)]
-        self.reject_rows: list[tuple[Any, ...]] = []
-
-    def add(self, line: int, event: Event, at: datetime, late: bool, raw: bytes) -> None:
-        index = partition_of(event.customer, self.partitions.count)
-        if line > self.skip[index]:  # else that partition committed it before a crash
-            self.records[index].append((line, raw, to_micros(at) if late else None))
-
-    def apply(self, horizon: datetime | None) -> None:
-        if self.reject_rows:
-            self.writer.tell(Rows("rejects", self.reject_rows))
-        self.partitions.apply(self.records, horizon)
-        self.records = [[] for _ in self.records]
-        self.reject_rows = []
-
-    def restore(self, usage_since: datetime | None) -> None:
-        """Each partition restored its own timers and cap usage when it started."""
-
-    def drain(self) -> None:
-        self.partitions.drain()
-
-    def next_due(self) -> datetime | None:
-        return self.partitions.next_due()
-
-    def checkpoint(self, meta: dict[str, str], now: datetime, max_active: int) -> None:
-        # Parts first, then the main store: on resume, a part may be one checkpoint
-        # ahead of the main store (it skips the lines it has), never behind it.
-        self.partitions.checkpoint(meta, now, max_active=max_active)
-        self.writer.ask(Checkpoint(meta))
-
-    def store(self, fn: Callable[[Any], Any]) -> Any:
-        return self.writer.ask(StoreCall(fn))
-
-    def stop(self) -> None:
-        try:
-            self.partitions.stop()
-        finally:
-            self.writer.stop()
-
-
-_Engine = _InProcess | _Partitioned
-
-
 @dataclass(slots=True)
 class _Driver:
     options: ReplayOptions
     config: EngineConfig
-    engine: _Engine
+    engine: Engine
     pacer: Pacer | None
     counts: EventCounts = field(default_factory=EventCounts)
     clock: datetime | None = None
@@ -230,7 +138,7 @@ class _Driver:
 
     def checkpoint(self, line: int, status: str) -> None:
         now = self.clock or EPOCH
-        self.engine.checkpoint(self.meta(line, status), now, max_active=self.options.max_active)
+        self.engine.checkpoint(Cut(self.meta(line, status), now, self.options.max_active))
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
 
@@ -238,7 +146,7 @@ class _Driver:
         """Commit the last applied cut (a stop: what was read after it is read again)."""
         line, counts, clock = self.applied
         meta = _cut_meta(line, status, counts, clock)
-        self.engine.checkpoint(meta, clock or EPOCH, max_active=self.options.max_active)
+        self.engine.checkpoint(Cut(meta, clock or EPOCH, self.options.max_active))
 
 
 def _cut_meta(
@@ -306,23 +214,14 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
 
 def _start_engine(
     options: ReplayOptions, config: EngineConfig, count: int, resume: bool
-) -> tuple[_Engine, dict[str, str]]:
+) -> tuple[Engine, dict[str, str]]:
     """The engine for `count` partitions, and the run's static meta facts."""
     static = _static_meta(options, config)
     if count == 1:
-        runtime = EngineRuntime(
-            config, options.db, fresh=not resume, shards=options.shards, store_backed=resume
-        )
-        return _InProcess(runtime), static
-    writer = StoreWriterActor.start(options.db, fresh=not resume)
+        return ActorEngine(config, options.db, resume=resume, shards=options.shards), static
     parts = part_paths(options.db, count)
-    try:
-        partitions = Partitions(config.directory, parts, resume=resume)
-    except BaseException:
-        writer.stop()
-        raise
     static[PARTS_KEY] = parts_meta(parts)
-    return _Partitioned(writer, partitions), static
+    return PartitionedEngine(config.directory, options.db, parts, resume=resume), static
 
 
 def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]:
@@ -344,7 +243,7 @@ def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]
 def _run(
     options: ReplayOptions,
     config: EngineConfig,
-    engine: _Engine,
+    engine: Engine,
     pacer: Pacer | None,
     resume: bool,
     static: dict[str, str],
@@ -353,7 +252,7 @@ def _run(
     seen: set[str] = set()
     start_line = 0
     if resume:
-        meta: dict[str, str] = engine.store(lambda s: s.meta())
+        meta = engine.meta()
         if meta.get("status") == "done":
             return _finish(driver, done_already=True)
         start_line = int(meta.get("checkpoint_line", "0"))
@@ -361,13 +260,10 @@ def _run(
         driver.clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
         with contextlib.closing(open_combined(options.db)) as conn:
             seen = message_ids(conn, up_to_line=start_line)
-        clock = driver.clock
-        engine.restore(None if clock is None else clock - config.policy.longest_window)
     engine.checkpoint(
-        {**static, **driver.meta(start_line, "running")},
-        driver.clock or EPOCH,
-        max_active=options.max_active,
-    )
+        Cut({**static, **driver.meta(start_line, "running")}, driver.clock or EPOCH,
+            options.max_active)
+    )  # fmt: skip
     driver.mark_applied(start_line)
     until = options.until
     batch_events = options.batch_events
@@ -387,7 +283,7 @@ def _run(
             if isinstance(parsed, Rejected):
                 counts.read += 1
                 counts.rejected += 1
-                engine.reject_rows.append((line_no, parsed.reason, parsed.raw))
+                engine.write([RejectRecord(line_no, parsed.reason, parsed.raw)])
                 continue
             if until is not None and parsed.at > until:
                 line_no -= 1
@@ -453,7 +349,7 @@ def _finish(
 ) -> dict[str, Any]:
     engine, options = driver.engine, driver.options
     if done_already:
-        meta: dict[str, str] = engine.store(lambda s: s.meta())
+        meta = engine.meta()
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
     elif stopped:
         driver.checkpoint_applied("stopped")

@@ -8,7 +8,10 @@ Entry points for the CLI: `run_console(db)` attaches read-only to a store;
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omniconsole.engine.replay import ReplayOptions
 
 __all__ = ["run_console", "run_demo", "run_replay_console"]
 
@@ -27,8 +30,8 @@ def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
     run(log, db, config_dir)
 
 
-def run_replay_console(options: Any) -> None:
-    """Run a replay (the engine's `ReplayOptions`) inside the console."""
+def run_replay_console(options: ReplayOptions) -> None:
+    """Run a replay described by `options` inside the console."""
     from omniconsole.tui.app import run_replay_console as run
 
     run(options)

@@ -22,8 +22,9 @@ from textual.widgets import DataTable
 from textual.worker import get_current_worker
 
 from omniconsole.adapters.store.reader import StoreReader, StoreStatus
+from omniconsole.engine.replay import ReplayOptions
 from omniconsole.tui.commands import ConsoleCommands, parse_command
-from omniconsole.tui.demo import DemoRunner, EngineUnavailable
+from omniconsole.tui.demo import DemoRunner
 from omniconsole.tui.format import short_time
 from omniconsole.tui.messages import DemoFinished, StoreUpdated
 from omniconsole.tui.screens.base import ViewScreen
@@ -320,19 +321,13 @@ def run_console(db: Path) -> None:
 
 def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
     """Replay `log` into a fresh store at `db` inside the console, paced and controllable."""
-    try:
-        runner = DemoRunner(Path(log), Path(db), config_dir)
-    except EngineUnavailable as exc:
-        raise SystemExit(f"omniconsole demo: {exc}") from None
+    runner = DemoRunner(Path(log), Path(db), config_dir)
     ConsoleApp(Path(db), demo=runner).run()
 
 
-def run_replay_console(options: Any) -> None:
-    """Run a replay described by the engine's `ReplayOptions` inside the console (`--tui`)."""
-    try:
-        runner = DemoRunner(options.log, options.db, options.config_dir, options=options)
-    except EngineUnavailable as exc:
-        raise SystemExit(f"omniconsole replay --tui: {exc}") from None
+def run_replay_console(options: ReplayOptions) -> None:
+    """Run a replay described by `options` inside the console (`replay --tui`)."""
+    runner = DemoRunner(options.log, options.db, options.config_dir, options=options)
     ConsoleApp(Path(options.db), demo=runner).run()
 
 

@@ -1,81 +1,21 @@
-"""Running a replay inside the console: the engine's replay API behind typed protocols.
+"""Running a replay inside the console: the demo's pacing over the engine's replay driver.
 
-The console reaches the engine only through `omniconsole.engine.replay.run_replay` and
-`omniconsole.domain.clock.Pacer`, loaded lazily so the console still attaches to a
-store when the engine is not installed.
+The console drives the engine only through `omniconsole.engine.replay.run_replay` and
+the domain's thread-safe `Pacer`; the replay runs on a worker thread and the screens
+read what it commits from the store.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
 
-__all__ = ["SPEEDS", "DemoRunner", "EngineUnavailable", "Pacer", "load_engine"]
+from omniconsole.domain.clock import Pacer
+from omniconsole.engine.replay import ReplayOptions, run_replay
+
+__all__ = ["SPEEDS", "DemoRunner", "speed_label"]
 
 #: Simulated seconds per wall second, slowest to fastest; None = as fast as possible.
 SPEEDS: tuple[float | None, ...] = (3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0, None)
-
-
-class Pacer(Protocol):
-    """The engine's thread-safe pacer (omniconsole.domain.clock.Pacer)."""
-
-    @property
-    def paused(self) -> bool:
-        """Whether the replay is paused."""
-
-    @property
-    def speed(self) -> float | None:
-        """Simulated seconds per wall second; None = as fast as possible."""
-
-    @property
-    def sim_time(self) -> datetime | None:
-        """The latest simulated time the replay reached."""
-
-    def pause(self) -> None:
-        """Pause."""
-
-    def resume(self) -> None:
-        """Resume."""
-
-    def toggle(self) -> None:
-        """Pause or resume."""
-
-    def set_speed(self, sim_seconds_per_second: float | None) -> None:
-        """Change speed."""
-
-    def stop(self) -> None:
-        """Stop the replay as soon as possible."""
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine's replay API cannot be imported."""
-
-
-@dataclass(frozen=True, slots=True)
-class Engine:
-    """The pieces of the engine the demo uses."""
-
-    replay_options: Callable[..., Any]
-    run_replay: Callable[..., Any]
-    pacer: Callable[[], Pacer]
-
-
-def load_engine() -> Engine:
-    """Import the replay API, or raise EngineUnavailable saying why."""
-    try:
-        replay = importlib.import_module("omniconsole.engine.replay")
-        clock = importlib.import_module("omniconsole.domain.clock")
-        return Engine(
-            replay_options=replay.ReplayOptions,
-            run_replay=replay.run_replay,
-            pacer=cast(Callable[[], Pacer], clock.Pacer),
-        )
-    except (ImportError, AttributeError) as exc:
-        raise EngineUnavailable(f"the engine's replay API is not available: {exc}") from exc
 
 
 def speed_label(speed: float | None) -> str:
@@ -98,15 +38,13 @@ class DemoRunner:
         db: Path,
         config_dir: Path | None = None,
         *,
-        engine: Engine | None = None,
-        options: Any = None,
+        options: ReplayOptions | None = None,
     ) -> None:
         """Prepare a fresh replay of `log` into `db` (ledger and report beside it)."""
-        self.engine = engine or load_engine()
-        self.pacer: Pacer = self.engine.pacer()
+        self.pacer = Pacer()
         self.pacer.set_speed(SPEEDS[0])
         self.db = db
-        self.options = options or self.engine.replay_options(
+        self.options = options or ReplayOptions(
             log=log,
             db=db,
             ledger=db.with_suffix(".ledger.jsonl"),
@@ -118,7 +56,7 @@ class DemoRunner:
 
     def run(self) -> None:
         """Replay until done or stopped (blocks; runs on a worker thread)."""
-        self.engine.run_replay(self.options, pacer=self.pacer)
+        run_replay(self.options, pacer=self.pacer)
 
     def faster(self) -> None:
         """Next speed up."""

@@ -24,8 +24,9 @@ import pytest
 from omniconsole.adapters.store.reader import CustomerContext, StoreReader
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.generator import write_log
-from omniconsole.engine.partitioned import PartitionFailure
-from omniconsole.engine.replay import ReplayError, ReplayOptions, _Partitioned, run_replay
+from omniconsole.engine.partitioned import PartitionedEngine, PartitionFailure
+from omniconsole.engine.protocol import Cut
+from omniconsole.engine.replay import ReplayError, ReplayOptions, run_replay
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample.jsonl"
@@ -183,19 +184,17 @@ def test_a_crash_between_the_parts_commit_and_the_main_commit_resumes_exactly(
     part skips what it already has: no send repeated, none lost."""
     replay(tricky_log, tmp_path / "whole", 1)
     commits = 0
-    original = _Partitioned.checkpoint
+    original = PartitionedEngine.checkpoint
 
-    def crash_on_third(
-        self: _Partitioned, meta: dict[str, str], now: datetime, max_active: int
-    ) -> None:
+    def crash_on_third(self: PartitionedEngine, cut: Cut) -> None:
         nonlocal commits
         commits += 1
         if commits == 3:
-            self.partitions.checkpoint(meta, now, max_active=max_active)
+            self.commit_parts(cut)
             raise RuntimeError("crashed between the parts' commit and the main store's")
-        original(self, meta, now, max_active)
+        original(self, cut)
 
-    monkeypatch.setattr(_Partitioned, "checkpoint", crash_on_third)
+    monkeypatch.setattr(PartitionedEngine, "checkpoint", crash_on_third)
     small = {"checkpoint_events": 500, "batch_events": 500}
     with pytest.raises(RuntimeError, match="crashed between"):
         replay(tricky_log, tmp_path / "crash", 2, **small)

@@ -1,0 +1,258 @@
+"""What the engine writes to its store: one typed record per kind of row.
+
+These are the one home of the store's row shapes. The engine builds records by field
+name; only the store (`omniconsole.adapters.store`) maps a record type to its table,
+and it takes the columns from the record's own fields, so no column order lives
+anywhere else. Records are `NamedTuple`s: typed and named, yet as cheap to build as a
+tuple and handed to the database driver without conversion (one is built per decision).
+
+Times are ISO 8601 UTC text (`2026-01-05T10:00:00Z`), which sorts as time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from omniconsole.domain.events import Event
+from omniconsole.domain.timeutil import format_timestamp
+
+
+class EventRecord(NamedTuple):
+    """An applied event (`events`): duplicates and rejects are not here."""
+
+    line: int  # log line number (0 for live ingest)
+    customer: str
+    at: str  # the event's own time
+    applied_at: str  # the clock when applied (later than `at` when late)
+    type: str  # 'identify' or 'track'
+    name: str | None  # track event name
+    message_id: str | None
+    late: int  # 1 when applied at the clock rather than its own time
+    payload: str  # the event as JSON
+
+
+def event_record(line: int, event: Event, applied_at: datetime, late: bool, raw: bytes) -> EventRecord:
+    """The record of one applied event; `raw` is the line as read (or the event's JSON)."""
+    stamp = format_timestamp(event.at)
+    return EventRecord(
+        line,
+        event.customer,
+        stamp,
+        format_timestamp(applied_at) if late else stamp,
+        event.kind,
+        event.name,
+        event.message_id,
+        int(late),
+        raw.decode("utf-8", "replace").rstrip("\r\n"),
+    )
+
+
+class RejectRecord(NamedTuple):
+    """A line of the log that was not accepted, with why (`rejects`)."""
+
+    line: int
+    reason: str
+    raw: str
+
+
+class LedgerRecord(NamedTuple):
+    """One governor decision (`ledger`); `line` is the exact ledger JSON line (SPEC §6)."""
+
+    at: str
+    ts: int  # `at` in microseconds since the epoch: sorts exactly
+    customer: str
+    seq: int  # the customer's decision sequence: with (ts, customer), the total order
+    message_id: str
+    journey: str
+    step: str
+    channel: str | None
+    category: str
+    outcome: str  # sent, deferred, suppressed, failed
+    reason: str | None
+    handoff_from: str | None  # JSON {"channel","action","at"}
+    deferred_until: str | None  # for 'deferred': when it is decided again
+    explanation: str  # the reason in words, for the support agent
+    line: str
+
+
+class ProfileRecord(NamedTuple):
+    """A customer's profile as stored between activations (`profiles`)."""
+
+    customer: str
+    email: str | None
+    phone: str | None
+    updated_at: str
+    next_due: str | None  # the earliest pending timer
+    state: str  # JSON of `omniconsole.domain.profile.Profile`
+
+
+class InstanceRecord(NamedTuple):
+    """A journey instance with its next pending step (`journey_instances`)."""
+
+    customer: str
+    journey: str
+    instance: int
+    entered_at: str
+    status: str  # active, converted, completed, expired
+    ended_at: str | None
+    next_step: str | None
+    next_due: str | None
+
+
+class CapUsageRecord(NamedTuple):
+    """A capped send, as the governor counts it (`cap_usage`)."""
+
+    message_id: str
+    customer: str
+    at: str
+    channel: str
+
+
+class InboxRecord(NamedTuple):
+    """A message in the customer's in-app inbox (`inbox`)."""
+
+    message_id: str
+    customer: str
+    at: str
+    journey: str
+    step: str
+    subject: str
+    body: str
+
+
+class HealthRecord(NamedTuple):
+    """A channel adapter's health as the runtime last saw it (`adapter_health`)."""
+
+    channel: str
+    state: str  # up, degraded, circuit_open, dry_run, not_configured
+    detail: str
+    updated_at: str
+
+
+class OutboxRecord(NamedTuple):
+    """A live send and where it stands (`outbox`): pending until its provider answers."""
+
+    message_id: str
+    customer: str
+    channel: str
+    decided_at: str
+    payload: str  # JSON of the `OutboxEntry`
+    status: str  # pending, sent, failed
+
+
+StoreRecord = (
+    EventRecord
+    | RejectRecord
+    | LedgerRecord
+    | ProfileRecord
+    | InstanceRecord
+    | CapUsageRecord
+    | InboxRecord
+    | HealthRecord
+    | OutboxRecord
+)
+
+#: Every record type, in the order a checkpoint writes its tables.
+RECORD_TYPES: tuple[type[StoreRecord], ...] = (
+    EventRecord,
+    RejectRecord,
+    LedgerRecord,
+    ProfileRecord,
+    InstanceRecord,
+    CapUsageRecord,
+    InboxRecord,
+    HealthRecord,
+    OutboxRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A decided live send, rendered, as the outbox keeps it until the provider answers.
+
+    `line` is the ledger line the send will have when it goes out; `ts` and `seq` place
+    it in the ledger's total order. The rest is what the adapter needs to send it again
+    after a restart.
+    """
+
+    line: dict[str, Any]
+    ts: int
+    seq: int
+    capped: bool
+    explanation: str
+    category: str
+    recipient: dict[str, Any]
+    subject: str
+    text: str
+    html: str | None
+    handoff: dict[str, str] | None
+    detail: str = ""
+
+    @property
+    def message_id(self) -> str:
+        return str(self.line["message_id"])
+
+    @property
+    def customer(self) -> str:
+        return str(self.line["customer"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.line["channel"])
+
+    @property
+    def at(self) -> str:
+        return str(self.line["at"])
+
+    def to_json(self) -> bytes:
+        """The outbox payload."""
+        return orjson.dumps(
+            {
+                "line": self.line,
+                "ts": self.ts,
+                "seq": self.seq,
+                "capped": self.capped,
+                "explanation": self.explanation,
+                "detail": self.detail,
+                "category": self.category,
+                "recipient": self.recipient,
+                "subject": self.subject,
+                "text": self.text,
+                "html": self.html,
+                "handoff": self.handoff,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> OutboxEntry:
+        """The entry `to_json` wrote."""
+        raw = orjson.loads(payload)
+        return cls(
+            line=dict(raw["line"]),
+            ts=int(raw["ts"]),
+            seq=int(raw["seq"]),
+            capped=bool(raw["capped"]),
+            explanation=str(raw["explanation"]),
+            category=str(raw["category"]),
+            recipient=dict(raw["recipient"]),
+            subject=str(raw["subject"]),
+            text=str(raw["text"]),
+            html=raw.get("html"),
+            handoff=raw.get("handoff"),
+            detail=str(raw.get("detail", "")),
+        )
+
+    def record(self, status: str) -> OutboxRecord:
+        """This entry's outbox row with `status`."""
+        return OutboxRecord(
+            message_id=self.message_id,
+            customer=self.customer,
+            channel=self.channel,
+            decided_at=self.at,
+            payload=self.to_json().decode(),
+            status=status,
+        )
