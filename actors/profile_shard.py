@@ -29,7 +29,7 @@ from omniconsole.actors.messages import (
     PreloadTimers,
     Rows,
 )
-from omniconsole.adapters.store.sqlite import ProfileReader
+from omniconsole.adapters.store.base import ProfileSource, Store
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
@@ -59,7 +59,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         config: EngineConfig,
         governor: pykka.ActorRef[Any],
         writer: pykka.ActorRef[Any],
-        reader_path: Any,
+        store: Store,
         *,
         store_backed: bool,
         live: bool = False,
@@ -69,8 +69,8 @@ class ProfileShardActor(pykka.ThreadingActor):
         self.flow = CustomerFlow(config, with_recipient=live, available=available)
         self.governor = governor
         self.writer = writer
-        self.reader_path = reader_path
-        self.reader: ProfileReader | None = None
+        self.store = store
+        self.reader: ProfileSource | None = None
         self.store_backed = store_backed  # profiles may exist in the store (resume)
         self.active: OrderedDict[str, Profile] = OrderedDict()
         self.passivated: set[str] = set()
@@ -216,7 +216,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         raw = None
         if self.store_backed or customer in self.passivated:
             if self.reader is None:
-                self.reader = ProfileReader(self.reader_path)
+                self.reader = self.store.profiles()
             raw = self.reader.load(customer)
             self.passivated.discard(customer)
         profile = Profile.from_json(raw) if raw is not None else Profile(customer)

@@ -21,7 +21,6 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pykka
@@ -48,6 +47,7 @@ from omniconsole.actors.messages import (
 from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.store_writer import StoreWriterActor
 from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.store.base import Store
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.events import Event
@@ -89,7 +89,7 @@ class ActorEngine:
     def __init__(
         self,
         config: EngineConfig,
-        db: Path,
+        store: Store,
         *,
         resume: bool,
         shards: int = 2,
@@ -99,7 +99,7 @@ class ActorEngine:
         self.config = config
         self.live = live
         self.writer = StoreWriterActor.start(
-            db, fresh=not resume, gil_free_inserts=gil_free_inserts
+            store, fresh=not resume, gil_free_inserts=gil_free_inserts
         )
         self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
         for ch in Channel:
@@ -126,7 +126,7 @@ class ActorEngine:
                 config,
                 self.governor,
                 self.writer,
-                db,
+                store,
                 store_backed=resume,
                 live=live is not None,
                 available=available,

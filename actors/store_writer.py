@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pykka
 
 from omniconsole.actors.messages import Checkpoint, Rows, StoreCall, Sync
-from omniconsole.adapters.store.sqlite import SqliteStore
+from omniconsole.adapters.store.base import Store
 
 
 class StoreWriterActor(pykka.ThreadingActor):
@@ -18,9 +17,9 @@ class StoreWriterActor(pykka.ThreadingActor):
     All hooks run on this actor's own thread, which drives an asyncio loop for aiosqlite.
     """
 
-    def __init__(self, path: Path, *, fresh: bool, gil_free_inserts: bool = True) -> None:
+    def __init__(self, store: Store, *, fresh: bool, gil_free_inserts: bool = True) -> None:
         super().__init__()
-        self.store = SqliteStore(path, gil_free_inserts=gil_free_inserts)
+        self.store = store.writer(gil_free_inserts=gil_free_inserts)
         self.fresh = fresh
         self.loop = asyncio.new_event_loop()
 

@@ -201,28 +201,22 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    from omniconsole.adapters.store.parts import PartsError, open_combined
+    from omniconsole.adapters.store import store_at
 
-    if not args.db.is_file():
-        raise UsageError(f"store not found: {args.db}")
+    store = store_at(args.db)
+    if not store.exists():
+        raise UsageError(f"store not found: {store.describe()}")
+    reader = store.reader()  # a partitioned store reads as one
     try:
-        conn = open_combined(args.db)  # a partitioned store reads as one
-    except PartsError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        rows = conn.execute(
-            "SELECT at, journey, step, subject, body, read FROM inbox WHERE customer = ?"
-            " ORDER BY at DESC",
-            (args.customer,),
-        ).fetchall()
+        items = reader.inbox(args.customer)
     finally:
-        conn.close()
-    if not rows:
+        reader.close()
+    if not items:
         print(f"no in-app messages for {args.customer}")
         return 0
-    for at, journey, step, subject, body, read in rows:
-        print(f"{at}  {'  ' if read else '● '}{journey}.{step}  {subject}")
-        print(f"    {body}")
+    for item in items:
+        print(f"{item.at}  {'  ' if item.read else '● '}{item.journey}.{item.step}  {item.subject}")
+        print(f"    {item.body}")
     return 0
 
 
@@ -231,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from omniconsole.actors.runtime import ActorFailure
-    from omniconsole.adapters.store.sqlite import StoreError
+    from omniconsole.adapters.store import StoreError
     from omniconsole.engine.partitioned import PartitionFailure
     from omniconsole.engine.replay import ReplayError
 

@@ -1,15 +1,17 @@
-"""The durable store: SQLite in WAL mode, written in batches through aiosqlite.
+"""The `Store` in SQLite: WAL mode, written in batches through aiosqlite.
 
-One writer (the store writer actor) holds a `SqliteStore`; everything written between
+One writer (the store writer actor) holds a `SqliteWriter`; everything written between
 two `checkpoint` calls commits as one transaction, so a reader — or a restart after a
 crash — sees whole checkpoints only. Profile activation reads through a separate
-read-only connection (`ProfileReader`), which WAL lets run beside the writer.
+read-only connection (`SqliteProfiles`), which WAL lets run beside the writer; tools
+read through `SqliteReader` (`sqlite_reader.py`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,16 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from omniconsole.adapters.store.base import StoreError
+from omniconsole.adapters.store.parts import (
+    PARTS_KEY,
+    part_paths,
+    parts_meta,
+    read_part_names,
+    remove_parts,
+)
 from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.adapters.store.sqlite_reader import SqliteReader
 from omniconsole.domain.records import (
     RECORD_TYPES,
     CapUsageRecord,
@@ -26,7 +37,6 @@ from omniconsole.domain.records import (
     InboxRecord,
     InstanceRecord,
     LedgerRecord,
-    OutboxEntry,
     OutboxRecord,
     ProfileRecord,
     RejectRecord,
@@ -85,12 +95,50 @@ INSERT_ROWS = {t: _row_insert(t) for t in RECORD_TYPES}
 BATCH_ROWS = 5000
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or written; the message says which file and why."""
-
-
+@dataclass(frozen=True, slots=True)
 class SqliteStore:
-    """Async writer over one SQLite file. Use from one thread/event loop only."""
+    """A store in one SQLite file (a `Store`); a partitioned run's parts lie beside it
+    (`replay.db` → `replay.p0.db`, `replay.p1.db`, … see `parts`)."""
+
+    path: Path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def writer(self, *, gil_free_inserts: bool = True) -> SqliteWriter:
+        return SqliteWriter(self.path, gil_free_inserts=gil_free_inserts)
+
+    def profiles(self) -> SqliteProfiles:
+        return SqliteProfiles(self.path)
+
+    def reader(self) -> SqliteReader:
+        return SqliteReader(self.path)
+
+    def part(self, index: int, count: int) -> SqliteStore:
+        return SqliteStore(part_paths(self.path, count)[index])
+
+    def stored_partitions(self) -> int:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return 1
+        try:
+            return max(1, len(read_part_names(conn)))
+        finally:
+            conn.close()
+
+    def parts_meta(self, count: int) -> dict[str, str]:
+        return {PARTS_KEY: parts_meta(part_paths(self.path, count))}
+
+    def remove_parts(self) -> None:
+        remove_parts(self.path)
+
+
+class SqliteWriter:
+    """The async writer of one SQLite file (a `StoreWriter`). Use from one event loop."""
 
     def __init__(self, path: Path, *, gil_free_inserts: bool = True) -> None:
         """`gil_free_inserts`: hand each batch to SQLite as one JSON array (the GIL is free
@@ -109,7 +157,7 @@ class SqliteStore:
             raise StoreError("store is not open")
         return self._db
 
-    async def open(self, *, fresh: bool = False) -> None:
+    async def open(self, *, fresh: bool) -> None:
         """Open (creating if needed) the store; `fresh` empties it first."""
         if fresh:
             for suffix in ("", "-wal", "-shm"):
@@ -204,8 +252,8 @@ class SqliteStore:
             return [(r[0], r[1]) async for r in cur]
 
 
-class ProfileReader:
-    """Read-only access for activating passivated profiles (sync, WAL reader)."""
+class SqliteProfiles:
+    """Activates passivated profiles (a `ProfileSource`): a read-only WAL reader."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -215,40 +263,6 @@ class ProfileReader:
             "SELECT state FROM profiles WHERE customer = ?", (customer,)
         ).fetchone()
         return None if row is None else dict(orjson.loads(row[0]))
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class StoreQueries:
-    """Small read-only lookups the live service needs (sync; run them off the event loop)."""
-
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-
-    def customer_for_phone(self, phone: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT customer FROM profiles WHERE phone = ? ORDER BY updated_at DESC LIMIT 1",
-            (phone,),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def pending_outbox(self) -> list[OutboxEntry]:
-        """Sends decided and committed whose result was never recorded (a crash between)."""
-        rows = self._conn.execute(
-            "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY decided_at"
-        ).fetchall()
-        return [OutboxEntry.from_json(r[0]) for r in rows]
-
-    def ledger_since(self, last_id: int) -> list[tuple[int, str | None, str, str | None]]:
-        """(id, channel, outcome, reason) of ledger rows after `last_id`."""
-        return [
-            (int(r[0]), r[1], str(r[2]), r[3])
-            for r in self._conn.execute(
-                "SELECT id, channel, outcome, reason FROM ledger WHERE id > ? ORDER BY id",
-                (last_id,),
-            ).fetchall()
-        ]
 
     def close(self) -> None:
         self._conn.close()

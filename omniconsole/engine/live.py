@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,9 +32,7 @@ from omniconsole.actors.runtime import ActorEngine, LiveWiring
 from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
-from omniconsole.adapters.store.export import message_ids
-from omniconsole.adapters.store.parts import open_combined
-from omniconsole.adapters.store.sqlite import StoreQueries
+from omniconsole.adapters.store.base import Store, StoreReader
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig
@@ -58,7 +55,7 @@ class LiveEngine:
     def __init__(
         self,
         config: EngineConfig,
-        db: Path,
+        store: Store,
         adapters: Mapping[Channel, ChannelAdapter],
         templates: TemplateSet | None,
         loop: asyncio.AbstractEventLoop,
@@ -71,7 +68,7 @@ class LiveEngine:
         max_active: int = 50_000,
     ) -> None:
         self.config = config
-        self.db = db
+        self.store = store
         self.metrics = metrics
         self.clock = clock or RealClock()
         self.tick = tick
@@ -80,7 +77,7 @@ class LiveEngine:
         self.not_configured = dict(not_configured or {})
         self.engine: DeliveringEngine = ActorEngine(
             config,
-            db,
+            store,
             resume=True,
             shards=shards,
             live=LiveWiring(dict(adapters), templates, loop, self._failed, self._result),
@@ -89,7 +86,7 @@ class LiveEngine:
         self._failures: queue.Queue[DeliveryFailure] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-commit", daemon=True)
-        self._queries: StoreQueries | None = None
+        self._queries: StoreReader | None = None
         self._seen: set[str] = set()
         self._last: datetime | None = None
         self._ledger_id = 0
@@ -102,15 +99,14 @@ class LiveEngine:
         """Restore state from the store, re-send what a crash left in flight, start ticking."""
         engine = self.engine
         meta = engine.meta()
-        with contextlib.closing(open_combined(self.db)) as conn:
-            self._seen = message_ids(conn)
+        self._queries = self.store.reader()
+        self._seen = self._queries.message_ids()
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
         self._counts.update(orjson.loads(meta.get("counters", "{}")))
         now = self._now()
         engine.checkpoint(Cut(self._meta(now, static=True), now, self.max_active))
-        self._queries = StoreQueries(self.db)
-        self._ledger_id = max((r[0] for r in self._queries.ledger_since(0)), default=0)
+        self._ledger_id = max((r.id for r in self._queries.ledger_since(0)), default=0)
         engine.resend(self._queries.pending_outbox())
         self._thread.start()
 
@@ -152,7 +148,8 @@ class LiveEngine:
         queries = self._queries
         if queries is None:
             return None
-        return await asyncio.to_thread(queries.customer_for_phone, phone)
+        customers = await asyncio.to_thread(queries.customers_for_phone, phone)
+        return customers[0] if customers else None
 
     def health(self) -> dict[str, Any]:
         """IngestSink: details for /healthz."""
@@ -330,6 +327,6 @@ class LiveEngine:
     def _count_decisions(self) -> None:
         if self._queries is None:
             return
-        for row_id, _channel, outcome, reason in self._queries.ledger_since(self._ledger_id):
-            self._ledger_id = row_id
-            self.metrics.decision(reason or outcome)
+        for tail in self._queries.ledger_since(self._ledger_id):
+            self._ledger_id = tail.id
+            self.metrics.decision(tail.reason or tail.outcome)

@@ -51,6 +51,7 @@ from omniconsole.actors.messages import (
     PartitionStop,
 )
 from omniconsole.actors.runtime import ActorEngine
+from omniconsole.adapters.store.base import Store
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.timeutil import from_micros, to_micros
@@ -71,7 +72,7 @@ class PartitionSpec:
 
     index: int
     config_dir: Path
-    store: Path
+    store: Store  # this partition's part
     resume: bool
     cpu: int | None = None  # pin the process to this CPU (its threads then share one core)
     quiet: bool = False  # stderr is a console's screen: write nothing there

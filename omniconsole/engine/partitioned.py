@@ -36,6 +36,7 @@ from omniconsole.actors.messages import (
     StoreCall,
 )
 from omniconsole.actors.store_writer import StoreWriterActor
+from omniconsole.adapters.store.base import Store
 from omniconsole.domain.events import Event
 from omniconsole.domain.records import StoreRecord
 from omniconsole.domain.timeutil import from_micros, to_micros
@@ -64,16 +65,14 @@ def partition_of(customer: str, count: int) -> int:
 class PartitionedEngine:
     """The running partition processes of one replay, and the run's main store."""
 
-    def __init__(
-        self, config_dir: Path, main_store: Path, parts: Sequence[Path], *, resume: bool
-    ) -> None:
-        self.count = len(parts)
-        self.writer = StoreWriterActor.start(main_store, fresh=not resume)
+    def __init__(self, config_dir: Path, store: Store, count: int, *, resume: bool) -> None:
+        self.count = count
+        self.writer = StoreWriterActor.start(store, fresh=not resume)
         self.conns: list[Connection] = []
         self.procs: list[BaseProcess] = []
-        self.lines: list[list[PartitionLine]] = [[] for _ in parts]
+        self.lines: list[list[PartitionLine]] = [[] for _ in range(count)]
         try:
-            self._start(config_dir, parts, resume)
+            self._start(config_dir, [store.part(k, count) for k in range(count)], resume)
             #: the last log line each partition had committed (a resumed run skips them)
             self.committed = [
                 self._receive(k, PartitionReady).checkpoint_line for k in range(self.count)
@@ -82,7 +81,7 @@ class PartitionedEngine:
             self.stop()  # the ones that did start must not outlive a failed start
             raise
 
-    def _start(self, config_dir: Path, parts: Sequence[Path], resume: bool) -> None:
+    def _start(self, config_dir: Path, parts: Sequence[Store], resume: bool) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a threaded process
         # Under the console, sys.stderr is Textual's capture (no usable fd): start the
         # processes against the real one, and have them keep quiet on it (it is the UI).

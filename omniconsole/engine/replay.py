@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sqlite3
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -29,21 +28,9 @@ from typing import Any
 import orjson
 
 from omniconsole.actors.runtime import ActorEngine
-from omniconsole.adapters.store.export import (
-    export_ledger,
-    export_rejects,
-    ledger_summary,
-    message_ids,
-)
-from omniconsole.adapters.store.parts import (
-    MAX_PARTS,
-    PARTS_KEY,
-    open_combined,
-    part_paths,
-    parts_meta,
-    read_part_names,
-    remove_parts,
-)
+from omniconsole.adapters.store import Store, store_at
+from omniconsole.adapters.store.base import LedgerSummary
+from omniconsole.adapters.store.parts import MAX_PARTS
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
@@ -98,6 +85,7 @@ class EventCounts:
 class _Driver:
     options: ReplayOptions
     config: EngineConfig
+    store: Store
     engine: Engine
     pacer: Pacer | None
     counts: EventCounts = field(default_factory=EventCounts)
@@ -173,28 +161,17 @@ def _check_outputs(options: ReplayOptions) -> None:
             raise ReplayError(f"cannot write {path}: permission denied")
 
 
-def _stored_partitions(db: Path) -> int:
-    """How many partitions the store at `db` was written with (1: a single file)."""
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return 1
-    try:
-        return max(1, len(read_part_names(conn)))
-    finally:
-        conn.close()
-
-
 def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, Any]:
     """Replay `options.log`; write ledger, report and rejects; return the report."""
     config = load_config(options.config_dir or shipped_config_dir())
     _check_outputs(options)
     if not 1 <= options.partitions <= MAX_PARTS:
         raise ReplayError(f"partitions must be between 1 and {MAX_PARTS}, got {options.partitions}")
-    resume = options.resume and options.db.exists()
-    count = _stored_partitions(options.db) if resume else options.partitions
+    store = store_at(options.db)
+    resume = options.resume and store.exists()
+    count = store.stored_partitions() if resume else options.partitions
     if not resume:
-        remove_parts(options.db)  # a previous run's parts must not be read as this run's
+        store.remove_parts()  # a previous run's parts must not be read as this run's
     switch, thresholds = sys.getswitchinterval(), gc.get_threshold()
     gc.set_threshold(*ENGINE_GC_THRESHOLDS)
     if pacer is None:
@@ -202,9 +179,9 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
         # costs less (measured ~6%). Under a console, the default keeps keys snappy.
         sys.setswitchinterval(0.02)
     try:
-        engine, static = _start_engine(options, config, count, resume)
+        engine, static = _start_engine(options, config, store, count, resume)
         try:
-            return _run(options, config, engine, pacer, resume, static)
+            return _run(options, config, store, engine, pacer, resume, static)
         finally:
             engine.stop()
     finally:
@@ -213,15 +190,14 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
 
 
 def _start_engine(
-    options: ReplayOptions, config: EngineConfig, count: int, resume: bool
+    options: ReplayOptions, config: EngineConfig, store: Store, count: int, resume: bool
 ) -> tuple[Engine, dict[str, str]]:
     """The engine for `count` partitions, and the run's static meta facts."""
     static = _static_meta(options, config)
     if count == 1:
-        return ActorEngine(config, options.db, resume=resume, shards=options.shards), static
-    parts = part_paths(options.db, count)
-    static[PARTS_KEY] = parts_meta(parts)
-    return PartitionedEngine(config.directory, options.db, parts, resume=resume), static
+        return ActorEngine(config, store, resume=resume, shards=options.shards), static
+    static.update(store.parts_meta(count))
+    return PartitionedEngine(config.directory, store, count, resume=resume), static
 
 
 def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]:
@@ -243,12 +219,13 @@ def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]
 def _run(
     options: ReplayOptions,
     config: EngineConfig,
+    store: Store,
     engine: Engine,
     pacer: Pacer | None,
     resume: bool,
     static: dict[str, str],
 ) -> dict[str, Any]:
-    driver = _Driver(options, config, engine, pacer)
+    driver = _Driver(options, config, store, engine, pacer)
     seen: set[str] = set()
     start_line = 0
     if resume:
@@ -258,8 +235,8 @@ def _run(
         start_line = int(meta.get("checkpoint_line", "0"))
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
         driver.clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
-        with contextlib.closing(open_combined(options.db)) as conn:
-            seen = message_ids(conn, up_to_line=start_line)
+        with contextlib.closing(store.reader()) as reader:
+            seen = reader.message_ids(up_to_line=start_line)
     engine.checkpoint(
         Cut({**static, **driver.meta(start_line, "running")}, driver.clock or EPOCH,
             options.max_active)
@@ -354,30 +331,30 @@ def _finish(
     elif stopped:
         driver.checkpoint_applied("stopped")
     # Everything is committed: read it back through one connection over every part.
-    with contextlib.closing(open_combined(options.db)) as conn:
-        report = build_report(driver.config, driver.counts, ledger_summary(conn))
+    with contextlib.closing(driver.store.reader()) as reader:
+        report = build_report(driver.config, driver.counts, reader.ledger_summary())
         if stopped:
             return report
-        export_ledger(conn, options.ledger)
+        reader.export_ledger(options.ledger)
         if options.rejects is not None:
-            export_rejects(conn, options.rejects)
+            reader.export_rejects(options.rejects)
     options.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     return report
 
 
 def build_report(
-    config: EngineConfig, counts: EventCounts, summary: dict[str, Any]
+    config: EngineConfig, counts: EventCounts, summary: LedgerSummary
 ) -> dict[str, Any]:
     """The report of SPEC §6 from the event counts and the store's ledger summary."""
     journeys: dict[str, Any] = {}
     for journey in sorted(j.name for j in config.journeys):
-        entered, converted = summary["journeys"].get(journey, (0, 0))
+        entered, converted = summary.journeys.get(journey, (0, 0))
         journeys[journey] = {
             "entered": entered,
             "converted": converted,
             "conversion_rate": round(converted / entered, 4) if entered else 0.0,
         }
-    by_channel: dict[str | None, dict[str, int]] = summary["channels"]
+    by_channel = summary.channels
     channels = {
         c.value: {o: by_channel.get(c.value, {}).get(o, 0) for o in OUTCOMES} for c in Channel
     }
@@ -386,8 +363,8 @@ def build_report(
         "events": asdict(counts),
         "journeys": journeys,
         "channels": channels,
-        "suppressed_by_reason": summary["reasons"],
-        "handoffs": summary["handoffs"],
+        "suppressed_by_reason": dict(summary.reasons),
+        "handoffs": summary.handoffs,
         "decisions": {o: sum(v.get(o, 0) for v in by_channel.values()) for o in OUTCOMES},
         "unrouted": {o: no_channel.get(o, 0) for o in OUTCOMES if no_channel.get(o, 0)},
     }

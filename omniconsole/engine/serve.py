@@ -20,6 +20,7 @@ from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import HttpSettings, SettingsError
 from omniconsole.adapters.http.service import build_app
+from omniconsole.adapters.store import store_at
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
@@ -89,7 +90,7 @@ async def serve(
     db.parent.mkdir(parents=True, exist_ok=True)
     engine = LiveEngine(
         config,
-        db,
+        store_at(db),
         adapters.by_channel,
         templates,
         loop,

@@ -14,6 +14,7 @@ import pytest
 
 from omniconsole.adapters.channels.fake import FakeChannelAdapter
 from omniconsole.adapters.http.metrics import Metrics
+from omniconsole.adapters.store.sqlite import SqliteStore
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.domain.events import Event
@@ -57,7 +58,7 @@ class FixedClock:
 def engine(db: Path, adapter: FakeChannelAdapter, loop: asyncio.AbstractEventLoop) -> LiveEngine:
     return LiveEngine(
         load_config(shipped_config_dir()),
-        db,
+        SqliteStore(db),
         {Channel.EMAIL: adapter},
         None,
         loop,
