@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from omniconsole.adapters.channels.dry_run import DryRunAdapter
 from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.channels.settings import OUTBOUND_CHANNELS, ChannelSettings
 from omniconsole.domain.channels import Channel
@@ -15,7 +14,6 @@ __all__ = [
     "AdapterFactory",
     "ChannelAdapters",
     "build_adapters",
-    "build_dry_run_adapters",
 ]
 
 AdapterFactory = Callable[[ChannelSettings], ChannelAdapter]
@@ -102,9 +100,3 @@ def build_adapters(
             for channel in configured:
                 built.by_channel[channel] = adapter
     return built
-
-
-def build_dry_run_adapters(channels: Iterable[Channel] = OUTBOUND_CHANNELS) -> ChannelAdapters:
-    """One shared `DryRunAdapter` for `channels` (replays never touch a provider)."""
-    adapter = DryRunAdapter()
-    return ChannelAdapters(by_channel=dict.fromkeys(channels, adapter))

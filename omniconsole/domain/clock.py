@@ -1,4 +1,4 @@
-"""Clocks: simulated time for replays, real time for live use, and a pacer for demos."""
+"""Clocks: real time for live use, and a pacer for replays watched in the console."""
 
 from __future__ import annotations
 
@@ -21,23 +21,6 @@ class RealClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class SimulatedClock:
-    """Time that moves only when the replay advances it; never backwards."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(1970, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance_to(self, when: datetime) -> bool:
-        """Move to `when` if it is later; return whether `when` was in the past (late)."""
-        if when < self._now:
-            return True
-        self._now = when
-        return False
 
 
 class Pacer:

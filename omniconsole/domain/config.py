@@ -75,34 +75,39 @@ class Policy:
         object.__setattr__(self, "longest_window", longest)
 
     def to_json(self) -> dict[str, Any]:
-        """A readable summary for the store and the console."""
+        """The policy as `policy.toml` spells it (`from_json` reads it back)."""
         qh = self.quiet_hours
-        return {
+        table: dict[str, Any] = {
             "capped_categories": sorted(self.capped_categories),
             "uncapped_channels": sorted(self.uncapped_channels),
-            "caps": [
+            "cap": [
                 {"scope": c.scope, "window": c.label or format_duration(c.window), "limit": c.limit}
                 for c in self.caps
             ],
-            "quiet_hours": None
-            if qh is None
-            else {
-                "start": qh.start.strftime("%H:%M"),
-                "end": qh.end.strftime("%H:%M"),
-                "channels": sorted(qh.channels),
-                "categories": sorted(qh.categories),
-            },
-            "suppressions": [
+            "suppression": [
                 {
                     "after_event": s.after_event,
                     "window": format_duration(s.window),
                     "categories": sorted(s.categories),
-                    "reason": s.reason,
+                    "reason": s.reason.removeprefix("suppression:"),
                 }
                 for s in self.suppressions
             ],
-            "max_deferral": format_duration(self.max_deferral),
+            "deferral": {"max_after_due": format_duration(self.max_deferral)},
         }
+        if qh is not None:
+            table["quiet_hours"] = {
+                "start": qh.start.strftime("%H:%M"),
+                "end": qh.end.strftime("%H:%M"),
+                "channels": sorted(qh.channels),
+                "categories": sorted(qh.categories),
+            }
+        return table
+
+    @classmethod
+    def from_json(cls, table: dict[str, Any], source: str = "policy (stored)") -> Policy:
+        """The policy `to_json` wrote, validated as `policy.toml` is."""
+        return parse_policy(table, source)
 
 
 ENTRY_RULES = ("once", "every", "one_live")
@@ -153,25 +158,30 @@ class JourneyDef:
         return frozenset(names)
 
     def to_json(self) -> dict[str, Any]:
-        """A readable summary for the store and the console."""
-        return {
-            "name": self.name,
-            "category": str(self.category),
-            "entry_event": self.entry_event,
-            "entry": self.entry,
-            "lifetime": None if self.lifetime is None else format_duration(self.lifetime),
-            "goal_event": self.goal_event,
-            "steps": [
-                {
-                    "name": s.name,
-                    "channels": [str(c) for c in s.channels],
-                    "after": None if s.after is None else format_duration(s.after),
-                    "on_event": s.on_event,
-                    "unless_since_entry": list(s.unless_since_entry),
-                }
-                for s in self.steps
-            ],
-        }
+        """The journey as its TOML file spells it (`from_json` reads it back)."""
+        entry: dict[str, Any] = {"event": self.entry_event, "rule": self.entry}
+        if self.lifetime is not None:
+            entry["lifetime"] = format_duration(self.lifetime)
+        table: dict[str, Any] = {"name": self.name, "category": str(self.category), "entry": entry}
+        if self.goal_event is not None:
+            table["goal"] = {"event": self.goal_event}
+        steps: list[dict[str, Any]] = []
+        for s in self.steps:
+            step: dict[str, Any] = {"name": s.name, "channels": [str(c) for c in s.channels]}
+            if s.after is not None:
+                step["after"] = format_duration(s.after)
+            if s.on_event is not None:
+                step["on_event"] = s.on_event
+            if s.unless_since_entry:
+                step["unless_since_entry"] = list(s.unless_since_entry)
+            steps.append(step)
+        table["step"] = steps
+        return table
+
+    @classmethod
+    def from_json(cls, table: dict[str, Any], source: str = "journey (stored)") -> JourneyDef:
+        """The journey `to_json` wrote, validated as a journey file is."""
+        return parse_journey(table, source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +200,13 @@ class EngineConfig:
 class _Reader:
     """Reads typed values from one TOML table, naming file and key in every error."""
 
-    def __init__(self, path: Path, table: dict[str, Any], prefix: str = "") -> None:
-        self.path = path
+    def __init__(self, source: str, table: dict[str, Any], prefix: str = "") -> None:
+        self.source = source  # the file name, or where stored config came from
         self.table = table
         self.prefix = prefix
 
     def where(self, key: str) -> str:
-        return f"{self.path.name}: key '{self.prefix}{key}'"
+        return f"{self.source}: key '{self.prefix}{key}'"
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.where(key)}: {message}")
@@ -275,7 +285,7 @@ class _Reader:
         raw = self.table.get(key, [])
         if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
             raise self.fail(key, "must be an array of tables ([[...]])")
-        return [_Reader(self.path, t, f"{self.prefix}{key}[{i}].") for i, t in enumerate(raw)]
+        return [_Reader(self.source, t, f"{self.prefix}{key}[{i}].") for i, t in enumerate(raw)]
 
     def sub(self, key: str) -> _Reader | None:
         raw = self.table.get(key)
@@ -283,7 +293,7 @@ class _Reader:
             return None
         if not isinstance(raw, dict):
             raise self.fail(key, "must be a table")
-        return _Reader(self.path, raw, f"{self.prefix}{key}.")
+        return _Reader(self.source, raw, f"{self.prefix}{key}.")
 
 
 def _missing(reader: _Reader, key: str) -> timedelta:
@@ -302,7 +312,12 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate `policy.toml`."""
-    r = _Reader(path, _load_toml(path))
+    return parse_policy(_load_toml(path), path.name)
+
+
+def parse_policy(table: dict[str, Any], source: str) -> Policy:
+    """Validate a policy table (`policy.toml` as read); errors name `source`."""
+    r = _Reader(source, table)
     r.check_keys(
         {"capped_categories", "uncapped_channels", "cap", "quiet_hours", "suppression", "deferral"}
     )
@@ -354,7 +369,12 @@ def load_policy(path: Path) -> Policy:
 
 def load_journey(path: Path) -> JourneyDef:
     """Read and validate one journey file."""
-    r = _Reader(path, _load_toml(path))
+    return parse_journey(_load_toml(path), path.name)
+
+
+def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
+    """Validate a journey table (a journey file as read); errors name `source`."""
+    r = _Reader(source, table)
     r.check_keys({"name", "category", "entry", "goal", "step"})
     name = r.text("name")
     category = Category(r.choice("category", CATEGORY_NAMES))
@@ -391,9 +411,7 @@ def load_journey(path: Path) -> JourneyDef:
         steps.append(
             StepDef(step_name, channels, after, on_event, st.strings("unless_since_entry"))
         )
-    return JourneyDef(
-        name, category, entry_event, rule, lifetime, goal_event, tuple(steps), path.name
-    )
+    return JourneyDef(name, category, entry_event, rule, lifetime, goal_event, tuple(steps), source)
 
 
 def load_config(directory: Path) -> EngineConfig:

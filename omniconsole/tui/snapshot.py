@@ -27,7 +27,6 @@ from omniconsole.adapters.store.reader import (
 __all__ = ["CustomerLookup", "PollRequest", "Snapshot", "SnapshotCollector", "ViewName"]
 
 ViewName = str  # "journeys", "handoffs", "caps", "channels", "customer"
-VIEWS: tuple[ViewName, ...] = ("journeys", "handoffs", "caps", "channels", "customer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from omniconsole.adapters.channels.dry_run import DryRunAdapter
 from omniconsole.adapters.channels.email_smtp import SmtpEmailAdapter
 from omniconsole.adapters.channels.messaging_twilio import TwilioMessagingAdapter
 from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.channels.push_fcm import FcmPushAdapter
-from omniconsole.adapters.channels.registry import build_adapters, build_dry_run_adapters
+from omniconsole.adapters.channels.registry import build_adapters
 from omniconsole.adapters.channels.settings import load_channel_settings
-from omniconsole.domain.channels import Category, Channel
-from omniconsole.domain.messages import OutboundMessage, Recipient
+from omniconsole.domain.channels import Channel
 
 
 @pytest.mark.asyncio
@@ -55,24 +53,3 @@ def test_nothing_configured_builds_nothing() -> None:
     }
 
 
-@pytest.mark.asyncio
-async def test_dry_run_records_every_message() -> None:
-    built = build_dry_run_adapters()
-    adapter = built.get(Channel.SMS)
-    assert isinstance(adapter, DryRunAdapter)
-    assert built.get(Channel.EMAIL) is adapter
-    message = OutboundMessage(
-        message_id="m-1",
-        channel=Channel.SMS,
-        category=Category.TRANSACTIONAL,
-        journey="fraud_alert",
-        step="alert",
-        recipient=Recipient(customer="c-1", phone="+14155550101"),
-        subject="",
-        text="Security alert",
-    )
-    result = await adapter.send(message)
-    assert (result.ok, result.provider_id) == (True, "dry-run:m-1")
-    assert adapter.sent == [message]
-    await built.aclose()
-    assert adapter.closed

@@ -10,10 +10,18 @@ import shutil
 from datetime import time, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from omniconsole.domain.channels import Category, Channel
-from omniconsole.domain.config import ConfigError, EngineConfig, load_config, shipped_config_dir
+from omniconsole.domain.config import (
+    ConfigError,
+    EngineConfig,
+    JourneyDef,
+    Policy,
+    load_config,
+    shipped_config_dir,
+)
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +277,25 @@ def test_edited_copy_is_what_loads(config_dir: Path) -> None:
     edit(config_dir / "policy.toml", "limit = 2", "limit = 3")
     policy = load_config(config_dir).policy
     assert ("all", timedelta(hours=24), 3) in {(c.scope, c.window, c.limit) for c in policy.caps}
+
+
+def test_the_policy_round_trips_through_the_form_the_store_keeps(shipped: EngineConfig) -> None:
+    """The store keeps the policy as `to_json`; reading it back gives the same rules."""
+    policy = shipped.policy
+    assert Policy.from_json(orjson.loads(orjson.dumps(policy.to_json()))) == policy
+
+
+def test_every_shipped_journey_round_trips_through_the_form_the_store_keeps(
+    shipped: EngineConfig,
+) -> None:
+    for journey in shipped.journeys:
+        stored = orjson.loads(orjson.dumps(journey.to_json()))
+        again = JourneyDef.from_json(stored, journey.source)
+        assert again == journey
+
+
+def test_a_stored_policy_with_a_mistake_is_refused_naming_the_key(shipped: EngineConfig) -> None:
+    table = shipped.policy.to_json()
+    table["cap"][0]["window"] = "a day"
+    with pytest.raises(ConfigError, match=r"policy \(stored\): key 'cap\[0\].window'"):
+        Policy.from_json(table)
