@@ -249,7 +249,9 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             record = final_record(entry, "failed", f"adapter:{code}")
             status = "failed"
             if entry.capped and self.governor is not None:
-                self.governor.tell(Release(entry.customer, entry.message_id, entry.at))
+                self.governor.tell(
+                    Release(entry.customer, entry.message_id, entry.at, str(self.channel))
+                )
             if self.report_failure is not None:
                 self.report_failure(
                     DeliveryFailure(entry.customer, entry.message_id, str(self.channel),

@@ -62,9 +62,9 @@ class FatigueGovernorActor(pykka.ThreadingActor):
         if isinstance(message, Release):
             usage = self.usage.get(message.customer)
             if usage is not None:
-                at = parse_timestamp(message.at)
-                for index, (sent_at, _) in enumerate(usage.sends):
-                    if sent_at == at:
+                sent = (parse_timestamp(message.at), message.channel)
+                for index, entry in enumerate(usage.sends):
+                    if entry == sent:
                         del usage.sends[index]
                         break
             return None

@@ -94,11 +94,15 @@ class LoadUsage:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """A capped send failed at the provider: it no longer counts against the caps."""
+    """A capped send failed at the provider: it no longer counts against the caps.
+
+    Usage is kept as (time, channel): `at` and `channel` name the one entry to drop
+    (another capped send may have gone out at the same instant on another channel)."""
 
     customer: str
     message_id: str
     at: str
+    channel: str
 
 
 @dataclass(frozen=True, slots=True)

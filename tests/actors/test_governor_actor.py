@@ -166,7 +166,7 @@ def test_deferrals_and_suppressions_are_written_to_the_ledger_and_sends_are_left
 def test_a_failed_send_released_by_its_dispatcher_no_longer_counts(world: GovernorWorld) -> None:
     [first] = world.decide(sms(at=NOON))
     assert first.outcome == SEND
-    world.governor.tell(Release("c-1", sms().message_id, format_timestamp(NOON)))
+    world.governor.tell(Release("c-1", sms().message_id, format_timestamp(NOON), "sms"))
     [retry] = world.decide(sms(at=NOON + H, seq=2))
     assert (retry.outcome, retry.channel) == (SEND, SMS)
 
@@ -177,7 +177,7 @@ def test_releasing_a_failed_sms_frees_the_sms_cap_when_an_email_went_out_at_the_
     email = send_request(now=NOON, step="welcome", channels=(EMAIL,))
     text = sms(at=NOON, step="nudge", seq=2)
     assert [d.outcome for d in world.decide(email, text)] == [SEND, SEND]
-    world.governor.tell(Release("c-1", text.message_id, format_timestamp(NOON)))
+    world.governor.tell(Release("c-1", text.message_id, format_timestamp(NOON), "sms"))
     [retry] = world.decide(sms(at=NOON + H, step="retry", seq=3))
     assert (retry.outcome, retry.channel) == (SEND, SMS)
     # and the email still counts: with the retried SMS the 24-hour cap of 2 is full
