@@ -23,7 +23,7 @@ import pykka
 from omniconsole.actors.messages import DecideBatch, Decided, Rows, Sync
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.config import EngineConfig, Policy, load_config, shipped_config_dir
-from omniconsole.domain.governor import CapUsage, SendRequest, decide
+from omniconsole.domain.governor import SEND, CapUsage, SendRequest, decide, is_capped
 
 T = TypeVar("T")
 
@@ -102,34 +102,41 @@ def recorder() -> tuple[pykka.ActorRef[Any], Inbox]:
     return RecorderActor.start(inbox), inbox
 
 
+class HoldDecisions:
+    """Tell a `DecidingGovernorActor` to keep the next batches unanswered."""
+
+
 class AnswerHeld:
-    """Tell a holding `DecidingGovernorActor` to answer the batches it held back."""
+    """Tell a `DecidingGovernorActor` to answer the batches it held back, and stop holding."""
 
 
 class DecidingGovernorActor(pykka.ThreadingActor):
     """Stands in for the fatigue governor in front of a profile shard: records each
-    `DecideBatch` and answers it with the pure `decide` (usage kept per customer, capped
-    sends counted), the way the real governor would, minus dispatch and the ledger.
+    `DecideBatch` and answers it with the pure `decide`, counting capped sends per
+    customer as the real governor does (minus dispatch and the ledger).
 
-    `hold`: keep batches unanswered until `AnswerHeld` (a shard caught mid-batch).
+    After `HoldDecisions` it keeps batches unanswered until `AnswerHeld`: a shard caught
+    in the middle of a batch.
     """
 
-    def __init__(self, inbox: Inbox, *, hold: bool = False, policy: Policy = POLICY) -> None:
+    def __init__(self, inbox: Inbox, *, policy: Policy = POLICY) -> None:
         super().__init__()
         self.inbox = inbox
         self.policy = policy
-        self.hold = hold
+        self.hold = False
         self.held: list[DecideBatch] = []
         self.usage: dict[str, CapUsage] = {}
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the stand-in's thread."""
-        self.inbox.put(message)
         if isinstance(message, DecideBatch):
+            self.inbox.put(message)
             if self.hold:
                 self.held.append(message)
             else:
                 self._answer(message)
+        elif isinstance(message, HoldDecisions):
+            self.hold = True
         elif isinstance(message, AnswerHeld):
             held, self.held, self.hold = self.held, [], False
             for batch in held:
@@ -141,8 +148,13 @@ class DecidingGovernorActor(pykka.ThreadingActor):
         for req in batch.requests:
             usage = self.usage.setdefault(req.customer, CapUsage())
             decision = decide(req, self.policy, usage)
-            if decision.outcome == "send" and decision.channel is not None:
-                usage.record(req.now, str(decision.channel))
+            channel = decision.channel
+            if (
+                decision.outcome == SEND
+                and channel
+                and is_capped(self.policy, req.category, channel)
+            ):
+                usage.record(req.now, str(channel))
             decisions.append(decision)
         batch.reply_to.tell(Decided(batch.token, decisions))
 
