@@ -225,9 +225,11 @@ class ProfileShardActor(pykka.ThreadingActor):
 
     def _passivate(self, max_active: int) -> None:
         active = self.active
+        # a flow waiting for the governor holds its profile: in use, not idle, even if clean
+        waiting = self.running.waiting if self.running is not None else {}
         while len(active) > max_active:
             customer, _ = next(iter(active.items()))
-            if customer in self.dirty:
+            if customer in self.dirty or customer in waiting:
                 break
             del active[customer]
             self.passivated.add(customer)
