@@ -1,11 +1,25 @@
-# `make run` and `make test` are all a fresh machine needs: both set up .venv on first use.
+# `make run` and `make test` are all a fresh machine needs: both set up .venv on first use,
+# and `make test` fetches its test peers with npm into .peers/ (nothing outside the checkout).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PEERS := .peers/node_modules/.bin/prism
 
-.PHONY: run test lint bench replay clean
+# Test peers, pinned. Prism serves Twilio's OpenAPI spec and validates every request the
+# Twilio adapter makes. Twilio publishes that spec in its own npm package, @twilio/cli-core
+# (src/services/twilio-api/twilio_api_v2010.json); only that file is taken from it, with
+# `npm pack` (the package tarball, checked against the registry's integrity hash), so none
+# of the CLI's own dependencies are installed. Bumping a version re-fetches (the stamps
+# carry the versions). OMNICONSOLE_TWILIO_SPEC, if set, makes the tests use another file.
+PRISM_VERSION := 5.16.0
+TWILIO_CLI_CORE_VERSION := 9.0.0
+PRISM := .peers/node_modules/.bin/prism
+PRISM_STAMP := .peers/prism-$(PRISM_VERSION).stamp
+TWILIO_SPEC := .peers/twilio/twilio_api_v2010.json
+TWILIO_STAMP := .peers/twilio-cli-core-$(TWILIO_CLI_CORE_VERSION).stamp
+NPM_FLAGS := --no-audit --no-fund --loglevel=error
+
+.PHONY: run test peers lint bench replay clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,9 +27,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Prism serves Twilio's published OpenAPI spec and validates every request the adapters make.
-$(PEERS):
-	npm install --silent --no-audit --no-fund --prefix .peers @stoplight/prism-cli@5
+$(PRISM_STAMP):
+	@command -v npm >/dev/null || { echo >&2 "make: npm not found: the tests need Node.js and npm to install Prism"; exit 1; }
+	@mkdir -p .peers
+	npm install $(NPM_FLAGS) --prefix .peers @stoplight/prism-cli@$(PRISM_VERSION) \
+	  || { echo >&2 "make: npm could not install @stoplight/prism-cli@$(PRISM_VERSION) into .peers/ (see npm's message above)"; exit 1; }
+	@test -x $(PRISM) || { echo >&2 "make: npm finished but $(PRISM) is missing"; exit 1; }
+	@rm -f .peers/prism-*.stamp
+	touch $@
+
+# The bare path stays a target: `make .peers/node_modules/.bin/prism` installs Prism alone.
+$(PRISM): $(PRISM_STAMP)
+
+$(TWILIO_STAMP):
+	@command -v npm >/dev/null || { echo >&2 "make: npm not found: the tests need npm to fetch Twilio's OpenAPI spec"; exit 1; }
+	@rm -rf .peers/twilio.tmp && mkdir -p .peers/twilio.tmp
+	npm pack $(NPM_FLAGS) --pack-destination .peers/twilio.tmp @twilio/cli-core@$(TWILIO_CLI_CORE_VERSION) >/dev/null \
+	  || { echo >&2 "make: npm could not fetch @twilio/cli-core@$(TWILIO_CLI_CORE_VERSION) (see npm's message above)"; exit 1; }
+	tar -xzf .peers/twilio.tmp/twilio-cli-core-$(TWILIO_CLI_CORE_VERSION).tgz -C .peers/twilio.tmp \
+	  package/src/services/twilio-api/twilio_api_v2010.json package/LICENSE \
+	  || { echo >&2 "make: twilio_api_v2010.json not found in @twilio/cli-core@$(TWILIO_CLI_CORE_VERSION)"; exit 1; }
+	@rm -rf .peers/twilio && mkdir -p .peers/twilio
+	mv .peers/twilio.tmp/package/src/services/twilio-api/twilio_api_v2010.json .peers/twilio.tmp/package/LICENSE .peers/twilio/
+	@rm -rf .peers/twilio.tmp .peers/twilio-cli-core-*.stamp
+	touch $@
+
+$(TWILIO_SPEC): $(TWILIO_STAMP)
+
+peers: $(PRISM_STAMP) $(TWILIO_STAMP)
 
 run: $(STAMP)
 	$(BIN)/omniconsole demo
@@ -24,10 +63,13 @@ replay: $(STAMP)
 	mkdir -p out
 	$(BIN)/omniconsole replay examples/sample.jsonl --db out/sample.db --ledger out/ledger.jsonl --report out/report.json --rejects out/rejects.jsonl --fresh --table
 
-test: $(STAMP) $(PEERS)
+# pytest runs last, on the whole suite, so the output ends with its summary line. The peer
+# check before it fails in seconds, with one line, if a peer is missing or broken.
+test: $(STAMP) peers
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tests/peers.py
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -1,6 +1,8 @@
 """Real local peers shared by the tests: aiosmtpd, Prism (Twilio's OpenAPI), an FCM peer.
 
-Prism starts once per session (10-15 s); everything else is per test and cheap.
+Prism starts once per session (10-15 s); everything else is per test and cheap. When any
+selected test needs Prism, the session checks the npm-installed peers right after
+collection and stops at once, in one line, if one is missing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from peers import (
     PrismPeer,
     SmtpRecorder,
     free_port,
+    peer_problems,
     twilio_spec,
 )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop before the first test if a selected test needs a peer that is not there."""
+    if any("prism" in getattr(item, "fixturenames", ()) for item in session.items):
+        problems = peer_problems()
+        if problems:
+            pytest.exit("test peers missing: " + "; ".join(problems), returncode=1)
 
 
 @pytest.fixture
@@ -47,11 +58,7 @@ def smtp_server(smtp_recorder: SmtpRecorder) -> Iterator[LoopbackController]:
 @pytest.fixture(scope="session")
 def prism() -> Iterator[PrismPeer]:
     """Start Prism once; wait (bounded) until it says it listens and answers HTTP."""
-    spec = twilio_spec()
-    if not PRISM.exists():
-        pytest.fail(f"Prism not installed at {PRISM}; run `make .peers/node_modules/.bin/prism`")
-    if not spec.is_file():
-        pytest.fail(f"Twilio OpenAPI spec not found at {spec}; set OMNICONSOLE_TWILIO_SPEC")
+    spec = twilio_spec()  # checked by pytest_collection_finish before any test ran
     port = free_port()
     process = subprocess.Popen(
         [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(port), str(spec)],
