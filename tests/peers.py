@@ -42,7 +42,7 @@ def peer_problems() -> list[str]:
     reported before the suite runs instead of by a fixture timing out minutes into it.
     """
     problems: list[str] = []
-    hint = "run `make peers` (needs npm)"
+    hint = "run `rm -rf .peers && make peers` (needs npm)"
     if not os.access(PRISM, os.X_OK):
         problems.append(f"Prism is not installed at {PRISM}: {hint}")
     else:
