@@ -799,7 +799,8 @@ class StoreReader:
                 if not isinstance(name, str):
                     continue
                 steps: list[str] = []
-                for s in d.get("steps", []) if isinstance(d.get("steps"), list) else []:
+                listed = d.get("step")  # the journey file's own shape (JourneyDef.to_json)
+                for s in listed if isinstance(listed, list) else []:
                     sname = s if isinstance(s, str) else None
                     if isinstance(s, Mapping):
                         candidate = s.get("name", s.get("id", s.get("step")))
