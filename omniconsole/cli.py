@@ -97,12 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
 
+    from omniconsole.domain.generator import MIXES
+
     gen = sub.add_parser("generate", help="write a seeded, realistic event log")
     gen.add_argument("--customers", type=int, default=300)
     gen.add_argument("--days", type=int, default=14)
     gen.add_argument("--seed", type=int, default=7)
     gen.add_argument("--start", type=_timestamp, default=datetime(2026, 3, 2, tzinfo=UTC))
     gen.add_argument("--events-per-customer", type=float, default=None)
+    gen.add_argument(
+        "--mix",
+        choices=list(MIXES),
+        default="default",
+        help="what customers do: the realistic default, or decision-heavy (mostly price"
+        " drops and product views: most events cause a decision, many defer)",
+    )
     gen.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
 
     console = sub.add_parser("console", help="attach the console to a store (read-only)")
@@ -185,6 +194,7 @@ def _generate(args: argparse.Namespace) -> int:
             args.seed,
             args.start,
             events_per_customer=args.events_per_customer,
+            mix=args.mix,
         )
         print(f"wrote {n} events to {args.out}", file=sys.stderr)
         return 0
@@ -193,7 +203,7 @@ def _generate(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     events = generate_events(
         args.customers, args.days, args.seed, args.start,
-        events_per_customer=args.events_per_customer,
+        events_per_customer=args.events_per_customer, mix=args.mix,
     )  # fmt: skip
     for event in events:
         out.write(orjson.dumps(event) + b"\n")

@@ -8,6 +8,9 @@ nondecreasing timestamp order without ever holding it in memory: each customer i
 created when the stream reaches their first event, keeps a short agenda of their
 own upcoming events, and the agendas are merged with a heap.
 
+`MIXES` names other mixes of what customers do (`decision-heavy`: mostly price drops
+and product views, for the per-core benchmark); the default is the realistic one.
+
 Same arguments, same seed: the same events, and `write_log` the same bytes.
 """
 
@@ -28,6 +31,8 @@ import orjson
 
 __all__ = [
     "DEFAULT_DUPLICATE_RATE",
+    "MIXES",
+    "EventMix",
     "default_events_per_customer",
     "generate_events",
     "write_log",
@@ -220,6 +225,45 @@ def default_events_per_customer(days: int) -> float:
     return 3.0 + 0.5 * days
 
 
+@dataclass(frozen=True, slots=True)
+class EventMix:
+    """How often a customer does the things that make the engine decide, besides sessions.
+
+    The default is the generator's own realistic mix (the bundled sample and the
+    throughput benchmark's log); other presets in `MIXES` change only these knobs, so
+    the default mix writes the same bytes as before mixes existed.
+    """
+
+    name: str
+    #: chance of one more `Price Dropped` (a geometric count: 0.25 averages 1/3 each),
+    #: at any hour of the day, so many fall in quiet hours
+    price_drop_repeat: float = 0.25
+    #: chance of one more `Product Viewed` outside sessions, at human hours (0: none)
+    view_repeat: float = 0.0
+    #: the events per customer when the caller does not say (None: by the days)
+    events_per_customer: float | None = None
+    #: expected events per customer besides sessions (the default's include its 1/3
+    #: price drop); what is left of a target count becomes sessions
+    fixed_events: float = _FIXED_EVENTS
+
+
+MIXES: dict[str, EventMix] = {
+    "default": EventMix("default"),
+    # Issue "Per-core speed": most events cause a decision and many decisions defer.
+    # About 5.5 events per customer and no sessions beyond an existing customer's
+    # first; about a fifth `Price Dropped` (at any hour: quiet-hour deferrals, then
+    # all-channel caps at 08:00) and another fifth `Product Viewed` (a recommendation a
+    # day later). A larger `events_per_customer` adds sessions.
+    "decision-heavy": EventMix(
+        "decision-heavy",
+        price_drop_repeat=0.5,
+        view_repeat=0.45,
+        events_per_customer=5.5,
+        fixed_events=_FIXED_EVENTS - 0.25 / 0.75 + 0.5 / 0.5 + 0.45 / 0.55,
+    ),
+}
+
+
 class _Customer:
     """A customer's state while the stream still holds events for them."""
 
@@ -272,9 +316,16 @@ class _Stream:
     """One generation run: the random source, the clock window and the caches."""
 
     def __init__(
-        self, customers: int, days: int, seed: int, start: datetime, target: float
+        self,
+        customers: int,
+        days: int,
+        seed: int,
+        start: datetime,
+        target: float,
+        mix: EventMix,
     ) -> None:
         self.customers = customers
+        self.mix = mix
         self.seed = seed
         self.rng = random.Random(seed)
         self.t0 = _to_unix(start)
@@ -506,15 +557,19 @@ class _Stream:
             add(a + 60 + int(rnd() * (end - a)), _FAILED_ANY)
         if rnd() < 0.06 and (t := self.human_time(tz, a, end)) is not None:
             add(t, _IDENTIFY_UPDATE)
-        while rnd() < 0.25:  # price drops come from the catalogue, at any hour
+        mix = self.mix
+        while rnd() < mix.price_drop_repeat:  # price drops come from the catalogue, at any hour
             add(a + 60 + int(rnd() * (end - a)), _PRICE_DROPPED)
+        if mix.view_repeat:  # only some mixes: the default draws nothing here
+            while rnd() < mix.view_repeat and (t := self.human_time(tz, a, end)) is not None:
+                add(t, _PRODUCT_VIEWED)
         while rnd() < 0.2 and (t := self.human_time(tz, a, end)) is not None:
             add(t, _OPENED_ANY)  # a newsletter or a past campaign
             if rnd() < 0.3:
                 add(t + 20 + int(rnd() * 900), _CLICKED_ANY)
 
         # Sessions fill the rest: a heavy-tailed share of the target per customer.
-        budget = (self.target - _FIXED_EVENTS) * min(rng.expovariate(1.0), 12.0)
+        budget = (self.target - mix.fixed_events) * min(rng.expovariate(1.0), 12.0)
         budget -= _SESSION_OVERSHOOT
         planned = len(items)
         while len(items) - planned < budget:
@@ -684,26 +739,33 @@ def generate_events(
     start: datetime,
     *,
     events_per_customer: float | None = None,
+    mix: str | EventMix = "default",
 ) -> Iterator[dict[str, Any]]:
     """Yield a synthetic event log as Segment-shaped dicts, in nondecreasing timestamp order.
 
     Every customer appears in `[start, start + days)`; about `events_per_customer`
-    events each on average (default: `default_events_per_customer(days)`; about 3
-    is the floor, what a customer does besides sessions). Memory grows with the
-    number of customers, not the number of events. A naive `start` is taken as UTC;
-    timestamps are whole seconds.
+    events each on average (default: the mix's, else `default_events_per_customer(days)`;
+    about 3 is the floor, what a customer does besides sessions). `mix` is an `EventMix`
+    or the name of one in `MIXES`. Memory grows with the number of customers, not the
+    number of events. A naive `start` is taken as UTC; timestamps are whole seconds.
     """
     if customers < 0:
         raise ValueError(f"customers must be >= 0, got {customers}")
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
+    if isinstance(mix, str):
+        if mix not in MIXES:
+            raise ValueError(f"unknown mix {mix!r}; known: {', '.join(MIXES)}")
+        mix = MIXES[mix]
+    if events_per_customer is None:
+        events_per_customer = mix.events_per_customer
     if events_per_customer is None:
         target = default_events_per_customer(days)
     elif events_per_customer <= 0:
         raise ValueError(f"events_per_customer must be > 0, got {events_per_customer}")
     else:
         target = float(events_per_customer)
-    return _Stream(customers, days, seed, start, target).run()
+    return _Stream(customers, days, seed, start, target, mix).run()
 
 
 def _malformed(rng: random.Random, event: dict[str, Any], line: bytes) -> bytes:
@@ -743,6 +805,7 @@ def write_log(
     events_per_customer: float | None = None,
     duplicate_rate: float = DEFAULT_DUPLICATE_RATE,
     malformed_rate: float = 0.0,
+    mix: str | EventMix = "default",
 ) -> int:
     """Write `generate_events(...)` to `path` as JSON Lines; return the lines written.
 
@@ -755,7 +818,9 @@ def write_log(
     for rate_name, rate in (("duplicate_rate", duplicate_rate), ("malformed_rate", malformed_rate)):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{rate_name} must be between 0 and 1, got {rate}")
-    events = generate_events(customers, days, seed, start, events_per_customer=events_per_customer)
+    events = generate_events(
+        customers, days, seed, start, events_per_customer=events_per_customer, mix=mix
+    )
     inject = random.Random(seed * 1_000_003 + 17)
     rnd = inject.random
     dumps = orjson.dumps

@@ -12,9 +12,10 @@ import orjson
 import pytest
 
 from omniconsole.domain.events import Event, Rejected, parse_line
-from omniconsole.domain.generator import generate_events, write_log
+from omniconsole.domain.generator import MIXES, generate_events, write_log
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.jsonl"
 
 EXPECTED_KINDS = {
     "identify",
@@ -163,6 +164,33 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         generate_events(10, 0, 1, START)
     with pytest.raises(ValueError, match="malformed_rate"):
         write_log(tmp_path / "log.jsonl", 10, 1, 1, START, malformed_rate=2.0)
+    with pytest.raises(ValueError, match="decision-heavy"):
+        generate_events(10, 1, 1, START, mix="no-such-mix")
+
+
+def test_the_default_mix_still_writes_the_bundled_sample_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "sample.jsonl"
+    write_log(path, 300, 14, 7, START, malformed_rate=0.002, mix="default")
+    assert path.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_the_decision_heavy_mix_is_mostly_price_drops_and_product_views() -> None:
+    customers = 3_000
+    events = list(generate_events(customers, 14, 5, START, mix="decision-heavy"))
+    kinds = Counter(str(e.get("event", e["type"])) for e in events)
+    assert len(events) / customers == pytest.approx(5.5, rel=0.1)
+    assert kinds["Price Dropped"] / len(events) == pytest.approx(0.2, abs=0.03)
+    assert kinds["Product Viewed"] / len(events) == pytest.approx(0.2, abs=0.03)
+    default = Counter(
+        str(e.get("event", e["type"])) for e in generate_events(customers, 14, 5, START)
+    )
+    assert kinds["Price Dropped"] > 2 * default["Price Dropped"]
+
+
+def test_a_mix_keeps_the_log_ordered_and_valid() -> None:
+    events = list(generate_events(1_000, 7, 2, START, mix=MIXES["decision-heavy"]))
+    assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
+    assert all(isinstance(parse_line(orjson.dumps(e), i), Event) for i, e in enumerate(events, 1))
 
 
 def test_memory_stays_flat_for_200k_events() -> None:

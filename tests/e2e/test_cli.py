@@ -120,3 +120,11 @@ def test_generate_to_stdout_honours_events_per_customer(tmp_path: Path) -> None:
 
     few, many = lines("4"), lines("20")
     assert many > 3 * few
+
+
+def test_generate_with_the_decision_heavy_mix_is_mostly_price_drops_and_views() -> None:
+    done = omniconsole("generate", "--customers", "200", "--seed", "3", "--mix", "decision-heavy")
+    assert done.returncode == 0, done.stderr
+    events = [orjson.loads(line) for line in done.stdout.splitlines()]
+    drops_and_views = [e for e in events if e.get("event") in ("Price Dropped", "Product Viewed")]
+    assert len(drops_and_views) > 0.3 * len(events)
