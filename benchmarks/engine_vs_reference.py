@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import filecmp
 import io
+import os
 import resource
 import sys
 import tempfile
@@ -148,10 +149,6 @@ def run_engine_once(log: Path, workdir: Path, partitions: int, verbose: bool) ->
     )  # fmt: skip
 
 
-def best(runs: list[Run]) -> Run:
-    return min(runs, key=lambda r: r.seconds)
-
-
 def compare(workload: Workload, args: argparse.Namespace, workdir: Path) -> list[Run]:
     """Replay one workload's log with every runner, back to back; the rows of its table."""
     from omniconsole.cli import default_partitions
@@ -160,21 +157,23 @@ def compare(workload: Workload, args: argparse.Namespace, workdir: Path) -> list
     partitions = [1, args.partitions or default_partitions()]
     if partitions[1] == 1:
         partitions.pop()
-    rows = [
-        best([run_reference_once(log, workdir, args.spec_keywords) for _ in range(args.rounds)])
-    ]
-    for count in partitions:
-        rows.append(
-            best([run_engine_once(log, workdir, count, args.verbose) for _ in range(args.rounds)])
-        )
-    return rows
+    runs: list[list[Run]] = [[] for _ in range(1 + len(partitions))]
+    for _ in range(args.rounds):  # interleaved: a busy spell on the machine hits all alike
+        runs[0].append(run_reference_once(log, workdir, args.spec_keywords))
+        for index, count in enumerate(partitions, start=1):
+            runs[index].append(run_engine_once(log, workdir, count, args.verbose))
+    return [min(runner, key=lambda run: run.seconds) for runner in runs]
 
 
 def print_table(workload: str, rows: list[Run]) -> bool:
     """One workload's table; returns whether every ledger and count matched the reference."""
     reference = rows[0]
     lines = sum(1 for _ in reference.ledger.open("rb"))
-    print(f"\n{workload}: {reference.events:,} events, {lines:,} ledger lines")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\n{workload}: {reference.events:,} events, {lines:,} ledger lines"
+        f" (load average now {load})"
+    )
     print(
         f"  {'runner':<22}{'seconds':>9}{'events/s':>11}{'vs reference':>14}{'peak RSS':>11}"
         "  ledger"
@@ -196,6 +195,7 @@ def print_table(workload: str, rows: list[Run]) -> bool:
             f"  {row.runner:<22}{row.seconds:>9.2f}{row.events_per_s:>11,.0f}{ratio:>13.2f}x"
             f"{row.peak_rss_mb:>8,.0f} MB  {verdict}"
         )
+    print(flush=True)
     return same
 
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     keywords = "consent only (SPEC)" if args.spec_keywords else "also engagement (the engine's)"
     print(f"reference loop: STOP/START replies read as {keywords}")
-    results: dict[str, list[Run]] = {}
+    same: list[bool] = []
     with contextlib.ExitStack() as stack:
         if args.workdir is not None:
             workdir = args.workdir
@@ -213,9 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.workloads:
             sub = workdir / name
             sub.mkdir(exist_ok=True)
-            results[name] = compare(WORKLOADS[name], args, sub)
-        same = [print_table(name, rows) for name, rows in results.items()]
-    print("\ntargets: engine at 1 partition >= 1.00x the reference; at the default >= 2.00x")
+            same.append(print_table(name, compare(WORKLOADS[name], args, sub)))
+    print("targets: engine at 1 partition >= 1.00x the reference; at the default >= 2.00x")
     if not all(same):
         print("ledgers or counts differ: the ratios compare different work", file=sys.stderr)
         return 1
