@@ -60,6 +60,7 @@ class Run:
     runner: str
     events: int
     seconds: float
+    cpu_seconds: float  # user + system, over every process of the run
     peak_rss_mb: float
     ledger: Path
     counts: dict[str, int]
@@ -116,21 +117,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds(*who: int) -> float:
+    """User + system CPU time of `who` (resource.RUSAGE_SELF, RUSAGE_CHILDREN) so far."""
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, who))
+
+
 def _reference_in_child(log: Path, ledger: Path, keyword_is_engagement: bool) -> tuple[Any, ...]:
     """Runs in a fresh process, so its time and peak memory are its own."""
+    cpu = _cpu_seconds(resource.RUSAGE_SELF)
     started = time.perf_counter()
     counts = run_reference(log, ledger, keyword_is_engagement=keyword_is_engagement)
     seconds = time.perf_counter() - started
-    return counts, seconds, _peak_rss_mb()
+    return counts, seconds, _cpu_seconds(resource.RUSAGE_SELF) - cpu, _peak_rss_mb()
 
 
 def run_reference_once(log: Path, workdir: Path, spec_keywords: bool) -> Run:
     ledger = workdir / "reference.ledger.jsonl"
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        counts, seconds, rss = pool.submit(
+        counts, seconds, cpu, rss = pool.submit(
             _reference_in_child, log, ledger, not spec_keywords
         ).result()
-    return Run("reference", counts["read"], seconds, rss, ledger, counts)
+    return Run("reference", counts["read"], seconds, cpu, rss, ledger, counts)
 
 
 def run_engine_once(log: Path, workdir: Path, partitions: int, verbose: bool) -> Run:
@@ -139,12 +146,15 @@ def run_engine_once(log: Path, workdir: Path, partitions: int, verbose: bool) ->
     out.mkdir(parents=True, exist_ok=True)
     args = replay_throughput.parse_args(["--log", str(log), "--partitions", str(partitions)])
     printed = io.StringIO()
+    # partition processes are joined before `run` returns: their time is in RUSAGE_CHILDREN
+    cpu = _cpu_seconds(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     with contextlib.redirect_stdout(sys.stdout if verbose else printed):
         figures = replay_throughput.run(args, out)
+    cpu = _cpu_seconds(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) - cpu
     report = orjson.loads((out / "report.json").read_bytes())
     runner = f"engine, {partitions} partition{'s' if partitions > 1 else ''}"
     return Run(
-        runner, figures["events"], figures["seconds"], figures["peak_rss_all_mb"],
+        runner, figures["events"], figures["seconds"], cpu, figures["peak_rss_all_mb"],
         out / "ledger.jsonl", report["events"],
     )  # fmt: skip
 
@@ -175,8 +185,8 @@ def print_table(workload: str, rows: list[Run]) -> bool:
         f" (load average now {load})"
     )
     print(
-        f"  {'runner':<22}{'seconds':>9}{'events/s':>11}{'vs reference':>14}{'peak RSS':>11}"
-        "  ledger"
+        f"  {'runner':<22}{'seconds':>9}{'events/s':>11}{'vs reference':>14}"
+        f"{'CPU s':>8}{'per CPU s':>11}{'peak RSS':>11}  ledger"
     )
     same = True
     for row in rows:
@@ -191,11 +201,14 @@ def print_table(workload: str, rows: list[Run]) -> bool:
             if not counts_match:
                 verdict += f"; counts differ: {row.counts} vs {reference.counts}"
         ratio = row.events_per_s / reference.events_per_s if reference.events_per_s else 0.0
+        # events per CPU second, as a ratio too: steadier than wall time on a busy machine
+        per_cpu = reference.cpu_seconds / row.cpu_seconds if row.cpu_seconds else 0.0
         print(
             f"  {row.runner:<22}{row.seconds:>9.2f}{row.events_per_s:>11,.0f}{ratio:>13.2f}x"
+            f"{row.cpu_seconds:>8.1f}{per_cpu:>10.2f}x"
             f"{row.peak_rss_mb:>8,.0f} MB  {verdict}"
         )
-    print(flush=True)
+    sys.stdout.flush()
     return same
 
 
@@ -214,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             sub = workdir / name
             sub.mkdir(exist_ok=True)
             same.append(print_table(name, compare(WORKLOADS[name], args, sub)))
-    print("targets: engine at 1 partition >= 1.00x the reference; at the default >= 2.00x")
+    print("\ntargets: engine at 1 partition >= 1.00x the reference; at the default >= 2.00x")
     if not all(same):
         print("ledgers or counts differ: the ratios compare different work", file=sys.stderr)
         return 1
