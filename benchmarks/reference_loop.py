@@ -27,6 +27,8 @@ Behaviour the SPEC leaves open follows the engine: message ids
 channel); the reason when several all-channel caps are full. One SPEC amendment
 (2026-11-30, §5) is behind a flag until the engine has it: a STOP/START keyword is
 consent, not engagement; `--keyword-is-engagement` restores the engine's older reading.
+Where the engine departs from the SPEC otherwise, this follows the SPEC
+(`benchmarks/README.md` lists where; none of it occurs in generated logs).
 
     python benchmarks/reference_loop.py LOG --ledger OUT.jsonl [--config DIR]
         [--until ISO_TIME] [--keyword-is-engagement]
