@@ -3,7 +3,8 @@
 It owns each customer's cap usage, decides with the pure `decide`, writes the ledger
 line of every deferral and suppression, and hands allowed sends to the channel's
 dispatcher. Its answers go back to the asking profile shard as a message — it never
-blocks on another actor.
+blocks on another actor. A request whose decision raises is answered `DECISION_FAILED`
+(the shard quarantines that customer); the other requests are decided as usual.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ from omniconsole.domain.governor import SEND, CapUsage, Decision, decide, is_cap
 from omniconsole.domain.ledger import decision_record
 from omniconsole.domain.records import LedgerRecord
 from omniconsole.domain.timeutil import parse_timestamp
+
+#: the outcome of a decision that raised: the asking shard quarantines that customer
+DECISION_FAILED = "error"
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception in one bounded line, for a quarantine record or a rejects line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
 class FatigueGovernorActor(pykka.ThreadingActor):
@@ -83,7 +93,11 @@ class FatigueGovernorActor(pykka.ThreadingActor):
             usage = usage_map.get(req.customer)
             if usage is None:
                 usage = usage_map[req.customer] = CapUsage()
-            decision = decide(req, policy, usage)
+            try:
+                decision = decide(req, policy, usage)
+            except Exception as exc:  # one customer's data must not stop every decision
+                decisions.append(Decision(DECISION_FAILED, None, None, error_line(exc)))
+                continue
             decisions.append(decision)
             channel = decision.channel
             if decision.outcome == SEND and channel is not None:

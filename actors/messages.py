@@ -69,6 +69,14 @@ class PreloadTimers:
 
 
 @dataclass(frozen=True, slots=True)
+class Quarantined:
+    """After a restart: customers quarantined before it (customer -> reason); their
+    events and timers are not applied."""
+
+    customers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class NextDue:
     """Answer the earliest timer due on this shard, or None (ask)."""
 

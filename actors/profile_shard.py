@@ -7,18 +7,27 @@ so threads stay bounded whatever the customer count.
 
 Each customer's work stays in order: while one of its sends waits for the governor,
 nothing else of that customer runs; other customers go on.
+
+A customer whose events cannot be applied — an exception from its flow, its stored
+profile, its decision or its serialisation — is *quarantined*: recorded in the store
+(`QuarantineRecord`, kept across restarts), its in-memory profile dropped, and its later
+events stored but not applied, each with a rejects line. The error stops one customer,
+never the shard: no input may stop the engine.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pykka
 
+from omniconsole.actors.governor import DECISION_FAILED, error_line
 from omniconsole.actors.messages import (
     ApplyBatch,
     DecideBatch,
@@ -27,6 +36,7 @@ from omniconsole.actors.messages import (
     NextDue,
     Passivate,
     PreloadTimers,
+    Quarantined,
     Rows,
 )
 from omniconsole.adapters.store.base import ProfileSource, Store
@@ -35,10 +45,37 @@ from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.flow import CustomerFlow, Effects, Flow, TimedEvent
 from omniconsole.domain.governor import Decision, SendRequest
 from omniconsole.domain.profile import Profile
-from omniconsole.domain.records import ProfileRecord
+from omniconsole.domain.records import ProfileRecord, QuarantineRecord, RejectRecord
 from omniconsole.domain.timeutil import format_timestamp
 
 FLUSH_CHUNK = 2000  # profiles per message to the writer
+
+
+class _Group(list[TimedEvent]):
+    """One customer's events in a batch, remembering the last one the flow read."""
+
+    __slots__ = ("reached",)
+
+    def __init__(self, events: Sequence[TimedEvent]) -> None:
+        super().__init__(events)
+        self.reached = -1
+
+    def __getitem__(self, index: Any) -> Any:
+        if index.__class__ is int:
+            self.reached = index
+        return list.__getitem__(self, index)
+
+
+class DecisionFailed(RuntimeError):
+    """The governor could not decide one of this customer's sends (it says why)."""
+
+
+def _raw(timed: TimedEvent) -> str:
+    """A quarantined event's text for its rejects line (the driver stored the original)."""
+    try:
+        return orjson.dumps(timed.event.to_json()).decode()
+    except Exception:  # what made it fail may be what cannot be written
+        return repr(timed.event)[:2000]
 
 
 @dataclass(slots=True)
@@ -46,6 +83,7 @@ class _Running:
     """A batch in progress: flows waiting for governor decisions."""
 
     message: ApplyBatch
+    groups: dict[str, _Group] = field(default_factory=dict)  # events per customer
     waiting: dict[str, Flow] = field(default_factory=dict)
     outgoing: list[SendRequest] = field(default_factory=list)
     token: int = 0
@@ -81,6 +119,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         self.queue: deque[ApplyBatch] = deque()
         self.running: _Running | None = None
         self.tokens = 0
+        self.quarantined: dict[str, str] = {}  # customer -> reason
 
     def on_stop(self) -> None:
         """Runs on the shard thread."""
@@ -106,6 +145,9 @@ class ProfileShardActor(pykka.ThreadingActor):
             for customer, due in message.heads:
                 self._schedule(customer, due)
             return None
+        if isinstance(message, Quarantined):
+            self.quarantined.update(message.customers)
+            return None
         if isinstance(message, NextDue):
             return self.timer_heap[0][0] if self.timer_heap else None
         raise TypeError(f"ProfileShardActor: unexpected message {message!r}")
@@ -122,11 +164,11 @@ class ProfileShardActor(pykka.ThreadingActor):
                 message.done.set_exception(exc)
 
     def _start(self, message: ApplyBatch) -> None:
-        groups: dict[str, list[TimedEvent]] = {}
+        groups: dict[str, _Group] = {}
         for timed in message.events:
             group = groups.get(timed.event.customer)
             if group is None:
-                groups[timed.event.customer] = [timed]
+                groups[timed.event.customer] = _Group((timed,))
             else:
                 group.append(timed)
         horizon = message.horizon
@@ -140,30 +182,41 @@ class ProfileShardActor(pykka.ThreadingActor):
             del scheduled[customer]
             if customer not in groups:
                 due.append(customer)
-        run = _Running(message)
+        run = _Running(message, groups)
         self.running = run
+        quarantined = self.quarantined
         for customer, events in groups.items():
-            self._advance(
-                run,
-                customer,
-                self.flow.run(self._activate(customer), events, horizon, self.effects),
-                None,
-            )
+            if customer in quarantined:
+                self._hold(customer, events)
+            else:
+                self._begin(run, customer, events, horizon)
         seen: set[str] = set()
         for customer in due:
-            if customer in seen:
+            if customer in seen or customer in quarantined:
                 continue
             seen.add(customer)
-            self._advance(
-                run,
-                customer,
-                self.flow.run(self._activate(customer), (), horizon, self.effects),
-                None,
-            )
+            self._begin(run, customer, (), horizon)
         self._settle(run)
+
+    def _begin(
+        self,
+        run: _Running,
+        customer: str,
+        events: Sequence[TimedEvent],
+        horizon: datetime | None,
+    ) -> None:
+        try:
+            profile = self._activate(customer)
+        except Exception as exc:  # a stored profile that cannot be read
+            self._quarantine(customer, exc, run)
+            return
+        self._advance(run, customer, self.flow.run(profile, events, horizon, self.effects), None)
 
     def _advance(self, run: _Running, customer: str, flow: Flow, decision: Decision | None) -> None:
         try:
+            if decision is not None and decision.outcome == DECISION_FAILED:
+                flow.close()
+                raise DecisionFailed(decision.explanation)
             request = next(flow) if decision is None else flow.send(decision)
         except StopIteration:
             self.dirty.add(customer)
@@ -171,10 +224,51 @@ class ProfileShardActor(pykka.ThreadingActor):
             if profile.timers:
                 self._schedule(customer, profile.timers[0].due)
             return
+        except Exception as exc:  # this customer only: the batch and the shard go on
+            self._quarantine(customer, exc, run)
+            return
         run.waiting[customer] = flow
         run.outgoing.append(request)
 
+    # ---- quarantine ----
+
+    def _quarantine(self, customer: str, exc: BaseException, run: _Running | None) -> None:
+        """Stop applying `customer`'s events: record why, drop its in-memory profile."""
+        reason = error_line(exc)
+        self.quarantined[customer] = reason
+        self.active.pop(customer, None)
+        self.dirty.discard(customer)
+        self.scheduled.pop(customer, None)
+        group = run.groups.get(customer) if run is not None else None
+        # the flow reads each event just before applying it: the last one it read is the
+        # one it failed on (or, when a timer failed, the next one); later ones never ran
+        events = list.__getitem__(group, slice(max(group.reached, 0), None)) if group else []
+        since = ""
+        if events:
+            since = format_timestamp(events[0].at)
+        elif run is not None and run.message.horizon is not None:
+            since = format_timestamp(run.message.horizon)
+        self.writer.tell(Rows([QuarantineRecord(customer, since, reason)]))
+        if events:
+            first = f"customer {customer!r} was quarantined applying this event ({reason})"
+            rest = f"customer {customer!r} is quarantined ({reason}): not applied"
+            self.writer.tell(
+                Rows(
+                    [
+                        RejectRecord(t.event.line, rest if i else first, _raw(t))
+                        for i, t in enumerate(events)
+                    ]
+                )
+            )
+
+    def _hold(self, customer: str, events: Sequence[TimedEvent]) -> None:
+        """Events of a quarantined customer: stored by the driver, not applied here."""
+        why = f"customer {customer!r} is quarantined ({self.quarantined[customer]}): not applied"
+        self.writer.tell(Rows([RejectRecord(t.event.line, why, _raw(t)) for t in events]))
+
     def _schedule(self, customer: str, due: datetime) -> None:
+        if customer in self.quarantined:
+            return
         current = self.scheduled.get(customer)
         if current is None or due < current:
             self.scheduled[customer] = due
@@ -239,11 +333,16 @@ class ProfileShardActor(pykka.ThreadingActor):
         stamp = format_timestamp(now)
         count = len(self.dirty)
         chunk: list[ProfileRecord] = []
-        for customer in self.dirty:
+        for customer in list(self.dirty):
             profile = self.active[customer]
             traits = profile.traits
             email = traits.get("email")
             phone = traits.get("phone")
+            try:
+                state = profile.dumps().decode()
+            except Exception as exc:  # its state cannot be stored: quarantine, not a crash
+                self._quarantine(customer, exc, None)
+                continue
             chunk.append(
                 ProfileRecord(
                     customer,
@@ -251,7 +350,7 @@ class ProfileShardActor(pykka.ThreadingActor):
                     phone if isinstance(phone, str) else None,
                     stamp,
                     format_timestamp(profile.timers[0].due) if profile.timers else None,
-                    profile.dumps().decode(),
+                    state,
                 )
             )
             if len(chunk) >= FLUSH_CHUNK:

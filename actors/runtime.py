@@ -38,6 +38,7 @@ from omniconsole.actors.messages import (
     NextDue,
     Passivate,
     PreloadTimers,
+    Quarantined,
     Resend,
     Rows,
     StoreCall,
@@ -269,6 +270,13 @@ class ActorEngine:
     def _restore(self) -> None:
         """After a restart: each shard's pending timers, and the governor's cap usage that
         the windows reaching back from the last checkpoint's clock can still count."""
+        quarantined: dict[str, str] = self.store(lambda s: s.quarantined())
+        if quarantined:
+            by_shard: list[dict[str, str]] = [{} for _ in self.shards]
+            for customer, reason in quarantined.items():
+                by_shard[self.shard_of(customer)][customer] = reason
+            for shard, part_q in zip(self.shards, by_shard, strict=True):
+                shard.tell(Quarantined(part_q))  # before the timers: theirs are not kept
         parts: list[list[tuple[str, datetime]]] = [[] for _ in self.shards]
         for customer, due in self.store(lambda s: s.timer_heads()):
             parts[self.shard_of(customer)].append((customer, parse_timestamp(due)))

@@ -90,6 +90,9 @@ class StoreWriter(Protocol):
     async def timer_heads(self) -> list[tuple[str, str]]:
         """(customer, earliest due) for every customer with pending timers."""
 
+    async def quarantined(self) -> dict[str, str]:
+        """customer -> reason, for every customer whose events are no longer applied."""
+
 
 class ProfileSource(Protocol):
     """Reads passivated profiles (sync, beside the writer)."""
@@ -130,6 +133,9 @@ class StoreReader(Protocol):
 
     def inbox(self, customer: str) -> list[InboxItem]:
         """The customer's in-app inbox, newest first."""
+
+    def quarantined(self) -> dict[str, tuple[str, str]]:
+        """customer -> (since, reason) for every quarantined customer, oldest first."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -23,7 +23,15 @@ import orjson
 #: meta key in the main store: JSON list of part file names (same folder)
 PARTS_KEY = "partitions"
 #: tables whose rows live in the parts (everything keyed by customer)
-PART_TABLES = ("events", "profiles", "journey_instances", "ledger", "cap_usage", "inbox")
+PART_TABLES = (
+    "events",
+    "profiles",
+    "journey_instances",
+    "ledger",
+    "cap_usage",
+    "inbox",
+    "quarantine",
+)
 #: SQLite attaches at most 10 databases by default
 MAX_PARTS = 8
 

@@ -134,6 +134,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     status      TEXT NOT NULL              -- 'pending', 'sent', 'failed'
 );
 
+-- customers whose events could not be applied (an error in the engine or in their
+-- data): their later events are stored but not applied, each with a rejects line;
+-- everyone else goes on. `reason` is the first error, in one line.
+CREATE TABLE IF NOT EXISTS quarantine (
+    customer    TEXT PRIMARY KEY,
+    since       TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+
 -- channel adapter health as the runtime last saw it
 CREATE TABLE IF NOT EXISTS adapter_health (
     channel     TEXT PRIMARY KEY,

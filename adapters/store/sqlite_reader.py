@@ -59,10 +59,17 @@ class SqliteReader:
         return count
 
     def export_rejects(self, out: Path) -> int:
+        # The driver writes the lines it refused; a partition writes the events of the
+        # customers it quarantined in its own part.
+        arms = ["SELECT line, reason, raw, -1 AS part, id FROM main.rejects"]
+        arms += [
+            f"SELECT line, reason, raw, {k}, id FROM p{k}.rejects"
+            for k in range(len(read_part_names(self._conn)))
+        ]
         count = 0
         with out.open("wb") as handle:
-            for line, reason, raw in self._conn.execute(
-                "SELECT line, reason, raw FROM main.rejects ORDER BY line"
+            for line, reason, raw, _, _ in self._conn.execute(
+                " UNION ALL ".join(arms) + " ORDER BY 1, 4, 5"
             ):
                 handle.write(orjson.dumps({"line": line, "reason": reason, "raw": raw}) + b"\n")
                 count += 1
@@ -127,6 +134,14 @@ class SqliteReader:
                 (last_id,),
             ).fetchall()
         ]
+
+    def quarantined(self) -> dict[str, tuple[str, str]]:
+        return {
+            str(c): (str(since), str(reason))
+            for c, since, reason in self._conn.execute(
+                "SELECT customer, since, reason FROM quarantine ORDER BY since, customer"
+            )
+        }
 
     def inbox(self, customer: str) -> list[InboxItem]:
         return [

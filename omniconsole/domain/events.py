@@ -1,14 +1,45 @@
-"""Events in the shape of the Segment tracking spec (SPEC §2), and their validation."""
+"""Events in the shape of the Segment tracking spec (SPEC §2), and their validation.
+
+Validation is the engine's door: whatever passes it can be applied, stored whole and
+serialised again, so no input can stop a replay or the live service further in.
+Beyond SPEC §2's types it refuses, naming the field:
+
+- ids and names (`userId`, `event`, `messageId`) with control characters (C0, DEL,
+  C1, U+2028/U+2029) or longer than `MAX_ID_CHARS` / `MAX_MESSAGE_ID_CHARS`: they
+  end up in SQL columns, URLs, mail headers and file names;
+- a NUL character anywhere in `traits` or `properties` (keys and values): SQLite's
+  text functions stop at NUL, and a phone number cut there is another customer's;
+- `traits` / `properties` nested deeper than `MAX_DEPTH` or holding more than
+  `MAX_VALUES` values (JSON serialisers refuse deep trees; profiles keep traits);
+- timestamps outside `EARLIEST`..`LATEST`, so every time the engine computes from
+  one (timers weeks ahead, cap windows days back) stays representable.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from omniconsole.domain.timeutil import TimeFormatError, parse_timestamp
+
+#: longest `userId` and `event` name accepted
+MAX_ID_CHARS = 256
+#: longest `messageId` (our own derived ids add a customer id and a journey step)
+MAX_MESSAGE_ID_CHARS = 1024
+#: deepest nesting of `traits` / `properties` (the object itself is level 1)
+MAX_DEPTH = 32
+#: most values (keys and list items, at every level) in `traits` or `properties`
+MAX_VALUES = 10_000
+#: the accepted time range: far enough from datetime's limits (years 1 and 9999) that
+#: journey timers and cap windows computed from an event never overflow
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class EventError(ValueError):
@@ -73,6 +104,7 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         raise EventError("missing field 'userId'")
     if not isinstance(customer, str) or not customer:
         raise EventError("field 'userId' must be a non-empty string")
+    check_text("userId", customer, MAX_ID_CHARS)
     stamp = obj.get("timestamp")
     if stamp is None:
         raise EventError("missing field 'timestamp'")
@@ -82,12 +114,14 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         at = parse_timestamp(stamp)
     except TimeFormatError as exc:
         raise EventError(f"field 'timestamp': {exc}") from None
+    check_time(at)
     name = obj.get("event")
     if kind == "track":
         if name is None:
             raise EventError("missing field 'event' (required for track)")
         if not isinstance(name, str) or not name:
             raise EventError("field 'event' must be a non-empty string")
+        check_text("event", name, MAX_ID_CHARS)
     elif name is not None and not isinstance(name, str):
         raise EventError("field 'event' must be a string")
     traits = obj.get("traits")
@@ -95,17 +129,86 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         traits = {}
     elif not isinstance(traits, dict):
         raise EventError("field 'traits' must be an object")
+    elif traits:
+        check_tree("traits", traits)
     properties = obj.get("properties")
     if properties is None:
         properties = {}
     elif not isinstance(properties, dict):
         raise EventError("field 'properties' must be an object")
+    elif properties:
+        check_tree("properties", properties)
     message_id = obj.get("messageId")
-    if message_id is not None and not isinstance(message_id, str):
-        raise EventError("field 'messageId' must be a string")
+    if message_id is not None:
+        if not isinstance(message_id, str):
+            raise EventError("field 'messageId' must be a string")
+        check_text("messageId", message_id, MAX_MESSAGE_ID_CHARS)
     return Event(
         kind, customer, at, name if kind == "track" else None, traits, properties, message_id, line
     )
+
+
+def check_event(event: Event) -> None:
+    """Apply the door's checks to an event built in code (webhooks, adapter failures):
+    what the live service stores must pass the same door as what it parses."""
+    if event.kind not in ("identify", "track"):
+        raise EventError(f"field 'type' must be 'identify' or 'track', got {event.kind!r}")
+    if not event.customer:
+        raise EventError("field 'userId' must be a non-empty string")
+    check_text("userId", event.customer, MAX_ID_CHARS)
+    check_time(event.at)
+    if event.name is not None:
+        check_text("event", event.name, MAX_ID_CHARS)
+    if event.message_id is not None:
+        check_text("messageId", event.message_id, MAX_MESSAGE_ID_CHARS)
+    if event.traits:
+        check_tree("traits", event.traits)
+    if event.properties:
+        check_tree("properties", event.properties)
+
+
+def check_text(name: str, value: str, limit: int) -> None:
+    """An id or name: at most `limit` characters, no control characters."""
+    if len(value) > limit:
+        raise EventError(f"field '{name}' is longer than {limit} characters")
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise EventError(f"field '{name}' contains the control character U+{ord(bad.group()):04X}")
+
+
+def check_time(at: datetime) -> None:
+    """A time the engine can compute with (see `EARLIEST`, `LATEST`)."""
+    if not EARLIEST <= at < LATEST:
+        raise EventError(
+            f"field 'timestamp' is out of range: {at.isoformat()} is not between "
+            f"{EARLIEST.date()} and {LATEST.date()}"
+        )
+
+
+def check_tree(name: str, tree: dict[str, Any]) -> None:
+    """`traits` / `properties`: no NUL in any key or string, bounded depth and size."""
+    budget = [MAX_VALUES]
+    _walk(tree, name, name, 1, budget)
+
+
+def _walk(
+    node: dict[str, Any] | list[Any], path: str, root: str, depth: int, budget: list[int]
+) -> None:
+    if depth > MAX_DEPTH:
+        raise EventError(f"field '{root}' is nested deeper than {MAX_DEPTH} levels")
+    budget[0] -= len(node)
+    if budget[0] < 0:
+        raise EventError(f"field '{root}' holds more than {MAX_VALUES} values")
+    items = node.items() if node.__class__ is dict else enumerate(node)
+    for key, value in items:
+        if key.__class__ is str and "\x00" in key:
+            raise EventError(f"field '{path}' has a key with a NUL character")
+        cls = value.__class__
+        if cls is str:
+            if "\x00" in value:
+                raise EventError(f"field '{path}.{key}' contains a NUL character")
+        elif cls is dict or cls is list:
+            _walk(value, f"{path}.{key}", root, depth + 1, budget)
 
 
 def parse_line(raw: str | bytes, line: int) -> Event | Rejected:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -41,16 +41,33 @@ _EMAIL, _SMS, _WHATSAPP, _RCS, _PUSH = (
 _TRANSACTIONAL = Category.TRANSACTIONAL
 
 _ZONES: dict[str, ZoneInfo] = {}
+_UTC_ZONE = ZoneInfo("UTC")
+#: IANA names are short ("America/Argentina/ComodRivadavia" is 32); anything longer is
+#: not one, and is not even handed to the file system
+MAX_ZONE_CHARS = 64
+#: distinct names remembered; a trait is customer input, so the cache must not grow
+#: with whatever customers send
+_ZONES_KEPT = 1024
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`, or UTC when unknown (cached)."""
+    """The IANA zone `name`, or UTC when it is not one.
+
+    Never raises: a time zone is a customer's trait, and `ZoneInfo` reads the name as a
+    path — "America" is a directory (IsADirectoryError), 300 characters is a name too
+    long for the file system (OSError), "../x" is refused (ValueError) — so every
+    failure means "not a zone" here.
+    """
     found = _ZONES.get(name)
     if found is None:
-        try:
-            found = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            found = ZoneInfo("UTC")
+        found = _UTC_ZONE
+        if isinstance(name, str) and 0 < len(name) <= MAX_ZONE_CHARS and "\x00" not in name:
+            try:
+                found = ZoneInfo(name)
+            except Exception:  # ZoneInfoNotFoundError, ValueError, OSError, a bad data file
+                found = _UTC_ZONE
+        if len(_ZONES) >= _ZONES_KEPT:
+            _ZONES.clear()
         _ZONES[name] = found
     return found
 

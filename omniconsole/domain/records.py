@@ -35,7 +35,9 @@ class EventRecord(NamedTuple):
     payload: str  # the event as JSON
 
 
-def event_record(line: int, event: Event, applied_at: datetime, late: bool, raw: bytes) -> EventRecord:
+def event_record(
+    line: int, event: Event, applied_at: datetime, late: bool, raw: bytes
+) -> EventRecord:
     """The record of one applied event; `raw` is the line as read (or the event's JSON)."""
     stamp = format_timestamp(event.at)
     return EventRecord(
@@ -144,6 +146,15 @@ class OutboxRecord(NamedTuple):
     status: str  # pending, sent, failed
 
 
+class QuarantineRecord(NamedTuple):
+    """A customer whose events could not be applied (`quarantine`): the engine stopped
+    applying its events, and went on with everyone else's. The first reason is kept."""
+
+    customer: str
+    since: str  # the clock when it was quarantined
+    reason: str  # the error, in one line
+
+
 StoreRecord = (
     EventRecord
     | RejectRecord
@@ -154,6 +165,7 @@ StoreRecord = (
     | InboxRecord
     | HealthRecord
     | OutboxRecord
+    | QuarantineRecord
 )
 
 #: Every record type, in the order a checkpoint writes its tables.
@@ -167,6 +179,7 @@ RECORD_TYPES: tuple[type[StoreRecord], ...] = (
     InboxRecord,
     HealthRecord,
     OutboxRecord,
+    QuarantineRecord,
 )
 
 

@@ -37,7 +37,10 @@ def parse_timestamp(text: str) -> datetime:
         raise TimeFormatError(f"unparsable timestamp {text!r}") from exc
     if value.tzinfo is None:
         raise TimeFormatError(f"timestamp {text!r} has no UTC offset or Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise TimeFormatError(f"timestamp {text!r} is out of range in UTC") from None
 
 
 # Pieces of the ISO 8601 text, built once: joining them is ~3x faster than
