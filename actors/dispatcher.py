@@ -2,48 +2,35 @@
 
 Dry run (replays): the send is recorded at once — ledger line `sent`, cap usage, inbox.
 
-Live: each allowed send is rendered and written to the outbox as `pending`; it goes to
-the provider only after the checkpoint that holds it has committed (`Committed`), so a
-crash never loses a decided send nor sends one the store does not know about. The
-adapter's answer comes back as `Delivered`; it writes the final ledger line (`sent`, or
-`failed` with `adapter:<code>`), and a failure is reported to `report_failure` so the
-engine can record an opt-out and fall back (SPEC §5).
+Live: each allowed send is rendered and written to the outbox as `pending`, in the
+checkpoint that holds its decision; the delivery runner (`omniconsole.engine.delivery`)
+sends only what a committed checkpoint holds, so a crash never loses a decided send nor
+sends one the store does not know about. The final ledger line is written when the
+provider's answer is settled (`final_record`). In-app messages need no provider: the
+inbox row, the `sent` line and a settled outbox row go in the decision's checkpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import replace
+from collections.abc import Sequence
 from typing import Any
 
 import pykka
 
-from omniconsole.actors.messages import (
-    Committed,
-    Delivered,
-    DeliveryFailure,
-    Dispatch,
-    DispatchBatch,
-    Release,
-    Resend,
-    Rows,
-    Sync,
-    UseGovernor,
-)
-from omniconsole.adapters.channels.ports import ChannelAdapter
-from omniconsole.domain.channels import Category, Channel
+from omniconsole.actors.messages import Dispatch, DispatchBatch, Rows, Sync
+from omniconsole.domain.channels import Channel
 from omniconsole.domain.ledger import decision_record, ledger_line, ledger_record
-from omniconsole.domain.messages import DeliveryResult, Handoff, OutboundMessage, Recipient
+from omniconsole.domain.messages import Recipient
 from omniconsole.domain.records import (
+    OUTBOX_PENDING,
+    OUTBOX_SENT,
     CapUsageRecord,
     InboxRecord,
     LedgerRecord,
     OutboxEntry,
     OutboxRecord,
+    OutboxUpdate,
 )
 from omniconsole.domain.templates import TemplateError, TemplateSet
 from omniconsole.domain.timeutil import to_micros
@@ -66,24 +53,14 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         channel: Channel,
         writer: pykka.ActorRef[Any],
         *,
-        adapter: ChannelAdapter | None = None,
+        live: bool = False,
         templates: TemplateSet | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
-        report_failure: Callable[[DeliveryFailure], None] | None = None,
-        on_result: Callable[[str, str, float], None] | None = None,
     ) -> None:
         super().__init__()
         self.channel = channel
         self.writer = writer
-        self.adapter = adapter
         self.templates = templates
-        self.loop = loop
-        self.report_failure = report_failure
-        self.governor: pykka.ActorRef[Any] | None = None  # set by UseGovernor
-        self.on_result = on_result
-        self.live = loop is not None
-        self.awaiting_commit: list[OutboxEntry] = []
-        self.in_flight = 0
+        self.live = live
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the dispatcher thread."""
@@ -93,23 +70,8 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             else:
                 self._dry_run(message.items)
             return None
-        if isinstance(message, Committed):
-            entries, self.awaiting_commit = self.awaiting_commit, []
-            for entry in entries:
-                self._send(entry)
-            return None
-        if isinstance(message, Delivered):
-            self._delivered(message)
-            return None
-        if isinstance(message, Resend):
-            for entry in message.entries:
-                self._send(entry)
-            return None
         if isinstance(message, Sync):
-            return self.in_flight
-        if isinstance(message, UseGovernor):
-            self.governor = message.governor
-            return None
+            return True
         raise TypeError(f"ChannelDispatcherActor: unexpected message {message!r}")
 
     # ---- dry run ----
@@ -144,9 +106,28 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         rows: list[OutboxRecord] = []
         for item in items:
             entry = self._entry(item)
-            rows.append(entry.record("pending"))
-            self.awaiting_commit.append(entry)
-        self.writer.tell(Rows(rows))
+            if self.channel is Channel.IN_APP:
+                self._in_app(entry)
+            else:
+                rows.append(entry.record(OUTBOX_PENDING))
+        if rows:
+            self.writer.tell(Rows(rows))
+
+    def _in_app(self, entry: OutboxEntry) -> None:
+        """An in-app message is delivered by writing it: all in the decision's checkpoint."""
+        line = entry.line
+        self.writer.tell(Rows([final_record(entry, "sent", None)]))
+        self.writer.tell(
+            Rows([InboxRecord(entry.message_id, entry.customer, entry.at, line["journey"],
+                              line["step"], entry.subject, entry.text)])
+        )  # fmt: skip
+        if entry.capped:
+            self.writer.tell(
+                Rows([CapUsageRecord(entry.message_id, entry.customer, entry.at,
+                                     str(self.channel))])
+            )  # fmt: skip
+        done = OutboxUpdate(entry.message_id, OUTBOX_SENT, 0, "", "", None, entry.at, entry.at)
+        self.writer.tell(Rows([entry.settled(done)]))
 
     def _entry(self, item: Dispatch) -> OutboxEntry:
         req, decision = item.request, item.decision
@@ -154,7 +135,7 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         subject, text, html = f"{req.journey}: {req.step}", decision.explanation, None
         if self.templates is not None:
             # start-up validation covers the shipped steps; otherwise keep the plain text
-            with contextlib.suppress(TemplateError):
+            with contextlib.suppress(TemplateError, KeyError, ValueError):
                 subject, text, html = self.templates.render(
                     req.journey, req.step, str(self.channel), recipient, decision.handoff,
                     req.properties,
@@ -181,83 +162,3 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
             html=html,
             handoff=None if handoff is None else handoff.to_json(),
         )
-
-    def _send(self, entry: OutboxEntry) -> None:
-        self.in_flight += 1  # until `_delivered` records the result
-        if self.channel is Channel.IN_APP or self.adapter is None:
-            ok = self.channel is Channel.IN_APP
-            result = DeliveryResult(
-                ok=ok,
-                error_code=None if ok else "not_configured",
-                permanent=not ok,
-                detail="" if ok else f"{self.channel} is not configured",
-            )
-            self._delivered(Delivered(entry, result, 0.0))
-            return
-        assert self.loop is not None
-        line = entry.line
-        handoff = entry.handoff
-        message = OutboundMessage(
-            message_id=entry.message_id,
-            channel=self.channel,
-            category=Category(entry.category),
-            journey=line["journey"],
-            step=line["step"],
-            recipient=Recipient(**entry.recipient),
-            subject=entry.subject,
-            text=entry.text,
-            html=entry.html,
-            handoff=None if handoff is None else Handoff(**handoff),
-        )
-        started = time.monotonic()
-        future: Future[DeliveryResult] = asyncio.run_coroutine_threadsafe(
-            self.adapter.send(message), self.loop
-        )
-        me = self.actor_ref
-
-        def done(f: Future[DeliveryResult]) -> None:
-            try:
-                result = f.result()
-            except Exception as exc:  # an adapter bug must not lose the message
-                result = DeliveryResult(ok=False, error_code="adapter_error", detail=str(exc))
-            if me.is_alive():
-                me.tell(Delivered(entry, result, time.monotonic() - started))
-
-        future.add_done_callback(done)
-
-    def _delivered(self, message: Delivered) -> None:
-        entry, result = message.entry, message.result
-        line = entry.line
-        self.in_flight -= 1
-        if result.ok:
-            record = final_record(entry, "sent", None)
-            status = "sent"
-            if entry.capped:
-                self.writer.tell(
-                    Rows([CapUsageRecord(entry.message_id, entry.customer, entry.at,
-                                         str(self.channel))])
-                )  # fmt: skip
-            if self.channel is Channel.IN_APP:
-                self.writer.tell(
-                    Rows([InboxRecord(entry.message_id, entry.customer, entry.at,
-                                      line["journey"], line["step"], entry.subject,
-                                      entry.text)])
-                )  # fmt: skip
-        else:
-            code = result.error_code or "error"
-            entry = replace(entry, detail=result.detail or code)
-            record = final_record(entry, "failed", f"adapter:{code}")
-            status = "failed"
-            if entry.capped and self.governor is not None:
-                self.governor.tell(
-                    Release(entry.customer, entry.message_id, entry.at, str(self.channel))
-                )
-            if self.report_failure is not None:
-                self.report_failure(
-                    DeliveryFailure(entry.customer, entry.message_id, str(self.channel),
-                                    line["journey"], line["step"], code, result.opted_out)
-                )  # fmt: skip
-        self.writer.tell(Rows([record]))
-        self.writer.tell(Rows([entry.record(status)]))
-        if self.on_result is not None:
-            self.on_result(str(self.channel), status, message.seconds)

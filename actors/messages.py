@@ -3,9 +3,9 @@
 Frozen dataclasses, one per kind of request; `(ask)` marks those answered with a value.
 
     profile shards ──DecideBatch──▶ governor ──DispatchBatch──▶ channel dispatchers
-          ▲                            │                               │
-          └────────── Decided ─────────┘◀──────── Release ─────────────┤
-                   every actor ──Rows──▶ store writer                   ▼ Delivered
+          ▲                            │ ▲
+          └────────── Decided ─────────┘ └── Release (the live engine: a failed send)
+                   every actor ──Rows──▶ store writer
 
 A partitioned replay drives each partition process with the `Partition*` requests
 (see `omniconsole.engine.partition_worker`).
@@ -23,8 +23,7 @@ import pykka
 
 from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.governor import Decision, SendRequest
-from omniconsole.domain.messages import DeliveryResult
-from omniconsole.domain.records import OutboxEntry, StoreRecord
+from omniconsole.domain.records import StoreRecord
 
 # ---- profile shards ------------------------------------------------------------------
 
@@ -137,48 +136,6 @@ class DispatchBatch:
     """Sends for one channel dispatcher."""
 
     items: Sequence[Dispatch]
-
-
-@dataclass(frozen=True, slots=True)
-class UseGovernor:
-    """Tell a dispatcher which governor releases the caps of its failed sends."""
-
-    governor: pykka.ActorRef[Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """The store has committed every outbox row written so far: send them."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """The adapter answered for one outbox entry."""
-
-    entry: OutboxEntry
-    result: DeliveryResult
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class Resend:
-    """After a restart: outbox entries decided and committed but with no known result."""
-
-    entries: Sequence[OutboxEntry]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailure:
-    """What the live engine needs to fall back after a failed send (not a message: a
-    dispatcher hands it to the engine's failure callback)."""
-
-    customer: str
-    message_id: str
-    channel: str
-    journey: str
-    step: str
-    error_code: str
-    opted_out: bool
 
 
 # ---- the store writer ----------------------------------------------------------------

@@ -13,10 +13,9 @@ checkpoints to commit.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from omniconsole.actors.governor import FatigueGovernorActor
 from omniconsole.actors.messages import (
     ApplyBatch,
     Checkpoint,
-    Committed,
-    DeliveryFailure,
     FlushState,
     ForgetUsageBefore,
     LoadUsage,
@@ -39,21 +36,19 @@ from omniconsole.actors.messages import (
     Passivate,
     PreloadTimers,
     Quarantined,
-    Resend,
+    Release,
     Rows,
     StoreCall,
     Sync,
-    UseGovernor,
 )
 from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.store_writer import StoreWriterActor
-from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.store.base import Store
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.events import Event
 from omniconsole.domain.flow import TimedEvent
-from omniconsole.domain.records import EventRecord, OutboxEntry, StoreRecord, event_record
+from omniconsole.domain.records import EventRecord, StoreRecord, event_record
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import parse_timestamp
 
@@ -70,13 +65,11 @@ class ActorFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class LiveWiring:
-    """What a live runtime needs beyond a replay's: real adapters and where they run."""
+    """What a live runtime needs beyond a replay's: the templates sends are rendered
+    with, and the channels that can be delivered (configured ones, and in-app)."""
 
-    adapters: Mapping[Channel, ChannelAdapter]
     templates: TemplateSet | None
-    loop: asyncio.AbstractEventLoop
-    on_failure: Callable[[DeliveryFailure], None]
-    on_result: Callable[[str, str, float], None] | None = None
+    available: frozenset[Channel]
 
 
 class ActorEngine:
@@ -104,24 +97,14 @@ class ActorEngine:
         )
         self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
         for ch in Channel:
-            if live is None:
-                self.dispatchers[ch] = ChannelDispatcherActor.start(ch, self.writer)
-            else:
-                self.dispatchers[ch] = ChannelDispatcherActor.start(
-                    ch,
-                    self.writer,
-                    adapter=live.adapters.get(ch),
-                    templates=live.templates,
-                    loop=live.loop,
-                    report_failure=live.on_failure,
-                    on_result=live.on_result,
-                )
+            self.dispatchers[ch] = ChannelDispatcherActor.start(
+                ch,
+                self.writer,
+                live=live is not None,
+                templates=None if live is None else live.templates,
+            )
         self.governor = FatigueGovernorActor.start(config.policy, self.dispatchers, self.writer)
-        for dispatcher in self.dispatchers.values():
-            dispatcher.tell(UseGovernor(self.governor))  # failed capped sends are released there
-        available = None
-        if live is not None:
-            available = frozenset(live.adapters) | frozenset({Channel.IN_APP})
+        available = None if live is None else live.available | {Channel.IN_APP}
         self.shards = [
             ProfileShardActor.start(
                 config,
@@ -229,9 +212,6 @@ class ActorEngine:
         for dispatcher in self.dispatchers.values():
             dispatcher.ask(Sync())
         self.writer.ask(Checkpoint(cut.meta))
-        if self.live is not None:
-            for dispatcher in self.dispatchers.values():
-                dispatcher.tell(Committed())
         self.governor.tell(ForgetUsageBefore(cut.now))
         for shard in self.shards:
             shard.tell(Passivate(cut.max_active // len(self.shards)))
@@ -249,17 +229,9 @@ class ActorEngine:
 
     # ---- DeliveringEngine (live) ----
 
-    def resend(self, entries: Sequence[OutboxEntry]) -> None:
-        """Hand committed sends with no recorded result to their dispatchers again."""
-        by_channel: dict[Channel, list[OutboxEntry]] = {}
-        for entry in entries:
-            by_channel.setdefault(Channel(entry.channel), []).append(entry)
-        for channel, batch in by_channel.items():
-            self.dispatchers[channel].tell(Resend(batch))
-
-    def in_flight(self) -> int:
-        """Sends handed to providers that have not answered yet."""
-        return sum(int(cast(int, d.ask(Sync()))) for d in self.dispatchers.values())
+    def release(self, customer: str, message_id: str, at: str, channel: str) -> None:
+        """A capped send failed at its provider: it no longer counts against the caps."""
+        self.governor.tell(Release(customer, message_id, at, channel))
 
     # ---- internals ----
 

@@ -1,4 +1,12 @@
-"""SMS, WhatsApp and RCS through Twilio's Messages API, using the official async client."""
+"""SMS, WhatsApp and RCS through Twilio's Messages API, using the official async client.
+
+A send that times out after the request left is *ambiguous*: Twilio may have queued
+it. It is never retried blindly; the outbox first asks Twilio (`reconcile`) whether a
+message with this text went to this number since the attempt started, in the Messages
+list — Twilio keeps the body, the recipient and the sender, not our ids (the status
+callback URL with our ids is not part of the resource). A timeout while connecting and
+a refused connection are plain transient failures: nothing left.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,9 @@ import asyncio
 import base64
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -27,7 +37,12 @@ from omniconsole.adapters.channels.settings import DEFAULT_TWILIO_API_BASE_URL, 
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 
-__all__ = ["BaseUrlAsyncHttpClient", "TwilioMessagingAdapter", "classify_twilio_error"]
+__all__ = [
+    "BaseUrlAsyncHttpClient",
+    "TwilioMessagingAdapter",
+    "classify_transport_error",
+    "classify_twilio_error",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -35,6 +50,26 @@ _log = logging.getLogger(__name__)
 OPTED_OUT_CODE = 21610
 #: Twilio error 20429: "Too Many Requests".
 TOO_MANY_REQUESTS_CODE = 20429
+#: how many of our sends' Twilio sids are remembered, so a reconciliation never takes
+#: a message another send of ours already accounts for
+_SIDS_KEPT = 10_000
+#: Twilio's clock and ours may disagree; `date_created` has whole seconds
+_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def classify_transport_error(exc: BaseException) -> DeliveryResult:
+    """A send that got no HTTP answer: transient when nothing left, else ambiguous."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return DeliveryResult(ok=False, error_code="connection", detail=repr(exc))
+    if isinstance(exc, ConnectionRefusedError):
+        return DeliveryResult(ok=False, error_code="connection", detail=repr(exc))
+    code = "timeout" if isinstance(exc, TimeoutError) else "no_answer"
+    return DeliveryResult(
+        ok=False,
+        error_code=code,
+        ambiguous=True,
+        detail=f"the request left but no answer came: {exc!r}",
+    )
 
 
 class BaseUrlAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
@@ -45,9 +80,15 @@ class BaseUrlAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     encoding, error parsing) exactly as in production.
     """
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, base_url: str, *, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
+        super().__init__(pool_connections=False)
         self.base_url = base_url.rstrip("/")
+        # Our own pooled session (made on first use, inside the running loop) with split
+        # timeouts: a timeout while connecting raises aiohttp's ConnectionTimeoutError
+        # (nothing left); any later one is ambiguous.
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
 
     def rewrite(self, url: str) -> str:
         """`url` with a Twilio origin replaced by `base_url`."""
@@ -64,6 +105,8 @@ class BaseUrlAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         Basic credentials become an `Authorization` header here because the SDK's own
         path uses `aiohttp.BasicAuth`, deprecated since aiohttp 3.12.
         """
+        if self.session is None:
+            self.session = aiohttp.ClientSession(timeout=self._timeout)
         auth = kwargs.pop("auth", None)
         if auth is not None:
             user, password = auth
@@ -126,6 +169,7 @@ class TwilioMessagingAdapter:
         }
         self._http: BaseUrlAsyncHttpClient | None = None
         self._client: Client | None = None
+        self._sids: OrderedDict[str, None] = OrderedDict()  # ours, most recent last
 
     @property
     def configured_channels(self) -> frozenset[Channel]:
@@ -147,8 +191,11 @@ class TwilioMessagingAdapter:
     def _twilio(self) -> Client:
         # Built lazily: aiohttp wants its session created inside the running loop.
         if self._client is None:
+            timeout = self._settings.timeout
             self._http = BaseUrlAsyncHttpClient(
-                self._settings.api_base_url or DEFAULT_TWILIO_API_BASE_URL
+                self._settings.api_base_url or DEFAULT_TWILIO_API_BASE_URL,
+                timeout=timeout,
+                connect_timeout=min(5.0, timeout),
             )
             self._client = Client(
                 self._settings.account_sid,
@@ -159,7 +206,7 @@ class TwilioMessagingAdapter:
 
     def _params(self, message: OutboundMessage) -> dict[str, Any]:
         s = self._settings
-        phone = message.recipient.phone or ""
+        phone = (message.recipient.phone or "").strip()  # a pasted number's CR/LF
         params: dict[str, Any] = {"body": message.text}
         if message.channel is Channel.WHATSAPP:
             params["to"] = f"whatsapp:{phone}"
@@ -209,22 +256,22 @@ class TwilioMessagingAdapter:
     async def _attempt(self, message: OutboundMessage, params: dict[str, Any]) -> DeliveryResult:
         client = self._twilio()
         try:
-            async with asyncio.timeout(self._settings.timeout):
+            # a backstop: the session's own timeouts say whether the request left
+            async with asyncio.timeout(self._settings.timeout + 5.0):
                 created = await client.messages.create_async(**params)
         except TwilioRestException as exc:
             result = classify_twilio_error(exc.status, exc.code, str(exc.msg))
         except TwilioServiceException as exc:
             result = classify_twilio_error(exc.status, exc.code, str(exc.title))
-        except TimeoutError:
-            result = DeliveryResult(ok=False, error_code="timeout", detail="no answer in time")
-        except (aiohttp.ClientError, OSError) as exc:
-            result = DeliveryResult(ok=False, error_code="connection", detail=repr(exc))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            result = classify_transport_error(exc)
         except TwilioException as exc:
             # Unknown SDK failure: not retried, so a sent message is never sent twice.
             result = DeliveryResult(
                 ok=False, error_code="twilio_error", permanent=True, detail=repr(exc)
             )
         else:
+            self._remember(str(created.sid))
             return DeliveryResult(ok=True, provider_id=str(created.sid))
         _log.info(
             "twilio %s send %s failed: %s",
@@ -233,6 +280,47 @@ class TwilioMessagingAdapter:
             result.error_code,
         )
         return result
+
+    def _remember(self, sid: str) -> None:
+        self._sids[sid] = None
+        if len(self._sids) > _SIDS_KEPT:
+            self._sids.popitem(last=False)
+
+    async def reconcile(self, message: OutboundMessage, since: datetime) -> DeliveryResult | None:
+        """Whether Twilio has `message` from an attempt that started at `since`.
+
+        One page of the Messages list to the recipient, newest first: a message from our
+        sender (or messaging service) with the same text, created since the attempt
+        started, that no other send of ours accounts for. Not filtered by `DateSent`:
+        a queued message has none yet.
+        """
+        if message.channel not in self._guards:
+            return None
+        params = self._params(message)
+        client = self._twilio()
+        try:
+            async with asyncio.timeout(self._settings.timeout + 5.0):
+                page = await client.messages.page_async(to=params["to"], page_size=50)
+        except (TwilioException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return DeliveryResult(ok=False, error_code="reconcile_failed", detail=repr(exc))
+        sender = params.get("from_")
+        service = params.get("messaging_service_sid")
+        earliest = since - _CLOCK_SKEW
+        for found in page:
+            created = found.date_created
+            if (
+                found.body == params["body"]
+                and found.to == params["to"]
+                and (sender is None or found.from_ == sender)
+                and (service is None or found.messaging_service_sid == service)
+                and str(found.direction or "").startswith("outbound")
+                and isinstance(created, datetime)
+                and created >= earliest
+                and found.sid not in self._sids
+            ):
+                self._remember(str(found.sid))
+                return DeliveryResult(ok=True, provider_id=str(found.sid))
+        return None
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
 from omniconsole.domain.channels import Channel
@@ -28,4 +29,17 @@ class ChannelAdapter(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class ReconcilingAdapter(ChannelAdapter, Protocol):
+    """An adapter whose provider can be asked, after an ambiguous send, whether it has
+    the message (Twilio: the Messages list). The outbox asks before any second attempt.
+    """
+
+    async def reconcile(self, message: OutboundMessage, since: datetime) -> DeliveryResult | None:
+        """The provider's record of `message`, sent by an attempt that started at `since`:
+        an ok result with the provider's id when it has it; None when it has not (send
+        again); a failed result when it could not be asked (ask again later)."""
         ...

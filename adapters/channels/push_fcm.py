@@ -1,8 +1,16 @@
-"""Push notifications through FCM HTTP v1, using pyfcm in a worker thread."""
+"""Push notifications through FCM HTTP v1, using pyfcm in a worker thread.
+
+FCM cannot be asked what it delivered (a message's `name` comes only in the answer), so
+a timeout after the request left cannot be reconciled. Each notification instead
+carries a collapse identity derived from our message id — Android's notification `tag`,
+APNs' `apns-collapse-id`, Web Push's `Topic` — so a second attempt replaces the first on
+the device instead of showing twice, and a send may be retried after such a timeout.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import threading
@@ -28,7 +36,7 @@ from omniconsole.adapters.channels.settings import FcmSettings
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 
-__all__ = ["FcmPushAdapter", "classify_fcm_response"]
+__all__ = ["FcmPushAdapter", "classify_fcm_response", "collapse_id"]
 
 _log = logging.getLogger(__name__)
 
@@ -96,6 +104,12 @@ class _FcmClient(FCMNotification):  # type: ignore[misc]
             sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+
+
+def collapse_id(message_id: str) -> str:
+    """The device-side identity of one message: 32 hex characters (APNs allows 64 bytes,
+    Web Push topics 32 URL-safe characters)."""
+    return hashlib.sha256(message_id.encode()).hexdigest()[:32]
 
 
 def classify_fcm_response(status: int, body: Any) -> DeliveryResult:
@@ -181,6 +195,10 @@ class FcmPushAdapter:
                 "step": message.step,
                 "category": message.category.value,
             },
+            # a repeat of this message replaces it on the device (module docstring)
+            "android_config": {"notification": {"tag": collapse_id(message.message_id)}},
+            "apns_config": {"headers": {"apns-collapse-id": collapse_id(message.message_id)}},
+            "webpush_config": {"headers": {"Topic": collapse_id(message.message_id)}},
         }
         return await self._guard.run(lambda: self._attempt(message, notify))
 
@@ -190,6 +208,7 @@ class FcmPushAdapter:
                 self._client.post, self._settings.timeout, **notify
             )
         except requests.Timeout:
+            # before or after the request left: either way a retry collapses onto it
             result = DeliveryResult(ok=False, error_code="timeout", detail="no answer in time")
         except (requests.ConnectionError, OSError) as exc:
             result = DeliveryResult(ok=False, error_code="connection", detail=type(exc).__name__)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.channels.resilience import CircuitBreaker
 from omniconsole.adapters.channels.settings import OUTBOUND_CHANNELS, ChannelSettings
 from omniconsole.domain.channels import Channel
 
@@ -29,6 +30,7 @@ def _email(settings: ChannelSettings) -> ChannelAdapter:
         public_url=settings.public_url,
         link_secret=secret,
         rate_per_second=settings.rates.get("email"),
+        breaker=CircuitBreaker(reset_timeout=settings.breaker_reset),
     )
 
 
@@ -41,6 +43,7 @@ def _twilio(settings: ChannelSettings) -> ChannelAdapter:
         settings.twilio,
         status_callback=settings.twilio_status_callback,
         rate_per_second=settings.rates.get("twilio"),
+        breaker_factory=lambda: CircuitBreaker(reset_timeout=settings.breaker_reset),
     )
 
 
@@ -48,7 +51,11 @@ def _fcm(settings: ChannelSettings) -> ChannelAdapter:
     from omniconsole.adapters.channels.push_fcm import FcmPushAdapter
 
     assert settings.fcm is not None
-    return FcmPushAdapter(settings.fcm, rate_per_second=settings.rates.get("fcm"))
+    return FcmPushAdapter(
+        settings.fcm,
+        rate_per_second=settings.rates.get("fcm"),
+        breaker=CircuitBreaker(reset_timeout=settings.breaker_reset),
+    )
 
 
 #: adapter name → (channels it can serve, factory). Order is the build order.

@@ -7,9 +7,15 @@ full jitter. Clocks, sleeps and randomness are injectable so tests never wait on
 wall clock.
 
 A *transient* failure is a `DeliveryResult` with ``ok=False`` and ``permanent=False``
-(429, 5xx, timeouts, connection errors); permanent failures are never retried and do
-not count against the breaker, because they say something about the recipient or the
-message, not about the provider's health.
+(429, 5xx, connection refused, a timeout before the request left); permanent failures
+are never retried and do not count against the breaker, because they say something
+about the recipient or the message, not about the provider's health. An *ambiguous*
+one (``ambiguous=True``: the request left, no answer came) counts against the breaker
+but is never retried here: the provider may have the message, and only the outbox,
+after asking the provider, may send it again.
+
+The retries here are the quick ones, inside one delivery; a send that still fails
+transiently goes back to the outbox, which tries again later with its own backoff.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Literal
 from omniconsole.domain.messages import DeliveryResult
 
 __all__ = [
+    "CIRCUIT_OPEN",
     "CircuitBreaker",
     "DeliveryGuard",
     "HealthState",
@@ -205,6 +212,8 @@ class DeliveryGuard:
                 self.breaker.record_success()
                 return result
             self.breaker.record_failure()
+            if result.ambiguous:
+                return result  # a second attempt could deliver it twice
             if n + 1 < self.retry.attempts:
                 await self._sleep(self.retry.delay(n, self._rand))
         return result

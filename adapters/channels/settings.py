@@ -12,15 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from omniconsole.domain.channels import Channel
+from omniconsole.domain.channels import Category, Channel
+from omniconsole.domain.timeutil import TimeFormatError, format_duration, parse_duration
 
 __all__ = [
     "CONFIGURED",
     "OUTBOUND_CHANNELS",
     "ChannelSettings",
+    "DeliverySettings",
     "FcmSettings",
     "Secret",
     "SmtpSettings",
@@ -105,6 +108,48 @@ class FcmSettings:
     timeout: float = 15.0
 
 
+#: How long a send may wait in the outbox for its provider, per category, before it
+#: ends `failed adapter:expired`. Courier keeps transactional sends 72 h; a lifecycle
+#: nudge a day late is still useful, a promotion six hours late mostly is not.
+DEFAULT_MAX_AGE: Final[Mapping[str, timedelta]] = {
+    Category.TRANSACTIONAL.value: timedelta(hours=72),
+    Category.LIFECYCLE.value: timedelta(hours=24),
+    Category.PROMOTIONAL.value: timedelta(hours=6),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How the live outbox delivers: retries, their limits, and how much is in flight.
+
+    Environment: OMNICONSOLE_OUTBOX_MAX_AGE_TRANSACTIONAL / _LIFECYCLE / _PROMOTIONAL
+    (durations: 72h, 30m, 7d), OMNICONSOLE_DELIVERY_CONCURRENCY (sends in flight per
+    channel), OMNICONSOLE_RETRY_BASE_SECONDS / OMNICONSOLE_RETRY_MAX_SECONDS (the
+    outbox's backoff: base * 2^(attempts-1), jittered, at most max),
+    OMNICONSOLE_RECONCILE_AFTER_SECONDS (how long after an ambiguous timeout the
+    provider is asked whether it has the message).
+    """
+
+    max_age: Mapping[str, timedelta] = field(default_factory=lambda: dict(DEFAULT_MAX_AGE))
+    concurrency: int = 16
+    retry_base: float = 2.0
+    retry_max: float = 300.0
+    reconcile_after: float = 10.0
+
+    def max_age_of(self, category: str) -> timedelta:
+        """The longest a send of `category` may wait (the transactional one if unknown)."""
+        return self.max_age.get(category, self.max_age[Category.TRANSACTIONAL.value])
+
+    def describe(self) -> str:
+        """One line for the start-up log."""
+        ages = ", ".join(f"{c} {format_duration(a)}" for c, a in self.max_age.items())
+        return (
+            f"outbox: up to {self.concurrency} sends in flight per channel; "
+            f"retries back off from {self.retry_base:g}s to {self.retry_max:g}s; "
+            f"a send expires after {ages}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelSettings:
     """Everything the adapters need, plus a status line per outbound channel."""
@@ -119,6 +164,9 @@ class ChannelSettings:
     #: provider -> messages per second (OMNICONSOLE_RATE_EMAIL / _TWILIO / _FCM); unset
     #: providers keep the documented defaults the adapters declare
     rates: Mapping[str, float] = field(default_factory=dict)
+    #: seconds an open circuit waits before a trial call (OMNICONSOLE_BREAKER_RESET_SECONDS)
+    breaker_reset: float = 30.0
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     def is_configured(self, channel: Channel) -> bool:
         """Whether `channel` has every variable it needs."""
@@ -144,6 +192,52 @@ class ChannelSettings:
 def _get(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from `name`, or `default` when unset."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:
+        raise ValueError(f"{name} must be a number of seconds above 0, got {raw!r}")
+    return value
+
+
+def _load_delivery(env: Mapping[str, str]) -> DeliverySettings:
+    max_age = dict(DEFAULT_MAX_AGE)
+    for category in Category:
+        name = f"OMNICONSOLE_OUTBOX_MAX_AGE_{category.value.upper()}"
+        raw = _get(env, name)
+        if raw is None:
+            continue
+        try:
+            age = parse_duration(raw)
+        except TimeFormatError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if age <= timedelta(0):
+            raise ValueError(f"{name} must be above 0, got {raw!r}")
+        max_age[category.value] = age
+    raw = _get(env, "OMNICONSOLE_DELIVERY_CONCURRENCY")
+    concurrency = 16
+    if raw is not None:
+        if not raw.isdigit() or not 0 < int(raw) <= 1000:
+            raise ValueError(
+                f"OMNICONSOLE_DELIVERY_CONCURRENCY must be a whole number 1-1000, got {raw!r}"
+            )
+        concurrency = int(raw)
+    base = _seconds(env, "OMNICONSOLE_RETRY_BASE_SECONDS", 2.0)
+    return DeliverySettings(
+        max_age=max_age,
+        concurrency=concurrency,
+        retry_base=base,
+        retry_max=max(base, _seconds(env, "OMNICONSOLE_RETRY_MAX_SECONDS", 300.0)),
+        reconcile_after=_seconds(env, "OMNICONSOLE_RECONCILE_AFTER_SECONDS", 10.0),
+    )
 
 
 def _not_configured(problems: list[str]) -> str:
@@ -189,6 +283,7 @@ def _load_smtp(env: Mapping[str, str]) -> tuple[SmtpSettings | None, str]:
         starttls=starttls,
         username=username,
         password=Secret(password) if password else None,
+        timeout=_seconds(env, "SMTP_TIMEOUT", 30.0),
     )
     return settings, CONFIGURED
 
@@ -222,6 +317,7 @@ def _load_twilio(env: Mapping[str, str]) -> tuple[TwilioSettings | None, dict[Ch
         whatsapp_from=whatsapp_from,
         messaging_service_sid=service,
         api_base_url=(_get(env, "TWILIO_API_BASE_URL") or DEFAULT_TWILIO_API_BASE_URL).rstrip("/"),
+        timeout=_seconds(env, "TWILIO_TIMEOUT", 15.0),
     )
     return settings, status
 
@@ -237,6 +333,7 @@ def _load_fcm(env: Mapping[str, str]) -> tuple[FcmSettings | None, str]:
         credentials_file=path,
         project_id=env["FCM_PROJECT_ID"].strip(),
         api_base_url=(_get(env, "FCM_API_BASE_URL") or DEFAULT_FCM_API_BASE_URL).rstrip("/"),
+        timeout=_seconds(env, "FCM_TIMEOUT", 15.0),
     )
     return settings, CONFIGURED
 
@@ -266,6 +363,8 @@ def load_channel_settings(env: Mapping[str, str] | None = None) -> ChannelSettin
         rates[provider] = rate
     return ChannelSettings(
         rates=rates,
+        breaker_reset=_seconds(env, "OMNICONSOLE_BREAKER_RESET_SECONDS", 30.0),
+        delivery=_load_delivery(env),
         public_url=public_url.rstrip("/") if public_url else None,
         link_secret=Secret(secret) if secret else None,
         smtp=smtp,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from omniconsole.domain.events import Event
 
 __all__ = [
+    "BODY_TIMEOUT",
     "MAX_BATCH_BYTES",
     "MAX_EVENT_BYTES",
     "HttpSettings",
@@ -28,19 +29,25 @@ __all__ = [
 MAX_EVENT_BYTES = 32 << 10
 #: Segment's documented limit for one batch request: 500 KB.
 MAX_BATCH_BYTES = 500 << 10
+#: How long a request body may take to arrive: 500 KB at a slow mobile 100 kB/s is 5 s.
+BODY_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """What the sink did with a list of events: how many were new, how many repeats.
+    """What the sink did with a list of events: how many were new, how many repeats,
+    which it refused.
 
     `duplicate_ids` names the repeated `messageId`s when the sink knows them; the
     HTTP layer uses them only to attribute the duplicates metric to event types.
+    `rejected` lists (index in the list, reason) of events the sink could not take;
+    the others were taken.
     """
 
     accepted: int
     duplicates: int = 0
     duplicate_ids: frozenset[str] = frozenset()
+    rejected: tuple[tuple[int, str], ...] = ()
 
 
 @runtime_checkable
@@ -56,12 +63,14 @@ class IngestSink(Protocol):
         """
         ...
 
-    async def customer_for_phone(self, phone: str) -> str | None:
-        """The customer whose profile has this E.164 phone number, or None."""
+    async def customers_for_phone(self, phone: str) -> list[str]:
+        """Every customer whose profile holds this E.164 phone number (an address may be
+        shared: an opt-out from it belongs to all of them)."""
         ...
 
     def health(self) -> dict[str, Any]:
-        """JSON-able details for `/healthz`, e.g. `{"channels": {...}, "queue": 3}`."""
+        """JSON-able details for `/healthz`, e.g. `{"channels": {...}, "queue": 3}`.
+        `"accepting": False` means events handed in now would not be stored: 503."""
         ...
 
 
@@ -85,6 +94,8 @@ class HttpSettings:
     link_secret: str | None = field(default=None, repr=False)
     max_event_bytes: int = MAX_EVENT_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
+    #: seconds a request body may take to arrive (then 408)
+    body_timeout: float = BODY_TIMEOUT
 
     def __post_init__(self) -> None:
         if not self.write_key:

@@ -14,12 +14,22 @@ Routes:
   The 200 is sent only after `IngestSink.accept` returned, i.e. the events are
   durable; if it raises, 503 (Segment's clients retry 5xx; dedupe by `messageId`
   makes that safe). Errors are `{"success": false, "code", "message"}`, the shape
-  Segment's clients read into their `APIError`.
+  Segment's clients read into their `APIError`. Bodies (`body.py`): gzip, deflate or
+  no `Content-Encoding` (else 415; a body that does not decode is 400), received
+  within `HttpSettings.body_timeout` (else 408).
 - `POST /webhooks/twilio/status`, `/webhooks/twilio/inbound` — Twilio webhooks,
   form-encoded, verified with `X-Twilio-Signature` over `OMNICONSOLE_PUBLIC_URL` +
   path + query string (403 when missing or wrong). See `status_callback_url` for the
-  query parameters the SMS/WhatsApp adapter puts on its status callback URL.
-- `GET /healthz` (JSON) and `GET /metrics` (Prometheus text format).
+  query parameters the SMS/WhatsApp adapter puts on its status callback URL. An
+  inbound message is addressed to a phone number: it becomes an `Inbound Message` for
+  every profile holding that number (SPEC §7), each with the id
+  `twilio:<MessageSid>:<customer>`; one without `MessageSid` is 400 (Twilio always
+  sends one, and without it a retry could not be told from a new message).
+- `GET /unsubscribe`, `POST /unsubscribe` — RFC 8058 one-click unsubscribe links, signed
+  over customer, channel and message id (`domain.unsubscribe`): one link, one message,
+  and using it again changes nothing.
+- `GET /healthz` (JSON; 503 whenever events handed in now would not be stored) and
+  `GET /metrics` (Prometheus text format).
 """
 
 from __future__ import annotations
@@ -40,11 +50,12 @@ from aiohttp.typedefs import Middleware
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from omniconsole.adapters.http.body import BodyError, read_body, read_form
 from omniconsole.adapters.http.metrics import CONTENT_TYPE, Metrics
 from omniconsole.adapters.http.ports import HttpSettings, IngestResult, IngestSink
 from omniconsole.domain.events import Event, EventError, event_from_dict
 from omniconsole.domain.timeutil import format_timestamp
-from omniconsole.domain.unsubscribe import token_ok
+from omniconsole.domain.unsubscribe import link_message_id
 
 __all__ = [
     "INBOUND_PATH",
@@ -159,6 +170,14 @@ def _twiml() -> web.Response:
     return web.Response(text=_TWIML_EMPTY, content_type="text/xml")
 
 
+def _json_size(item: object) -> int:
+    """Bytes of `item` as JSON (what Segment's 32 KB limit counts)."""
+    try:
+        return len(orjson.dumps(item))
+    except orjson.JSONEncodeError as exc:  # deeper than the door lets through
+        raise EventError(f"event cannot be stored as JSON: {exc}") from None
+
+
 def _kind_label(item: object) -> str:
     """A bounded metric label for a (possibly bad) Segment item's type."""
     kind = item.get("type") if isinstance(item, dict) else None
@@ -232,20 +251,12 @@ class _Service:
             raise _Reject(401, "unauthorized", "invalid write key")
 
     async def _read_json(self, request: web.Request, limit: int) -> object:
-        length = request.content_length
-        # Content-Length is the compressed size when gzipped; the loop below checks
-        # the decoded size in every case.
-        if length is not None and length > limit and hdrs.CONTENT_ENCODING not in request.headers:
-            raise _Reject(413, "too_large", f"request body over the {limit // 1024} KB limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise _Reject(413, "too_large", f"request body over the {limit // 1024} KB limit")
-            chunks.append(chunk)
         try:
-            return orjson.loads(b"".join(chunks))
+            raw = await read_body(request, limit, self.settings.body_timeout)
+        except BodyError as exc:
+            raise _Reject(exc.status, exc.code, exc.message) from None
+        try:
+            return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _Reject(400, "invalid_json", f"malformed JSON: {exc}") from None
 
@@ -289,6 +300,9 @@ class _Service:
                 self.metrics.event_ingested(kind, "rejected")
                 raise _Reject(400, "invalid_event", str(exc)) from None
             result = await self._accept([event])
+            if result.rejected:
+                self.metrics.event_ingested(kind, "rejected")
+                raise _Reject(400, "invalid_event", result.rejected[0][1])
         except _Reject as rej:
             return _error(rej.status, rej.code, rej.message)
         self._count_accepted([event], result)
@@ -318,20 +332,30 @@ class _Service:
             if not isinstance(items, list):
                 raise _Reject(400, "invalid_request", "field 'batch' must be a list")
             events: list[Event] = []
+            positions: list[int] = []  # each event's index in the batch
             rejected: list[dict[str, Any]] = []
             for index, item in enumerate(items):
                 try:
-                    size = len(orjson.dumps(item))
+                    event = segment_to_event(item, received)  # checks depth before sizing
+                    size = _json_size(item)
                     if size > self.settings.max_event_bytes:
                         raise EventError(
                             f"event is {size} bytes, over the "
                             f"{self.settings.max_event_bytes // 1024} KB limit"
                         )
-                    events.append(segment_to_event(item, received))
+                    events.append(event)
+                    positions.append(index)
                 except EventError as exc:
                     self.metrics.event_ingested(_kind_label(item), "rejected")
                     rejected.append({"index": index, "reason": str(exc)})
             result = await self._accept(events) if events else IngestResult(0)
+            if result.rejected:
+                for at, reason in result.rejected:
+                    self.metrics.event_ingested(events[at].kind, "rejected")
+                    rejected.append({"index": positions[at], "reason": reason})
+                rejected.sort(key=lambda r: int(r["index"]))
+                refused = {at for at, _ in result.rejected}
+                events = [e for i, e in enumerate(events) if i not in refused]
         except _Reject as rej:
             return _error(rej.status, rej.code, rej.message)
         if rejected:
@@ -349,7 +373,10 @@ class _Service:
     # ---- Twilio webhooks -------------------------------------------------------
 
     async def _verified_form(self, request: web.Request, hook: str) -> MultiDictProxy[Any]:
-        form = await request.post()
+        try:
+            form = await read_form(request, self.settings.body_timeout)
+        except BodyError as exc:
+            raise _Reject(exc.status, exc.code, exc.message) from None
         if self.validator is None:
             self.metrics.webhook_received(hook, "forbidden")
             log.warning("Twilio webhook refused: TWILIO_AUTH_TOKEN is not set")
@@ -390,7 +417,10 @@ class _Service:
             customer = query.get("customer")
             to = _form_field(form, "To")
             if not customer and to is not None:
-                customer = await self.sink.customer_for_phone(_bare_number(to))
+                # Without our ids a status names only a number; when several profiles
+                # hold it, which one's message this was is unknowable: ignored.
+                holders = await self.sink.customers_for_phone(_bare_number(to))
+                customer = holders[0] if len(holders) == 1 else None
             if not customer:
                 self.metrics.webhook_received("status", "unknown_customer")
                 log.info("status callback for %s maps to no customer; ignored", sid)
@@ -417,6 +447,8 @@ class _Service:
                 message_id=f"twilio:{sid}:{status}",
             )
             result = await self._accept([event])
+            if result.rejected:
+                raise _Reject(400, "invalid_request", result.rejected[0][1])
         except _Reject as rej:
             return _error(rej.status, rej.code, rej.message)
         self._count_accepted([event], result)
@@ -426,37 +458,43 @@ class _Service:
         )
 
     async def twilio_inbound(self, request: web.Request) -> web.Response:
-        """`POST /webhooks/twilio/inbound`: an `Inbound Message` event; empty TwiML."""
+        """`POST /webhooks/twilio/inbound`: an `Inbound Message` event for every profile
+        holding the sender's number; empty TwiML."""
         try:
             form = await self._verified_form(request, "inbound")
             sender = _form_field(form, "From")
             if sender is None:
                 raise _Reject(400, "invalid_request", "missing field 'From'")
+            sid = _form_field(form, "MessageSid") or _form_field(form, "SmsSid")
+            if sid is None:
+                raise _Reject(400, "invalid_request", "missing field 'MessageSid'")
             channel = _address_channel(sender) or "sms"
-            customer = await self.sink.customer_for_phone(_bare_number(sender))
-            if customer is None:
+            customers = await self.sink.customers_for_phone(_bare_number(sender))
+            if not customers:
                 self.metrics.webhook_received("inbound", "unknown_number")
                 log.info("inbound %s message from an unknown number; ignored", channel)
                 return _twiml()
-            sid = _form_field(form, "MessageSid") or _form_field(form, "SmsSid")
-            properties: dict[str, Any] = {
-                "channel": channel,
-                "body": _form_field(form, "Body") or "",
-            }
-            if sid is not None:
-                properties["provider_message_id"] = sid
-            event = Event(
-                kind="track",
-                customer=customer,
-                at=self.clock(),
-                name="Inbound Message",
-                properties=properties,
-                message_id=f"twilio:{sid}" if sid is not None else None,
-            )
-            result = await self._accept([event])
+            at = self.clock()
+            body = _form_field(form, "Body") or ""
+            events = [
+                Event(
+                    kind="track",
+                    customer=customer,
+                    at=at,
+                    name="Inbound Message",
+                    properties={"channel": channel, "body": body, "provider_message_id": sid},
+                    # one message, one event per profile holding the number; a retry of
+                    # the webhook (same MessageSid) is a duplicate of each
+                    message_id=f"twilio:{sid}:{customer}",
+                )
+                for customer in customers
+            ]
+            result = await self._accept(events)
+            if result.rejected:
+                raise _Reject(400, "invalid_request", result.rejected[0][1])
         except _Reject as rej:
             return _error(rej.status, rej.code, rej.message)
-        self._count_accepted([event], result)
+        self._count_accepted(events, result)
         self.metrics.webhook_received("inbound", "accepted")
         return _twiml()
 
@@ -465,11 +503,16 @@ class _Service:
     def _unsubscribe_target(self, request: web.Request) -> tuple[str, str, str] | None:
         query = request.rel_url.query
         customer, channel = query.get("customer", ""), query.get("channel", "")
-        token = query.get("token", "")
+        token, message_id = query.get("token", ""), query.get("message_id", "")
         secret = self.settings.link_secret or self.settings.write_key
-        if not customer or not channel or not token_ok(secret, customer, channel, token):
+        if not customer or not channel:
             return None
-        return customer, channel, query.get("message_id", "")
+        # The token signs the message id too: one link is one message's unsubscribe,
+        # and using it again is the same event (a duplicate), not another one.
+        signed = link_message_id(secret, customer, channel, message_id, token)
+        if signed is None:
+            return None
+        return customer, channel, signed
 
     async def unsubscribe_page(self, request: web.Request) -> web.Response:
         """`GET /unsubscribe`: a page with one button (a link preview must not unsubscribe)."""
@@ -513,18 +556,22 @@ class _Service:
     # ---- operations ------------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """`GET /healthz`: `{"status": "ok", ...sink.health()}`."""
+        """`GET /healthz`: `{"status": "ok", ...sink.health()}`; 503 "unavailable" when
+        the sink does not accept events."""
         try:
             details = self.sink.health()
         except Exception:
             log.exception("sink health check failed")
             return _json({"status": "error"}, 503)
+        # A load balancer must stop routing here whenever ingest would fail.
+        accepting = details.get("accepting", True) is not False
         return _json(
             {
-                "status": "ok",
+                "status": "ok" if accepting else "unavailable",
                 "webhooks_verifiable": self.settings.webhooks_verifiable,
                 **details,
-            }
+            },
+            200 if accepting else 503,
         )
 
     async def metrics_page(self, request: web.Request) -> web.Response:

@@ -9,6 +9,8 @@ hands out the three ways in:
   profile shard's thread), reading beside the writer.
 - `reader()` — a `StoreReader` over the whole store, every part seen as one (sync, any
   one thread): the replay's exports, the live service's lookups, `omniconsole inbox`.
+- `outbox()` — an `OutboxQueue` (sync, one thread): the live delivery runner's sends
+  due and their outcomes, committed beside the writer's checkpoints.
 
 The console's own queries live in `omniconsole.adapters.store.console`. Records cross
 this seam as the typed records of `omniconsole.domain.records`; only an implementation
@@ -17,13 +19,13 @@ maps them to tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from omniconsole.domain.records import OutboxEntry, StoreRecord
+from omniconsole.domain.records import OutboxEntry, OutboxRow, OutboxUpdate, StoreRecord
 
 
 class StoreError(RuntimeError):
@@ -126,7 +128,7 @@ class StoreReader(Protocol):
         """Every customer whose profile holds `phone`."""
 
     def pending_outbox(self) -> list[OutboxEntry]:
-        """Sends decided and committed whose result was never recorded (a crash between)."""
+        """Sends decided and committed and not delivered yet (the backlog), oldest first."""
 
     def ledger_since(self, last_id: int) -> list[LedgerTail]:
         """Decisions written after `last_id`, in the order written."""
@@ -136,6 +138,30 @@ class StoreReader(Protocol):
 
     def quarantined(self) -> dict[str, tuple[str, str]]:
         """customer -> (since, reason) for every quarantined customer, oldest first."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class OutboxQueue(Protocol):
+    """The live outbox as the delivery runner sees it, on a connection of its own: due
+    sends, and each attempt's outcome committed at once. Synchronous; one thread."""
+
+    def due(self, channel: str, now: str, limit: int, exclude: Collection[str]) -> list[OutboxRow]:
+        """Up to `limit` waiting sends of `channel` due at `now` (ISO UTC), not in
+        `exclude`; transactional first, then the longest waiting."""
+
+    def older_than(self, category: str, decided_before: str, limit: int) -> list[OutboxRow]:
+        """Waiting sends of `category` decided before `decided_before`."""
+
+    def unsettled(self) -> list[OutboxRow]:
+        """Final outcomes whose ledger line was never committed (a crash between)."""
+
+    def update(self, updates: Sequence[OutboxUpdate]) -> None:
+        """Commit these outcomes, in one transaction."""
+
+    def backlog(self) -> dict[str, dict[str, Any]]:
+        """Per channel: sends waiting in each state (`OUTBOX_WAITING`) and `oldest`."""
 
     def close(self) -> None:
         """Release the connection."""
@@ -158,6 +184,9 @@ class Store(Protocol):
 
     def reader(self) -> StoreReader:
         """Read-only queries over the whole store, every part seen as one."""
+
+    def outbox(self) -> OutboxQueue:
+        """The live outbox, on a connection of its own (open the writer first)."""
 
     def part(self, index: int, count: int) -> Store:
         """The store of partition `index` of `count`."""

@@ -7,7 +7,7 @@ correctly as text. Rows appear in checkpoints: a reader sees whole checkpoints o
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: outbox delivery state, quarantine
 
 SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -124,14 +124,29 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE INDEX IF NOT EXISTS inbox_customer ON inbox(customer, at);
 
 -- live sends (outbox): committed with the decision as 'pending' before the provider is
--- called, then marked 'sent' or 'failed'; a restart re-sends what is still pending
+-- called; the delivery runner commits each attempt's outcome at once on its own
+-- connection: 'retrying' (transient refusal, again at next_attempt_at), 'reconciling'
+-- (timed out after the request left: the provider is asked before any second attempt),
+-- or final: 'sent', 'failed', 'expired' (past its category's maximum age),
+-- 'unconfirmed' (timed out after the request left, and the provider cannot be asked).
+-- The backlog is every row 'pending', 'retrying' or 'reconciling'.
+-- `settled` is 1 once the checkpoint holding the final ledger line committed.
 CREATE TABLE IF NOT EXISTS outbox (
-    message_id  TEXT PRIMARY KEY,
-    customer    TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    decided_at  TEXT NOT NULL,
-    payload     TEXT NOT NULL,             -- JSON of the dispatch request
-    status      TEXT NOT NULL              -- 'pending', 'sent', 'failed'
+    message_id      TEXT PRIMARY KEY,
+    customer        TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    decided_at      TEXT NOT NULL,
+    payload         TEXT NOT NULL,         -- JSON of the dispatch request
+    status          TEXT NOT NULL,
+    category        TEXT NOT NULL DEFAULT '',
+    attempts        INTEGER NOT NULL DEFAULT 0,  -- provider calls made
+    next_attempt_at TEXT NOT NULL DEFAULT '',    -- when a waiting send is due
+    last_error      TEXT NOT NULL DEFAULT '',
+    provider_id     TEXT,                  -- the provider's message id once sent
+    attempted_at    TEXT NOT NULL DEFAULT '',    -- when the last provider call started
+    updated_at      TEXT NOT NULL DEFAULT '',
+    settled         INTEGER NOT NULL DEFAULT 0,
+    result          TEXT NOT NULL DEFAULT ''   -- JSON of the final provider answer
 );
 
 -- customers whose events could not be applied (an error in the engine or in their
@@ -151,3 +166,42 @@ CREATE TABLE IF NOT EXISTS adapter_health (
     updated_at  TEXT NOT NULL
 );
 """
+
+#: outbox columns added in version 2, with what an older row gets
+_OUTBOX_V2 = (
+    ("category", "TEXT NOT NULL DEFAULT ''"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("next_attempt_at", "TEXT NOT NULL DEFAULT ''"),
+    ("last_error", "TEXT NOT NULL DEFAULT ''"),
+    ("provider_id", "TEXT"),
+    ("attempted_at", "TEXT NOT NULL DEFAULT ''"),
+    ("updated_at", "TEXT NOT NULL DEFAULT ''"),
+    ("settled", "INTEGER NOT NULL DEFAULT 0"),
+    ("result", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def outbox_migration(columns: set[str]) -> list[str]:
+    """The statements that bring a store's outbox (with `columns`) to this version.
+
+    Version 1 rows are final with their ledger line written ('sent', 'failed': settled)
+    or waiting ('pending': due at once). The delivery index comes last: it needs the
+    columns.
+    """
+    statements = [
+        f"ALTER TABLE outbox ADD COLUMN {name} {kind}"
+        for name, kind in _OUTBOX_V2
+        if name not in columns
+    ]
+    if "settled" not in columns:
+        statements += [
+            "UPDATE outbox SET settled = 1 WHERE status IN ('sent', 'failed')",
+            # '' sorts before every time: the waiting rows are due at once
+            "UPDATE outbox SET category = payload ->> '$.category', updated_at = decided_at",
+        ]
+    statements += [
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, next_attempt_at)"
+        " WHERE status IN ('pending', 'retrying', 'reconciling')",
+        "CREATE INDEX IF NOT EXISTS outbox_unsettled ON outbox(settled) WHERE settled = 0",
+    ]
+    return statements

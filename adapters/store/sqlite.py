@@ -9,9 +9,10 @@ read through `SqliteReader` (`sqlite_reader.py`).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from omniconsole.adapters.store.parts import (
     read_part_names,
     remove_parts,
 )
-from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION, outbox_migration
+from omniconsole.adapters.store.sqlite_outbox import SqliteOutbox
 from omniconsole.adapters.store.sqlite_reader import SqliteReader
 from omniconsole.domain.records import (
     RECORD_TYPES,
@@ -97,12 +99,38 @@ INSERT_ROWS = {t: _row_insert(t) for t in RECORD_TYPES}
 BATCH_ROWS = 5000
 
 
+#: SQLite's `synchronous` levels a store may be opened with (OMNICONSOLE_SQLITE_SYNCHRONOUS)
+SYNCHRONOUS_LEVELS = ("NORMAL", "FULL", "EXTRA")
+
+
+def synchronous_from_env() -> str:
+    """OMNICONSOLE_SQLITE_SYNCHRONOUS, default NORMAL.
+
+    In WAL mode NORMAL never corrupts the store and survives a crash of the process
+    (kill -9 included): a commit is in the WAL file when it returns. It does not fsync
+    at each commit, so after a power loss or an OS crash the last commits — events
+    already acknowledged with a 200, sends already marked sent — may be gone. FULL
+    fsyncs the WAL at every commit: acknowledged means on disk, at the cost of one
+    fsync per checkpoint and per delivery result.
+    """
+    value = os.environ.get("OMNICONSOLE_SQLITE_SYNCHRONOUS", "").strip().upper() or "NORMAL"
+    if value not in SYNCHRONOUS_LEVELS:
+        raise StoreError(
+            f"OMNICONSOLE_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_LEVELS)}, "
+            f"got {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class SqliteStore:
     """A store in one SQLite file (a `Store`); a partitioned run's parts lie beside it
-    (`replay.db` → `replay.p0.db`, `replay.p1.db`, … see `parts`)."""
+    (`replay.db` → `replay.p0.db`, `replay.p1.db`, … see `parts`). `synchronous` is
+    SQLite's durability level for every connection that writes (see
+    `synchronous_from_env`)."""
 
     path: Path
+    synchronous: str = field(default_factory=synchronous_from_env)
 
     def describe(self) -> str:
         return str(self.path)
@@ -111,7 +139,12 @@ class SqliteStore:
         return self.path.exists()
 
     def writer(self, *, gil_free_inserts: bool = True) -> SqliteWriter:
-        return SqliteWriter(self.path, gil_free_inserts=gil_free_inserts)
+        return SqliteWriter(
+            self.path, gil_free_inserts=gil_free_inserts, synchronous=self.synchronous
+        )
+
+    def outbox(self) -> SqliteOutbox:
+        return SqliteOutbox(self.path, synchronous=self.synchronous)
 
     def profiles(self) -> SqliteProfiles:
         return SqliteProfiles(self.path)
@@ -120,7 +153,7 @@ class SqliteStore:
         return SqliteReader(self.path)
 
     def part(self, index: int, count: int) -> SqliteStore:
-        return SqliteStore(part_paths(self.path, count)[index])
+        return SqliteStore(part_paths(self.path, count)[index], self.synchronous)
 
     def stored_partitions(self) -> int:
         try:
@@ -142,13 +175,18 @@ class SqliteStore:
 class SqliteWriter:
     """The async writer of one SQLite file (a `StoreWriter`). Use from one event loop."""
 
-    def __init__(self, path: Path, *, gil_free_inserts: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, gil_free_inserts: bool = True, synchronous: str = "NORMAL"
+    ) -> None:
         """`gil_free_inserts`: hand each batch to SQLite as one JSON array (the GIL is free
         while it inserts, so Python threads run meanwhile) rather than `executemany`
         (half the CPU, but it binds row by row holding the GIL). A process whose threads
         share one core (a pinned partition) wants the cheaper one."""
+        if synchronous not in SYNCHRONOUS_LEVELS:
+            raise StoreError(f"unknown synchronous level {synchronous!r}")
         self.path = path
         self.gil_free_inserts = gil_free_inserts
+        self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._pending: dict[type[StoreRecord], list[StoreRecord]] = {t: [] for t in RECORD_TYPES}
         self._in_tx = False
@@ -168,14 +206,18 @@ class SqliteWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             await self._db.executescript(SCHEMA)
-            await self._db.execute("PRAGMA synchronous = NORMAL")
+            async with self._db.execute("PRAGMA table_info(outbox)") as cur:
+                columns = {str(row[1]) async for row in cur}
+            for statement in outbox_migration(columns):
+                await self._db.execute(statement)
+            await self._db.execute(f"PRAGMA synchronous = {self.synchronous}")
             # Customer-keyed indexes take inserts in random order: with SQLite's default
             # 2 MB page cache a million-event store thrashes; 64 MB keeps them warm.
             await self._db.execute("PRAGMA cache_size = -65536")
             await self._db.execute("PRAGMA temp_store = MEMORY")
             await self._db.execute("PRAGMA busy_timeout = 5000")
             await self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
         except (sqlite3.Error, OSError) as exc:

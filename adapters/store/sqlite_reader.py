@@ -122,7 +122,8 @@ class SqliteReader:
 
     def pending_outbox(self) -> list[OutboxEntry]:
         rows = self._conn.execute(
-            "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY decided_at"
+            "SELECT payload FROM outbox WHERE status IN ('pending', 'retrying', 'reconciling')"
+            " ORDER BY decided_at"
         ).fetchall()
         return [OutboxEntry.from_json(r[0]) for r in rows]
 

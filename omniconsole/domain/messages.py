@@ -57,7 +57,9 @@ class DeliveryResult:
 
     `error_code` is a short code for the ledger's `adapter:<code>` reason (e.g. `21610`,
     `smtp_550`, `timeout`); `permanent` says whether retrying could ever help;
-    `opted_out` is set when the provider says the recipient has opted out.
+    `opted_out` is set when the provider says the recipient has opted out; `ambiguous`
+    when the request left but no answer came (a timeout after sending): the provider may
+    have the message, so it must not be sent again blindly.
     """
 
     ok: bool
@@ -66,3 +68,4 @@ class DeliveryResult:
     permanent: bool = False
     opted_out: bool = False
     detail: str = ""
+    ambiguous: bool = False

@@ -12,13 +12,14 @@ Times are ISO 8601 UTC text (`2026-01-05T10:00:00Z`), which sorts as time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
 from omniconsole.domain.events import Event
-from omniconsole.domain.timeutil import format_timestamp
+from omniconsole.domain.messages import DeliveryResult
+from omniconsole.domain.timeutil import format_timestamp, from_micros
 
 
 class EventRecord(NamedTuple):
@@ -135,15 +136,105 @@ class HealthRecord(NamedTuple):
     updated_at: str
 
 
+#: decided and committed; not answered yet (waiting for its first attempt, or in flight)
+OUTBOX_PENDING = "pending"
+#: a transient refusal (circuit open, 5xx, 429, connection refused, timeout before the
+#: request left): tried again at `next_attempt_at`, until its category's maximum age
+OUTBOX_RETRYING = "retrying"
+#: timed out after the request left: the provider is asked whether it has the message
+#: before any second attempt
+OUTBOX_RECONCILING = "reconciling"
+#: final: the provider took it
+OUTBOX_SENT = "sent"
+#: final: the provider refused it for good
+OUTBOX_FAILED = "failed"
+#: final: still not delivered at its category's maximum age (`adapter:expired`)
+OUTBOX_EXPIRED = "expired"
+#: final: timed out after the request left, and the provider cannot be asked (SMTP
+#: after DATA): not sent again, so never twice (`adapter:unconfirmed`)
+OUTBOX_UNCONFIRMED = "unconfirmed"
+#: the sends still to be delivered (the backlog)
+OUTBOX_WAITING = (OUTBOX_PENDING, OUTBOX_RETRYING, OUTBOX_RECONCILING)
+OUTBOX_FINAL = (OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_EXPIRED, OUTBOX_UNCONFIRMED)
+
+
 class OutboxRecord(NamedTuple):
-    """A live send and where it stands (`outbox`): pending until its provider answers."""
+    """A live send and where it stands (`outbox`).
+
+    The engine writes it `pending` in the checkpoint that holds the decision; the
+    delivery runner then commits each attempt's outcome at once, on its own connection
+    (`OutboxUpdate`); the checkpoint that writes the final ledger line rewrites the row
+    with `settled` = 1, so after a crash the final outcomes whose ledger line is missing
+    are exactly the rows with a final status and `settled` = 0.
+    """
 
     message_id: str
     customer: str
     channel: str
     decided_at: str
     payload: str  # JSON of the `OutboxEntry`
-    status: str  # pending, sent, failed
+    status: str  # see OUTBOX_*
+    category: str = ""
+    attempts: int = 0  # provider calls made (a call the circuit breaker refused is none)
+    next_attempt_at: str = ""  # when a waiting send is due (ISO UTC)
+    last_error: str = ""  # the last failure, e.g. "http_503: Service Unavailable"
+    provider_id: str | None = None  # the provider's id of the message once sent
+    attempted_at: str = ""  # when the last provider call started
+    updated_at: str = ""
+    settled: int = 0  # 1 once the final ledger line is committed
+    result: str = ""  # JSON of the final `DeliveryResult`
+
+
+def outbox_stamp(at: datetime) -> str:
+    """A time as the outbox's delivery columns hold it: ISO UTC with microseconds always,
+    so that comparing the text compares the times."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def result_json(result: DeliveryResult) -> str:
+    """A final `DeliveryResult` as the outbox keeps it (`OutboxRecord.result`)."""
+    return orjson.dumps(
+        {
+            "ok": result.ok,
+            "provider_id": result.provider_id,
+            "error_code": result.error_code,
+            "permanent": result.permanent,
+            "opted_out": result.opted_out,
+            "detail": result.detail,
+            "ambiguous": result.ambiguous,
+        }
+    ).decode()
+
+
+def result_from_json(text: str) -> DeliveryResult | None:
+    """The `DeliveryResult` `result_json` wrote, or None for an empty column."""
+    if not text:
+        return None
+    raw = orjson.loads(text)
+    return DeliveryResult(
+        ok=bool(raw["ok"]),
+        provider_id=raw.get("provider_id"),
+        error_code=raw.get("error_code"),
+        permanent=bool(raw.get("permanent")),
+        opted_out=bool(raw.get("opted_out")),
+        detail=str(raw.get("detail", "")),
+        ambiguous=bool(raw.get("ambiguous")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxUpdate:
+    """An attempt's outcome for one outbox row, as the delivery runner commits it."""
+
+    message_id: str
+    status: str
+    attempts: int
+    next_attempt_at: str
+    last_error: str
+    provider_id: str | None
+    attempted_at: str
+    updated_at: str
+    result: str = ""  # JSON of a final DeliveryResult (`result_json`); "" while waiting
 
 
 class QuarantineRecord(NamedTuple):
@@ -260,7 +351,7 @@ class OutboxEntry:
         )
 
     def record(self, status: str) -> OutboxRecord:
-        """This entry's outbox row with `status`."""
+        """This entry's row as first written: `status`, due at once."""
         return OutboxRecord(
             message_id=self.message_id,
             customer=self.customer,
@@ -268,4 +359,42 @@ class OutboxEntry:
             decided_at=self.at,
             payload=self.to_json().decode(),
             status=status,
+            category=self.category,
+            next_attempt_at=outbox_stamp(from_micros(self.ts)),
+            updated_at=outbox_stamp(from_micros(self.ts)),
         )
+
+    def settled(self, update: OutboxUpdate) -> OutboxRecord:
+        """This entry's row with its final outcome, settled (its ledger line written)."""
+        return OutboxRecord(
+            message_id=self.message_id,
+            customer=self.customer,
+            channel=self.channel,
+            decided_at=self.at,
+            payload=self.to_json().decode(),
+            status=update.status,
+            category=self.category,
+            attempts=update.attempts,
+            next_attempt_at=update.next_attempt_at,
+            last_error=update.last_error,
+            provider_id=update.provider_id,
+            attempted_at=update.attempted_at,
+            updated_at=update.updated_at,
+            settled=1,
+            result=update.result,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An outbox row as the delivery runner reads it: the send and where it stands."""
+
+    entry: OutboxEntry
+    status: str
+    attempts: int
+    next_attempt_at: str
+    last_error: str
+    provider_id: str | None
+    attempted_at: str
+    updated_at: str
+    result: str = ""

@@ -14,7 +14,10 @@ sub-table per channel plus `default` for every channel without its own::
     text = "Since ${handoff_phrase}, here is the next step."
 
 Placeholders are `string.Template` (`${name}`). Every placeholder is checked when the
-templates load, so a typo fails start-up, not a send. HTML is rendered with every
+templates load, so a typo fails start-up, not a send. No placeholder ever renders
+empty: a property a template uses needs a default that reads well in its place (an
+empty one fails start-up, naming it), and an event that carries the property blank
+gets the default too — never "Your order  is confirmed". HTML is rendered with every
 value HTML-escaped. Pure: no I/O beyond reading the directory given.
 """
 
@@ -141,12 +144,13 @@ class TemplateSet:
             raise TemplateError(f"no template for {journey}.{step} on {channel} and no default")
         values: dict[str, str] = dict(step_templates.properties)
         for name in step_templates.properties:
-            if properties is not None and properties.get(name) is not None:
-                values[name] = str(properties[name])
+            value = None if properties is None else properties.get(name)
+            if value is not None and str(value).strip():
+                values[name] = str(value)  # a blank value keeps the default
         values.update(
-            first_name=recipient.first_name or "there",
+            first_name=(recipient.first_name or "").strip() or "there",
             customer=recipient.customer,
-            email=recipient.email or "",
+            email=(recipient.email or "").strip() or "your email address",
             journey=journey,
             step=step,
             channel=channel,
@@ -260,7 +264,30 @@ def _load_step(source: str, step: str, table: object) -> _Step:
         entries[key] = _Entry(plain=plain, handoff=handoff)
     if not entries:
         raise TemplateError(f"{source}: [{step}] has no channel or default table")
+    for where, field_name, template in _templates_of(step, entries):
+        for name in template.get_identifiers():
+            if name in raw_props and not raw_props[name].strip():
+                raise TemplateError(
+                    f"{source}: [{where}] {field_name} uses ${{{name}}}, whose default in "
+                    f"[{step}] properties is empty: an event without {name} would render a "
+                    "gap; give a default that reads well in its place"
+                )
     return _Step(properties=dict(raw_props), entries=entries)
+
+
+def _templates_of(step: str, entries: Mapping[str, _Entry]) -> list[tuple[str, str, Template]]:
+    """(where, field, template) of every template of a step, handoff variants included."""
+    out: list[tuple[str, str, Template]] = []
+    for key, entry in entries.items():
+        variants = [(f"{step}.{key}", entry.plain)]
+        if entry.handoff is not None:
+            variants.append((f"{step}.{key}.handoff", entry.handoff))
+        for where, variant in variants:
+            for field_name in _FIELDS:
+                template = getattr(variant, field_name)
+                if template is not None:
+                    out.append((where, field_name, template))
+    return out
 
 
 def load_templates(directory: Path | str) -> TemplateSet:

@@ -4,43 +4,58 @@ One commit thread drives the runtime, like the replay driver does: it takes the 
 the HTTP front hands in, applies them at the current time together with every timer
 that came due, and commits a checkpoint — events, decisions and outbox rows in one
 transaction — before the HTTP front answers 200 (group commit: many requests, one
-transaction). Dispatchers send only what a committed checkpoint holds.
+transaction).
 
-Failures the adapters report come back here and enter the timeline as events
-(`Unsubscribed` when the provider says the recipient opted out, then `Message Failed`),
-so the fallback of SPEC §5 runs exactly as for a status webhook.
+Delivery is the runner's (`omniconsole.engine.delivery`), on a loop and threads of its
+own: the commit thread wakes it after each checkpoint, and settles the final outcomes it
+hands back in the next one — the final ledger line, cap usage, the outbox row marked
+settled, and for a failure the events of SPEC §5 (`Unsubscribed` when the provider says
+the recipient opted out, then `Message Failed`), so the fallback runs exactly as for a
+status webhook.
+
+No request stops the commit thread: an event that does not pass the door
+(`check_event`) is refused for its request alone (`IngestResult.rejected`), and a
+customer whose events fail inside the engine is quarantined by its shard. Only a failure
+of the engine itself — the store, an actor — stops it; `health()` then says it does not
+accept (and `/healthz` answers 503).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from omniconsole.actors.messages import DeliveryFailure
+from omniconsole.actors.dispatcher import final_record
+from omniconsole.actors.governor import error_line
 from omniconsole.actors.runtime import ActorEngine, LiveWiring
 from omniconsole.adapters.channels.ports import ChannelAdapter
+from omniconsole.adapters.channels.settings import DeliverySettings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
 from omniconsole.adapters.store.base import Store, StoreReader
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig
-from omniconsole.domain.events import Event
-from omniconsole.domain.records import HealthRecord
+from omniconsole.domain.events import Event, EventError, check_event
+from omniconsole.domain.records import OUTBOX_SENT, CapUsageRecord, HealthRecord
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+from omniconsole.engine.delivery import DeliveryRunner, Outcome
 from omniconsole.engine.protocol import Cut, DeliveringEngine
+
+log = logging.getLogger("omniconsole.live")
 
 
 @dataclass(slots=True)
@@ -58,14 +73,15 @@ class LiveEngine:
         store: Store,
         adapters: Mapping[Channel, ChannelAdapter],
         templates: TemplateSet | None,
-        loop: asyncio.AbstractEventLoop,
         metrics: Metrics,
         *,
+        delivery: DeliverySettings | None = None,
         not_configured: Mapping[Channel, str] | None = None,
         clock: Clock | None = None,
         tick: float = 0.2,
         shards: int = 2,
         max_active: int = 50_000,
+        poll: float = 0.5,
     ) -> None:
         self.config = config
         self.store = store
@@ -73,33 +89,46 @@ class LiveEngine:
         self.clock = clock or RealClock()
         self.tick = tick
         self.max_active = max_active
-        self.adapters = adapters
+        self.adapters = dict(adapters)
         self.not_configured = dict(not_configured or {})
         self.engine: DeliveringEngine = ActorEngine(
             config,
             store,
             resume=True,
             shards=shards,
-            live=LiveWiring(dict(adapters), templates, loop, self._failed, self._result),
+            live=LiveWiring(templates, frozenset(adapters)),
+        )
+        self.runner = DeliveryRunner(
+            self.adapters,
+            store.outbox,
+            delivery or DeliverySettings(),
+            self.clock,
+            self._on_final,
+            on_attempt=self._result,
+            poll=poll,
         )
         self._requests: queue.Queue[_Request] = queue.Queue()
-        self._failures: queue.Queue[DeliveryFailure] = queue.Queue()
+        self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-commit", daemon=True)
         self._queries: StoreReader | None = None
+        self._lookups: StoreReader | None = None
+        self._lookups_lock = threading.Lock()
         self._seen: set[str] = set()
         self._last: datetime | None = None
         self._ledger_id = 0
         self._counts: dict[str, int] = defaultdict(int)
         self._error: BaseException | None = None
+        self._quarantined = 0
 
     # ---- life cycle ----
 
     def start(self) -> None:
-        """Restore state from the store, re-send what a crash left in flight, start ticking."""
+        """Restore state from the store, settle and take up what a crash left, start."""
         engine = self.engine
         meta = engine.meta()
         self._queries = self.store.reader()
+        self._lookups = self.store.reader()
         self._seen = self._queries.message_ids()
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
@@ -107,25 +136,25 @@ class LiveEngine:
         now = self._now()
         engine.checkpoint(Cut(self._meta(now, static=True), now, self.max_active))
         self._ledger_id = max((r.id for r in self._queries.ledger_since(0)), default=0)
-        engine.resend(self._queries.pending_outbox())
+        self._quarantined = len(self._queries.quarantined())
+        self.runner.start()  # hands over outcomes a crash left unsettled first
         self._thread.start()
 
     def stop(self, drain_seconds: float = 10.0) -> None:
-        """Finish the current tick, let sends in flight answer, commit, stop the actors.
-
-        Call it off the event loop the adapters run on: their answers need that loop.
-        """
+        """Stop taking events; give sends in flight `drain_seconds` to answer; settle
+        and commit what they answered; stop the actors."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        self.runner.stop(drain_seconds)
         if self._error is None:
-            deadline = time.monotonic() + drain_seconds
-            while time.monotonic() < deadline and self.engine.in_flight():
-                self._stop.wait(0.05)  # adapters answer on their own loop; nothing to wait on
-            now = self._now()
-            self.engine.checkpoint(Cut(self._meta(now), now, self.max_active))
-        if self._queries is not None:
-            self._queries.close()
+            try:
+                self._step([])  # the outcomes that came in while draining
+            except BaseException:
+                log.exception("the last checkpoint failed")
+        for reader in (self._queries, self._lookups):
+            if reader is not None:
+                reader.close()
         self.engine.stop()
 
     # ---- the HTTP front's side ----
@@ -133,7 +162,7 @@ class LiveEngine:
     def submit(self, events: list[Event]) -> Future[IngestResult]:
         """Queue events; the future resolves once they are committed."""
         request = _Request(list(events))
-        if self._error is not None or self._stop.is_set():
+        if not self.accepting:
             request.done.set_exception(RuntimeError("the engine is not running"))
             return request.done
         self._requests.put(request)
@@ -143,16 +172,21 @@ class LiveEngine:
         """IngestSink: durable before it returns."""
         return await asyncio.wrap_future(self.submit(events))
 
-    async def customer_for_phone(self, phone: str) -> str | None:
-        """IngestSink: the customer with this phone number."""
-        queries = self._queries
-        if queries is None:
-            return None
-        customers = await asyncio.to_thread(queries.customers_for_phone, phone)
-        return customers[0] if customers else None
+    async def customers_for_phone(self, phone: str) -> list[str]:
+        """IngestSink: every customer whose profile holds this phone number."""
+        return await asyncio.to_thread(self._customers_for_phone, phone)
+
+    def _customers_for_phone(self, phone: str) -> list[str]:
+        with self._lookups_lock:
+            return [] if self._lookups is None else self._lookups.customers_for_phone(phone)
+
+    @property
+    def accepting(self) -> bool:
+        """Whether an event handed in now would be committed."""
+        return self._error is None and not self._stop.is_set() and self._thread.is_alive()
 
     def health(self) -> dict[str, Any]:
-        """IngestSink: details for /healthz."""
+        """IngestSink: details for /healthz (`accepting` False means 503)."""
         channels: dict[str, str] = {}
         for channel in Channel:
             if channel is Channel.IN_APP:
@@ -161,17 +195,24 @@ class LiveEngine:
                 channels[channel.value] = self._adapter_state(channel)
             else:
                 channels[channel.value] = "not_configured"
+        accepting = self.accepting
         return {
-            "engine": "running" if self._thread.is_alive() else "stopped",
+            "accepting": accepting,
+            "engine": "running" if accepting else "stopped",
+            "error": None if self._error is None else error_line(self._error),
+            "delivery": "running" if self.runner.alive else "stopped",
             "channels": channels,
             "queue": self._requests.qsize(),
             "clock": None if self._last is None else format_timestamp(self._last),
+            "in_flight": self.runner.in_flight(),
+            "outbox": self.runner.backlog(),
+            "quarantined": self._quarantined,
         }
 
-    # ---- callbacks from dispatcher threads ----
+    # ---- callbacks from the delivery runner's threads ----
 
-    def _failed(self, failure: DeliveryFailure) -> None:
-        self._failures.put(failure)
+    def _on_final(self, outcome: Outcome) -> None:
+        self._outcomes.put(outcome)
 
     def _result(self, channel: str, status: str, seconds: float) -> None:
         self.metrics.send_recorded(channel, status)
@@ -203,12 +244,13 @@ class LiveEngine:
                 if time.monotonic() - last_health > 2.0:
                     self._write_health()
                     last_health = time.monotonic()
-            except BaseException as exc:  # keep the HTTP front honest: 503 from now on
+            except BaseException as exc:  # the engine itself failed: 503 from now on
+                log.exception("the live engine stopped")
                 self._error = exc
                 for request in requests:
                     if not request.done.done():
                         request.done.set_exception(exc)
-                raise
+                break
         while True:  # nothing accepted is left unanswered
             try:
                 self._requests.get_nowait().done.set_exception(RuntimeError("shutting down"))
@@ -217,63 +259,97 @@ class LiveEngine:
 
     def _step(self, requests: list[_Request]) -> None:
         now = self._now()
-        results: list[IngestResult] = []
-        for request in requests:
-            accepted = 0
-            dups: set[str] = set()
-            for event in request.events:
-                mid = event.message_id
-                if mid is not None and mid in self._seen:
-                    dups.add(mid)
-                    continue
-                if mid is not None:
-                    self._seen.add(mid)
-                self._admit(event, now)
-                accepted += 1
-            results.append(IngestResult(accepted, len(request.events) - accepted, frozenset(dups)))
-        while True:
-            try:
-                failure = self._failures.get_nowait()
-            except queue.Empty:
-                break
-            for event in self._failure_events(failure, now):
-                if event.message_id not in self._seen:
-                    self._seen.add(event.message_id or "")
-                    self._admit(event, now)
+        results = [self._take(request.events, now) for request in requests]
+        self._settle(now)
         self.engine.apply(now)
         self.engine.checkpoint(Cut(self._meta(now), now, self.max_active))
+        self.runner.wake()
         for request, result in zip(requests, results, strict=True):
             request.done.set_result(result)
         self._count_decisions()
         self.metrics.queue_depth("ingest", self._requests.qsize())
 
-    def _admit(self, event: Event, now: datetime) -> None:
+    def _take(self, events: list[Event], now: datetime) -> IngestResult:
+        """One request's events into the batch; refused ones are named, not fatal."""
+        accepted = 0
+        duplicates: set[str] = set()
+        repeats = 0
+        rejected: list[tuple[int, str]] = []
+        for index, event in enumerate(events):
+            mid = event.message_id
+            if mid is not None and mid in self._seen:
+                duplicates.add(mid)
+                repeats += 1
+                continue
+            try:
+                check_event(event)
+                raw = orjson.dumps(event.to_json())
+            except (EventError, TypeError, ValueError) as exc:  # orjson: JSONEncodeError
+                rejected.append((index, str(exc)))
+                continue
+            if mid is not None:
+                self._seen.add(mid)
+            self._admit(event, now, raw)
+            accepted += 1
+        return IngestResult(accepted, repeats, frozenset(duplicates), tuple(rejected))
+
+    def _admit(self, event: Event, now: datetime, raw: bytes) -> None:
         late = event.at < now
         self._counts["read"] += 1
         self._counts["applied"] += 1
         self._counts["late"] += int(late)
-        self.engine.add(event.line, event, now, late, orjson.dumps(event.to_json()))
+        self.engine.add(event.line, event, now, late, raw)
+
+    def _settle(self, now: datetime) -> None:
+        """Final outcomes from the runner: ledger line, cap usage, settled outbox row, and
+        a failure's events — all in the checkpoint about to commit."""
+        while True:
+            try:
+                outcome = self._outcomes.get_nowait()
+            except queue.Empty:
+                return
+            entry, update, result = outcome.entry, outcome.update, outcome.result
+            engine = self.engine
+            if update.status == OUTBOX_SENT:
+                engine.write([final_record(entry, "sent", None)])
+                if entry.capped:
+                    engine.write(
+                        [CapUsageRecord(entry.message_id, entry.customer, entry.at, entry.channel)]
+                    )
+            else:
+                code = result.error_code or "error"
+                failed = replace(entry, detail=result.detail or code)
+                engine.write([final_record(failed, "failed", f"adapter:{code}")])
+                if entry.capped:
+                    engine.release(entry.customer, entry.message_id, entry.at, entry.channel)
+                for event in self._failure_events(outcome, now):
+                    if event.message_id not in self._seen:
+                        self._seen.add(event.message_id or "")
+                        self._admit(event, now, orjson.dumps(event.to_json()))
+            engine.write([entry.settled(update)])
 
     @staticmethod
-    def _failure_events(failure: DeliveryFailure, now: datetime) -> list[Event]:
+    def _failure_events(outcome: Outcome, now: datetime) -> list[Event]:
+        entry, result = outcome.entry, outcome.result
+        line = entry.line
         props: dict[str, Any] = {
-            "channel": failure.channel,
-            "message_id": failure.message_id,
-            "journey": failure.journey,
-            "step": failure.step,
-            "error_code": failure.error_code,
+            "channel": entry.channel,
+            "message_id": entry.message_id,
+            "journey": line["journey"],
+            "step": line["step"],
+            "error_code": result.error_code or "error",
             "source": "adapter",
         }
         events = []
-        if failure.opted_out:
+        if result.opted_out:
             events.append(
-                Event("track", failure.customer, now, "Unsubscribed",
-                      properties={"channel": failure.channel, "source": "provider"},
-                      message_id=f"{failure.message_id}:opted-out")
+                Event("track", entry.customer, now, "Unsubscribed",
+                      properties={"channel": entry.channel, "source": "provider"},
+                      message_id=f"{entry.message_id}:opted-out")
             )  # fmt: skip
         events.append(
-            Event("track", failure.customer, now, "Message Failed", properties=props,
-                  message_id=f"{failure.message_id}:failed")
+            Event("track", entry.customer, now, "Message Failed", properties=props,
+                  message_id=f"{entry.message_id}:failed")
         )  # fmt: skip
         return events
 
@@ -323,6 +399,13 @@ class LiveEngine:
                 detail = self.not_configured.get(channel, "not configured")
                 rows.append(HealthRecord(channel.value, "not_configured", detail, stamp))
         self.engine.write(rows)
+        backlog = self.runner.backlog()
+        for channel in Channel:
+            waiting = backlog.get(channel.value, {})
+            depth = sum(v for k, v in waiting.items() if k != "oldest")
+            self.metrics.queue_depth(f"outbox_{channel.value}", depth)
+        if self._queries is not None:
+            self._quarantined = len(self._queries.quarantined())
 
     def _count_decisions(self) -> None:
         if self._queries is None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from omniconsole.domain.events import Event
-from omniconsole.domain.records import OutboxEntry, StoreRecord
+from omniconsole.domain.records import StoreRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,8 @@ class Engine(Protocol):
 
 
 class DeliveringEngine(Engine, Protocol):
-    """An engine that sends for real (`serve`): its outbox can be re-sent and drained."""
+    """An engine that sends for real (`serve`): it stages sends in the outbox, and the
+    live driver settles their outcomes (see `omniconsole.engine.delivery`)."""
 
-    def resend(self, entries: Sequence[OutboxEntry]) -> None:
-        """Hand committed sends whose result was never recorded (a crash) to their
-        dispatchers again."""
-
-    def in_flight(self) -> int:
-        """Sends handed to providers that have not answered yet."""
+    def release(self, customer: str, message_id: str, at: str, channel: str) -> None:
+        """A capped send failed at its provider: it no longer counts against the caps."""

@@ -20,7 +20,7 @@ from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import HttpSettings, SettingsError
 from omniconsole.adapters.http.service import build_app
-from omniconsole.adapters.store import store_at
+from omniconsole.adapters.store import StoreError, store_at
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
@@ -83,18 +83,24 @@ async def serve(
         settings = load_channel_settings(env)
     except ValueError as exc:
         raise ServeError(str(exc)) from None
-    for line in settings.status_lines():
+    for line in [*settings.status_lines(), settings.delivery.describe()]:
         print(f"omniconsole serve: {line}", file=sys.stderr, flush=True)
     adapters = build_adapters(settings)
     metrics = Metrics()
     db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        store = store_at(db)
+    except StoreError as exc:
+        raise ServeError(str(exc)) from None
+    # The adapters run on the delivery runner's own loop and threads, never this one:
+    # however slow the providers, the HTTP front answers at its own pace.
     engine = LiveEngine(
         config,
-        store_at(db),
+        store,
         adapters.by_channel,
         templates,
-        loop,
         metrics,
+        delivery=settings.delivery,
         not_configured=adapters.not_configured,
     )
     await asyncio.to_thread(engine.start)
@@ -113,8 +119,7 @@ async def serve(
         await stop.wait()
     finally:
         await runner.cleanup()
-        await asyncio.to_thread(engine.stop)
-        await adapters.aclose()
+        await asyncio.to_thread(engine.stop)  # closes the adapters on their own loop
 
 
 def run_serve(args: argparse.Namespace) -> int:

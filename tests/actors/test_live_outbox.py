@@ -55,16 +55,16 @@ class FixedClock:
         return NOW
 
 
-def engine(db: Path, adapter: FakeChannelAdapter, loop: asyncio.AbstractEventLoop) -> LiveEngine:
+def engine(db: Path, adapter: FakeChannelAdapter) -> LiveEngine:
     return LiveEngine(
         load_config(shipped_config_dir()),
         SqliteStore(db),
         {Channel.EMAIL: adapter},
         None,
-        loop,
         Metrics(),
         clock=FixedClock(),
         tick=0.05,
+        poll=0.05,
     )
 
 
@@ -86,7 +86,6 @@ def outbox(db: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.asyncio
 async def test_a_send_in_flight_at_a_crash_is_sent_once_on_restart(tmp_path: Path) -> None:
-    loop = asyncio.get_running_loop()
     db = tmp_path / "live.db"
     events = [
         Event("identify", "c-1", NOW, traits={"email": "ana@example.com"}, message_id="e-1"),
@@ -94,21 +93,18 @@ async def test_a_send_in_flight_at_a_crash_is_sent_once_on_restart(tmp_path: Pat
     ]
 
     stuck = StuckAdapter()
-    first = engine(db, stuck, loop)
+    first = engine(db, stuck)
     await asyncio.to_thread(first.start)
     result = await first.accept(events)  # durable: decision and outbox row committed
     assert result.accepted == 2
     assert await asyncio.to_thread(stuck.entered.wait, 10), "the welcome email was never sent"
     await asyncio.to_thread(first.stop, 0.0)  # the process "dies" with the send in flight
-    for task in asyncio.all_tasks():
-        if task is not asyncio.current_task():
-            task.cancel()
     [(message_id, status)] = outbox(db)
     assert status == "pending"
     assert [line["outcome"] for line in ledger(db)] == []  # no result was recorded
 
     working = RecordingAdapter()
-    second = engine(db, working, loop)
+    second = engine(db, working)
     await asyncio.to_thread(second.start)
     assert await asyncio.to_thread(working.delivered.wait, 10), "the pending send was lost"
     duplicate = await second.accept(events)  # the client retries: nothing is applied twice

@@ -121,7 +121,7 @@ async def test_marketing_mail_carries_one_click_unsubscribe(
     mail = delivered(smtp_recorder)
     unsubscribe = mail["List-Unsubscribe"]
     assert f"<{PUBLIC_URL}/unsubscribe?customer=c-1&channel=email&message_id=" in unsubscribe
-    token = link_token("s3cret", "c-1", "email")
+    token = link_token("s3cret", "c-1", "email", "m:c-1/onboarding/welcome#1")
     assert f"&token={token}>" in unsubscribe
     assert "<mailto:hello@omni.example.com?subject=unsubscribe%20c-1>" in unsubscribe
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -43,13 +43,14 @@ NOW = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 class MemorySink:
     """An in-memory IngestSink: records events, dedupes by messageId like the store."""
 
-    def __init__(self, phones: dict[str, str] | None = None) -> None:
+    def __init__(self, phones: dict[str, str | list[str]] | None = None) -> None:
         self.events: list[Event] = []
         self.calls: list[list[Event]] = []
         self.seen: set[str] = set()
-        self.phones = dict(phones or {})
+        self.phones = {k: [v] if isinstance(v, str) else list(v) for k, v in (phones or {}).items()}
         self.lookups: list[str] = []
         self.fail = False
+        self.accepting = True
 
     async def accept(self, events: list[Event]) -> IngestResult:
         if self.fail:
@@ -67,12 +68,15 @@ class MemorySink:
             self.events.append(event)
         return IngestResult(len(events) - dup_count, dup_count, frozenset(duplicates))
 
-    async def customer_for_phone(self, phone: str) -> str | None:
+    async def customers_for_phone(self, phone: str) -> list[str]:
         self.lookups.append(phone)
-        return self.phones.get(phone)
+        return list(self.phones.get(phone, []))
 
     def health(self) -> dict[str, Any]:
-        return {"channels": {"sms": {"configured": True}, "email": {"configured": False}}}
+        return {
+            "accepting": self.accepting,
+            "channels": {"sms": {"configured": True}, "email": {"configured": False}},
+        }
 
 
 @pytest.fixture

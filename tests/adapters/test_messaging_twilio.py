@@ -92,7 +92,7 @@ def adapter_for(
 
 
 def test_base_url_client_rewrites_only_twilio_hosts() -> None:
-    client = BaseUrlAsyncHttpClient("http://127.0.0.1:9", pool_connections=False)
+    client = BaseUrlAsyncHttpClient("http://127.0.0.1:9")
     assert (
         client.rewrite("https://api.twilio.com/2010-04-01/Accounts.json")
         == "http://127.0.0.1:9/2010-04-01/Accounts.json"

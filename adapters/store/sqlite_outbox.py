@@ -1,0 +1,122 @@
+"""`SqliteOutbox`: the live outbox as the delivery runner sees it (an `OutboxQueue`).
+
+Its own connection to the store, beside the engine's writer (WAL lets both write, one
+transaction at a time). The runner reads the sends that are due and commits each
+attempt's outcome here at once — a few milliseconds after the provider answered, not at
+the engine's next checkpoint — so a crash repeats only the sends that were on the wire.
+The rows themselves are written by the engine's checkpoints (`OutboxRecord`); this
+connection only updates where they stand.
+
+Synchronous: call it from one thread (the runner's outbox thread).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from omniconsole.domain.records import (
+    OUTBOX_FINAL,
+    OUTBOX_WAITING,
+    OutboxEntry,
+    OutboxRow,
+    OutboxUpdate,
+)
+
+_COLUMNS = (
+    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at, updated_at"
+)
+_WAITING = ", ".join(f"'{s}'" for s in OUTBOX_WAITING)
+_FINAL = ", ".join(f"'{s}'" for s in OUTBOX_FINAL)
+
+
+def _row(raw: Sequence[Any]) -> OutboxRow:
+    return OutboxRow(
+        entry=OutboxEntry.from_json(raw[0]),
+        status=str(raw[1]),
+        attempts=int(raw[2]),
+        next_attempt_at=str(raw[3]),
+        last_error=str(raw[4]),
+        provider_id=None if raw[5] is None else str(raw[5]),
+        attempted_at=str(raw[6]),
+        updated_at=str(raw[7]),
+        result=str(raw[8]),
+    )
+
+
+class SqliteOutbox:
+    """Due sends and their outcomes, on a connection of its own. Use from one thread."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # The engine's writer may hold the write lock for a checkpoint: wait for it.
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def due(self, channel: str, now: str, limit: int, exclude: Collection[str]) -> list[OutboxRow]:
+        """Up to `limit` waiting sends of `channel` due at `now`, not in `exclude`;
+        transactional first, then the longest waiting."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS}, message_id FROM outbox"
+            f" WHERE channel = ? AND status IN ({_WAITING}) AND next_attempt_at <= ?"
+            " ORDER BY category != 'transactional', next_attempt_at LIMIT ?",
+            (channel, now, limit + len(exclude)),
+        ).fetchall()
+        return [_row(r) for r in rows if r[-1] not in exclude][:limit]
+
+    def older_than(self, category: str, decided_before: str, limit: int) -> list[OutboxRow]:
+        """Waiting sends of `category` decided before `decided_before` (to expire)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE status IN ({_WAITING})"
+            " AND category = ? AND decided_at < ? ORDER BY decided_at LIMIT ?",
+            (category, decided_before, limit),
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def unsettled(self) -> list[OutboxRow]:
+        """Final outcomes committed here whose ledger line never was (a crash between)."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM outbox WHERE settled = 0 AND status IN ({_FINAL})"
+            " ORDER BY updated_at"
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def update(self, updates: Sequence[OutboxUpdate]) -> None:
+        """Commit these outcomes, in one transaction."""
+        if not updates:
+            return
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?,"
+                " last_error = ?, provider_id = ?, attempted_at = ?, updated_at = ?,"
+                " result = ? WHERE message_id = ? AND settled = 0",
+                [
+                    (u.status, u.attempts, u.next_attempt_at, u.last_error, u.provider_id,
+                     u.attempted_at, u.updated_at, u.result, u.message_id)
+                    for u in updates
+                ],
+            )  # fmt: skip
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def backlog(self) -> dict[str, dict[str, Any]]:
+        """Per channel: how many sends wait in each state, and the oldest decision."""
+        out: dict[str, dict[str, Any]] = {}
+        for channel, status, count, oldest in self._conn.execute(
+            f"SELECT channel, status, count(*), min(decided_at) FROM outbox"
+            f" WHERE status IN ({_WAITING}) GROUP BY channel, status"
+        ):
+            entry = out.setdefault(str(channel), {s: 0 for s in OUTBOX_WAITING})
+            entry[str(status)] = int(count)
+            if entry.get("oldest") is None or str(oldest) < str(entry["oldest"]):
+                entry["oldest"] = str(oldest)
+        return out
