@@ -89,6 +89,7 @@ class BaseUrlAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         # timeouts: a timeout while connecting raises aiohttp's ConnectionTimeoutError
         # (nothing left); any later one is ambiguous.
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self.session: aiohttp.ClientSession | None = None
 
     def rewrite(self, url: str) -> str:
         """`url` with a Twilio origin replaced by `base_url`."""
