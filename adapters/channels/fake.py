@@ -6,10 +6,13 @@ Script what the next sends see, globally or per customer::
     fake.script(transient(2), ok())                  # next send: 2 transient errors, then ok
     fake.script(opted_out(), customer="c-1")         # c-1's next send: opted out
     fake.script(permanent("21211"))
+    fake.script(ambiguous(landed=True))              # the answer is lost; the provider has it
 
 Each scripted `Step` is consumed by one `send`. Retries happen inside `send` exactly
 as in the real adapters (same `DeliveryGuard`, but sleeping for no time), so
 `transient(n)` with `n < attempts` ends in success and `attempts` shows every try.
+`received` is what the provider got (a lost answer included); `ReconcilingFakeAdapter`
+can be asked about it afterwards, as Twilio's Messages list is.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from omniconsole.adapters.channels.resilience import (
@@ -30,7 +34,9 @@ from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 
 __all__ = [
     "FakeChannelAdapter",
+    "ReconcilingFakeAdapter",
     "Step",
+    "ambiguous",
     "ok",
     "opted_out",
     "permanent",
@@ -40,11 +46,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one `send` will experience: `transient_failures` errors, then `final`."""
+    """What one `send` will experience: `transient_failures` errors, then `final`;
+    `landed`: the provider got the message (even when its answer was lost)."""
 
     final: DeliveryResult
     transient_failures: int = 0
     transient_code: str = "http_503"
+    landed: bool | None = None  # None: when `final` is ok
 
 
 def ok() -> Step:
@@ -63,6 +71,12 @@ def permanent(code: str = "rejected") -> Step:
     return Step(DeliveryResult(ok=False, error_code=code, permanent=True))
 
 
+def ambiguous(*, landed: bool) -> Step:
+    """The request left and no answer came; `landed`: the provider had it after all."""
+    result = DeliveryResult(ok=False, error_code="timeout", ambiguous=True, detail="no answer")
+    return Step(result, landed=landed)
+
+
 def opted_out(code: str = "21610") -> Step:
     """The provider says the recipient opted out."""
     return Step(DeliveryResult(ok=False, error_code=code, permanent=True, opted_out=True))
@@ -79,9 +93,17 @@ class FakeChannelAdapter:
     channels: ClassVar[frozenset[Channel]] = frozenset(ALL_CHANNELS)
     rate_per_second: ClassVar[float] = 0.0
 
-    def __init__(self, retry: RetryPolicy | None = None, failure_threshold: int = 5) -> None:
+    def __init__(
+        self,
+        retry: RetryPolicy | None = None,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+    ) -> None:
         self._retry = retry or RetryPolicy(attempts=3)
         self._failure_threshold = failure_threshold
+        self._reset_timeout = reset_timeout
+        #: while set, every attempt fails transiently with this code (a provider outage)
+        self.outage: str | None = None
         self._script: deque[Step] = deque()
         self._per_customer: dict[str, deque[Step]] = {}
         self._guards: dict[Channel, DeliveryGuard] = {}
@@ -91,6 +113,8 @@ class FakeChannelAdapter:
         self.sent: list[OutboundMessage] = []
         #: Every (message, final result) pair, in order.
         self.results: list[tuple[OutboundMessage, DeliveryResult]] = []
+        #: What the provider got, in order: delivered ones and lost answers that landed.
+        self.received: list[OutboundMessage] = []
         self.closed = False
 
     def script(self, *steps: Step, customer: str | None = None) -> None:
@@ -112,7 +136,7 @@ class FakeChannelAdapter:
         if channel not in self._guards:
             self._guards[channel] = DeliveryGuard(
                 retry=self._retry,
-                breaker=CircuitBreaker(self._failure_threshold),
+                breaker=CircuitBreaker(self._failure_threshold, self._reset_timeout),
                 sleep=_no_sleep,
                 rand=lambda: 0.0,
             )
@@ -129,6 +153,8 @@ class FakeChannelAdapter:
 
         def attempt() -> Awaitable[DeliveryResult]:
             self.attempts.append(message)
+            if self.outage is not None:
+                return _done(DeliveryResult(ok=False, error_code=self.outage))
             if remaining[0] > 0:
                 remaining[0] -= 1
                 result = DeliveryResult(ok=False, error_code=step.transient_code)
@@ -141,6 +167,8 @@ class FakeChannelAdapter:
         result = await self._guard(message.channel).run(attempt)
         if result.ok:
             self.sent.append(message)
+        if result.ok if step.landed is None else step.landed:
+            self.received.append(message)
         self.results.append((message, result))
         return result
 
@@ -154,3 +182,24 @@ def _done(result: DeliveryResult) -> Awaitable[DeliveryResult]:
         return result
 
     return value()
+
+
+class ReconcilingFakeAdapter(FakeChannelAdapter):
+    """A fake whose provider can be asked what it received (a `ReconcilingAdapter`)."""
+
+    def __init__(
+        self,
+        retry: RetryPolicy | None = None,
+        failure_threshold: int = 5,
+        reset_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(retry, failure_threshold, reset_timeout)
+        #: every question asked: (message id, since)
+        self.questions: list[tuple[str, datetime]] = []
+
+    async def reconcile(self, message: OutboundMessage, since: datetime) -> DeliveryResult | None:
+        """Found (with a provider id) when the provider received this message id."""
+        self.questions.append((message.message_id, since))
+        if any(m.message_id == message.message_id for m in self.received):
+            return DeliveryResult(ok=True, provider_id=f"fake:{message.message_id}")
+        return None

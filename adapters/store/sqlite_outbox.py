@@ -26,7 +26,8 @@ from omniconsole.domain.records import (
 )
 
 _COLUMNS = (
-    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at, updated_at"
+    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at,"
+    " updated_at, result"
 )
 _WAITING = ", ".join(f"'{s}'" for s in OUTBOX_WAITING)
 _FINAL = ", ".join(f"'{s}'" for s in OUTBOX_FINAL)

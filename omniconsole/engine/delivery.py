@@ -158,6 +158,8 @@ class _OutboxThread:
                 if fn is _flush:
                     self._flush(outbox)
                     continue
+                if not done.set_running_or_notify_cancel():
+                    continue  # its asker was cancelled (a stop): nobody reads the answer
                 try:
                     done.set_result(fn(outbox))
                 except BaseException as exc:
@@ -171,13 +173,16 @@ class _OutboxThread:
             batch, self._updates = self._updates, []
         if not batch:
             return
+        # Committed even when the asker was cancelled meanwhile (a stop): the provider
+        # answered, and the next start settles what is committed.
+        asked = [done for _, done in batch if done.set_running_or_notify_cancel()]
         try:
             outbox.update([u for u, _ in batch])
         except BaseException as exc:
-            for _, done in batch:
+            for done in asked:
                 done.set_exception(exc)
             return
-        for _, done in batch:
+        for done in asked:
             done.set_result(None)
 
 

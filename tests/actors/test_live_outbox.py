@@ -1,18 +1,32 @@
-"""Live: a send decided and committed, but with no result when the process died, goes out
-on restart — once, under its original message id — and nothing is decided twice."""
+"""Live delivery through the outbox, with the in-memory fake as the provider.
+
+A send decided and committed, but with no result when the process died, goes out on
+restart — once, under its original message id — and nothing is decided twice. An
+outage loses nothing: sends wait and go when the provider recovers, or expire at their
+category's maximum age; an ambiguous send is never repeated blindly.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from omniconsole.adapters.channels.fake import FakeChannelAdapter
+from omniconsole.adapters.channels.fake import (
+    FakeChannelAdapter,
+    ReconcilingFakeAdapter,
+    ambiguous,
+)
+from omniconsole.adapters.channels.resilience import RetryPolicy
+from omniconsole.adapters.channels.settings import DeliverySettings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.store.sqlite import SqliteStore
 from omniconsole.domain.channels import Channel
@@ -118,3 +132,176 @@ async def test_a_send_in_flight_at_a_crash_is_sent_once_on_restart(tmp_path: Pat
     ]
     assert lines[0]["message_id"] == message_id
     assert outbox(db) == [(message_id, "sent")]
+
+
+# ---- outages, expiry, ambiguity: the outbox keeps every decided send --------------------
+
+
+class Watched:
+    """Mixin: signal a condition after every send, so tests wait on it (no sleeps)."""
+
+    changed: threading.Condition
+
+    def watch(self) -> None:
+        self.changed = threading.Condition()
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        try:
+            return await super().send(message)  # type: ignore[misc,no-any-return]
+        finally:
+            with self.changed:
+                self.changed.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+        with self.changed:
+            assert self.changed.wait_for(predicate, timeout), what
+
+
+class Provider(Watched, FakeChannelAdapter):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch()
+
+
+class AskableProvider(Watched, ReconcilingFakeAdapter):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.watch()
+
+    async def reconcile(self, message: OutboundMessage, since: datetime) -> DeliveryResult | None:
+        try:
+            return await super().reconcile(message, since)
+        finally:
+            with self.changed:
+                self.changed.notify_all()
+
+
+class MovableClock:
+    """Real time from NOW on (retries come due); a test may jump it forward."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.jump = timedelta(0)
+
+    def now(self) -> datetime:
+        return NOW + self.jump + timedelta(seconds=time.monotonic() - self.start)
+
+
+QUICK = DeliverySettings(retry_base=0.02, retry_max=0.05, reconcile_after=0.02)
+
+
+def live(db: Path, adapters: dict[Channel, FakeChannelAdapter], clock: Any = None) -> LiveEngine:
+    engine = LiveEngine(
+        load_config(shipped_config_dir()),
+        SqliteStore(db),
+        adapters,
+        None,
+        Metrics(),
+        delivery=QUICK,
+        clock=clock or MovableClock(),
+        tick=0.05,
+        poll=0.05,
+    )
+    engine.start()
+    return engine
+
+
+def order(customer: str, n: int, **traits: Any) -> list[Event]:
+    return [
+        Event("identify", customer, NOW, traits=traits, message_id=f"{customer}-id"),
+        Event("track", customer, NOW, "Order Completed", properties={"order_id": f"A{n}"},
+              message_id=f"{customer}-order-{n}"),
+    ]  # fmt: skip
+
+
+def outcomes(db: Path) -> list[tuple[str, str, str, str | None]]:
+    return [(x["customer"], x["channel"], x["outcome"], x["reason"]) for x in ledger(db)]  # type: ignore[misc]
+
+
+def test_a_provider_outage_loses_nothing_the_sends_wait_and_go_when_it_recovers(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "live.db"
+    email = Provider(retry=RetryPolicy(attempts=2, base_delay=0), failure_threshold=3,
+                     reset_timeout=0.1)  # fmt: skip
+    email.outage = "connection"
+    engine = live(db, {Channel.EMAIL: email})
+    customers = [f"c-{i}" for i in range(6)]
+    for i, customer in enumerate(customers):
+        engine.submit(order(customer, i, email=f"{customer}@example.com")).result(10)
+    # the provider is down: every send is tried, the breaker opens, nothing is final
+    email.wait(lambda: email.health().get(Channel.EMAIL) == "circuit_open", "breaker never opened")
+    email.wait(lambda: len(email.attempts) >= 6, "the sends were not tried")
+    assert email.sent == []
+    email.outage = None  # it comes back
+    email.wait(lambda: len(email.sent) == 6, "the sends waiting in the outbox never went")
+    engine.stop()
+    receipts = outcomes(db)
+    assert sorted(receipts) == [(c, "email", "sent", None) for c in customers]
+    assert sorted(m.recipient.customer for m in email.sent) == customers  # once each
+    assert {status for _, status in outbox(db)} == {"sent"}
+
+
+def test_a_send_still_waiting_at_its_maximum_age_expires_and_falls_back(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    clock = MovableClock()
+    email, sms = Provider(reset_timeout=0.1), Provider()
+    email.outage = "http_503"
+    engine = live(db, {Channel.EMAIL: email, Channel.SMS: sms}, clock)
+    engine.submit(order("c-1", 1, email="ana@example.com", phone="+14155550101")).result(10)
+    email.wait(lambda: len(email.attempts) >= 1, "the receipt was never tried")
+    clock.jump = timedelta(hours=72, seconds=1)  # transactional sends wait 72 h at most
+    sms.wait(lambda: len(sms.sent) == 1, "the expired receipt did not fall back to SMS")
+    engine.stop()
+    assert outcomes(db) == [
+        ("c-1", "email", "failed", "adapter:expired"),
+        ("c-1", "sms", "sent", None),
+    ]
+    assert email.sent == []
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_an_ambiguous_send_is_reconciled_before_any_second_attempt(
+    tmp_path: Path, landed: bool
+) -> None:
+    db = tmp_path / "live.db"
+    email = AskableProvider()
+    email.script(ambiguous(landed=landed))  # the answer is lost on the way back
+    engine = live(db, {Channel.EMAIL: email})
+    engine.submit(order("c-1", 1, email="ana@example.com")).result(10)
+    email.wait(lambda: len(email.questions) == 1, "the provider was never asked")
+    if not landed:  # the provider says it has no such message: only then it goes again
+        email.wait(lambda: len(email.sent) == 1, "the receipt was not sent again")
+    engine.stop()
+    assert len(email.received) == 1  # exactly once at the provider
+    assert [q for q, _ in email.questions] == [email.received[0].message_id]
+    assert len(email.attempts) == (1 if landed else 2)
+    assert outcomes(db) == [("c-1", "email", "sent", None)]
+
+
+def test_an_ambiguous_send_that_cannot_be_asked_is_unconfirmed_and_never_repeated(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "live.db"
+    email, sms = Provider(), Provider()
+    email.script(ambiguous(landed=True))  # SMTP: a timeout after DATA
+    engine = live(db, {Channel.EMAIL: email, Channel.SMS: sms})
+    engine.submit(order("c-1", 1, email="ana@example.com", phone="+14155550101")).result(10)
+    sms.wait(lambda: len(sms.sent) == 1, "no fallback after the unconfirmed email")
+    engine.stop()
+    assert len(email.attempts) == 1
+    assert outcomes(db) == [
+        ("c-1", "email", "failed", "adapter:unconfirmed"),
+        ("c-1", "sms", "sent", None),
+    ]
+    assert sorted(status for _, status in outbox(db)) == ["sent", "unconfirmed"]
+
+
+def test_a_stopped_engine_says_so_and_accepts_nothing(tmp_path: Path) -> None:
+    engine = live(tmp_path / "live.db", {})
+    assert engine.health()["accepting"] is True
+    engine.stop()
+    health = engine.health()
+    assert (health["accepting"], health["engine"]) == (False, "stopped")
+    with pytest.raises(RuntimeError):
+        engine.submit(order("c-1", 1)).result(5)
