@@ -3,6 +3,8 @@
 - `Content-Encoding` must be `identity`, `gzip` or `deflate` (Segment's libraries gzip
   their batches): any other is 415, where it used to be read as plain text; a body
   that does not decode as its encoding says is 400, where it used to be a 500.
+  (`br` is refused by aiohttp itself, with a 400, before a handler runs: it knows the
+  name but has no decoder without the Brotli package.)
 - Size is counted after decoding, so a small gzip bomb is 413 like a large body.
 - Time: the whole body must arrive within `timeout` seconds, else 408 — a client that
   sends half a body and waits must not hold a handler (and its buffers) for ever.
@@ -15,6 +17,7 @@ from typing import Any, Final
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import MultiDictProxy
 
 __all__ = ["ACCEPTED_ENCODINGS", "BodyError", "check_encoding", "read_body", "read_form"]
@@ -75,7 +78,7 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise _too_slow(timeout) from None
-    except BadHttpMessage as exc:  # ContentEncodingError: not gzip after all
+    except (BadHttpMessage, RequestPayloadError) as exc:  # not gzip after all
         raise _undecodable(exc) from None
     return b"".join(chunks)
 
@@ -88,5 +91,5 @@ async def read_form(request: web.Request, timeout: float) -> MultiDictProxy[Any]
             return await request.post()
     except TimeoutError:
         raise _too_slow(timeout) from None
-    except BadHttpMessage as exc:
+    except (BadHttpMessage, RequestPayloadError) as exc:
         raise _undecodable(exc) from None

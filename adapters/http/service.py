@@ -53,7 +53,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from omniconsole.adapters.http.body import BodyError, read_body, read_form
 from omniconsole.adapters.http.metrics import CONTENT_TYPE, Metrics
 from omniconsole.adapters.http.ports import HttpSettings, IngestResult, IngestSink
-from omniconsole.domain.events import Event, EventError, event_from_dict
+from omniconsole.domain.events import MAX_ID_CHARS, Event, EventError, check_text, event_from_dict
 from omniconsole.domain.timeutil import format_timestamp
 from omniconsole.domain.unsubscribe import link_message_id
 
@@ -132,6 +132,7 @@ def segment_to_event(body: object, received: datetime, kind: str | None = None) 
             raise EventError("missing field 'userId' or 'anonymousId'")
         if not isinstance(customer, str):
             raise EventError("field 'anonymousId' must be a string")
+        check_text("anonymousId", customer, MAX_ID_CHARS)
     stamp = body.get("timestamp")
     obj: dict[str, Any] = {
         "type": kind,
