@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from omniconsole.adapters.channels.resilience import (
@@ -100,20 +101,46 @@ class BaseUrlAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             return self.base_url + rest
         return url
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        """Forward to the SDK's request with the URL rewritten.
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        """The SDK's request, sent to `base_url`, with our session's timeouts.
 
-        Basic credentials become an `Authorization` header here because the SDK's own
-        path uses `aiohttp.BasicAuth`, deprecated since aiohttp 3.12.
+        Written out rather than delegated: the SDK passes `timeout=None` to aiohttp,
+        which switches the session's timeouts off. Basic credentials become an
+        `Authorization` header here because the SDK's own path uses
+        `aiohttp.BasicAuth`, deprecated since aiohttp 3.12.
         """
         if self.session is None:
             self.session = aiohttp.ClientSession(timeout=self._timeout)
-        auth = kwargs.pop("auth", None)
+        headers = dict(headers or {})
         if auth is not None:
             user, password = auth
             token = base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
-            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"Basic {token}"}
-        return await super().request(method, self.rewrite(url), **kwargs)
+            headers["Authorization"] = f"Basic {token}"
+        request_timeout = self._timeout
+        if timeout is not None and timeout > 0:
+            request_timeout = aiohttp.ClientTimeout(
+                total=timeout, sock_connect=self._timeout.sock_connect
+            )
+        async with self.session.request(
+            method.upper(),
+            self.rewrite(url),
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=request_timeout,
+            allow_redirects=allow_redirects,
+        ) as response:
+            return Response(response.status, await response.text(), response.headers)
 
 
 def classify_twilio_error(status: int, code: int | None, detail: str = "") -> DeliveryResult:
