@@ -219,3 +219,35 @@ async def test_twilio_21610_records_the_opt_out_and_falls_back_to_email(
     ]
     assert ("alert", "sms", "failed", "adapter:21610") in ledger
     assert ledger.count(("alert", "email", "sent", None)) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_stop_from_a_shared_number_opts_out_every_profile_that_holds_it(
+    service: Service, smtp_recorder: SmtpRecorder, twilio_proxy: FaultProxy
+) -> None:
+    """Two profiles share one phone (a household, a re-registered customer): a STOP from
+    it is the address's opt-out, so neither profile is texted at that number again."""
+    shared = "+14155550177"
+    people = [
+        {"type": "identify", "userId": who, "messageId": f"{who}-id",
+         "traits": {"email": f"{who}@example.com", "phone": shared}}
+        for who in ("house-1", "house-2")
+    ]  # fmt: skip
+    form = {"From": shared, "To": "+15005550006", "Body": "STOP",
+            "MessageSid": "SM" + "7" * 32, "AccountSid": ACCOUNT_SID}  # fmt: skip
+    path = "/webhooks/twilio/inbound"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(service.public_url + path, form)
+    async with aiohttp.ClientSession() as session:
+        await post_batch(session, service.url, people)
+        async with session.post(
+            service.url + path, data=form, headers={"X-Twilio-Signature": signature}
+        ) as response:
+            assert response.status == 200
+        alerts = [track(who, "Fraud Suspected", f"{who}-fraud") for who in ("house-1", "house-2")]
+        await post_batch(session, service.url, alerts)
+        await smtp_recorder.envelopes.wait_for(2)  # both alerts went by email instead
+    await service.shutdown()
+    assert twilio_proxy.seen == [], "an SMS went to a number that said STOP"
+    sent = sorted((x["customer"], x["channel"]) for x in ledger_lines(service.db)
+                  if x["outcome"] == "sent")  # fmt: skip
+    assert sent == [("house-1", "email"), ("house-2", "email")]
