@@ -82,6 +82,8 @@ class FaultProxy:
     _delay: float = 0.0
     _stalls: deque[float] = field(default_factory=deque)
     _drops: int = 0
+    _busy: int = 0
+    _idle: asyncio.Event | None = None
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     port: int = 0
@@ -107,8 +109,17 @@ class FaultProxy:
         """Read the next `count` message creations, then hang up without an answer."""
         self._drops += count
 
+    async def quiet(self) -> None:
+        """Wait until no request is being handled (a client that died mid-request has
+        had its request forwarded, or not, for good)."""
+        if self._idle is not None:
+            await self._idle.wait()
+
     async def start(self) -> None:
         """Listen on a free loopback port (the same one again after `go_down`)."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            self._idle.set()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -140,6 +151,17 @@ class FaultProxy:
             self._session = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        assert self._idle is not None
+        self._busy += 1
+        self._idle.clear()
+        try:
+            return await self._answer(request)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         form: dict[str, list[str]] = {}
         if request.content_type == "application/x-www-form-urlencoded":
