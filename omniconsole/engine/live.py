@@ -119,7 +119,6 @@ class LiveEngine:
         self._ledger_id = 0
         self._counts: dict[str, int] = defaultdict(int)
         self._error: BaseException | None = None
-        self._quarantined = 0
 
     # ---- life cycle ----
 
@@ -136,7 +135,6 @@ class LiveEngine:
         now = self._now()
         engine.checkpoint(Cut(self._meta(now, static=True), now, self.max_active))
         self._ledger_id = max((r.id for r in self._queries.ledger_since(0)), default=0)
-        self._quarantined = len(self._queries.quarantined())
         self.runner.start()  # hands over outcomes a crash left unsettled first
         self._thread.start()
 
@@ -206,8 +204,17 @@ class LiveEngine:
             "clock": None if self._last is None else format_timestamp(self._last),
             "in_flight": self.runner.in_flight(),
             "outbox": self.runner.backlog(),
-            "quarantined": self._quarantined,
+            "quarantined": self._quarantined_count(),
         }
+
+    def _quarantined_count(self) -> int:
+        """Customers whose events are no longer applied (the store's word; any thread)."""
+        with self._lookups_lock:
+            if self._lookups is None:
+                return 0
+            with contextlib.suppress(Exception):  # a health check must not raise for it
+                return len(self._lookups.quarantined())
+            return -1
 
     # ---- callbacks from the delivery runner's threads ----
 
@@ -404,8 +411,6 @@ class LiveEngine:
             waiting = backlog.get(channel.value, {})
             depth = sum(v for k, v in waiting.items() if k != "oldest")
             self.metrics.queue_depth(f"outbox_{channel.value}", depth)
-        if self._queries is not None:
-            self._quarantined = len(self._queries.quarantined())
 
     def _count_decisions(self) -> None:
         if self._queries is None:

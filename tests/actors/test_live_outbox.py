@@ -9,6 +9,7 @@ category's maximum age; an ambiguous send is never repeated blindly.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import threading
 import time
@@ -305,3 +306,94 @@ def test_a_stopped_engine_says_so_and_accepts_nothing(tmp_path: Path) -> None:
     assert (health["accepting"], health["engine"]) == (False, "stopped")
     with pytest.raises(RuntimeError):
         engine.submit(order("c-1", 1)).result(5)
+
+
+class Hanging(FakeChannelAdapter):
+    """A saturated provider: takes every call and never answers. Records the loop each
+    call runs on and how many are open at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = 0
+        self.most_open = 0
+        self.loops: set[asyncio.AbstractEventLoop] = set()
+        self.changed = threading.Condition()
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        with self.changed:
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+            self.loops.add(asyncio.get_running_loop())
+            self.changed.notify_all()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.asyncio
+async def test_a_saturated_provider_holds_only_its_share_and_never_the_callers_loop(
+    tmp_path: Path,
+) -> None:
+    """Ingest is decoupled from delivery: the sends run on the runner's own loop, at most
+    `concurrency` at a time; the rest wait in the store, not in memory."""
+    hanging = Hanging()
+    engine = LiveEngine(
+        load_config(shipped_config_dir()), SqliteStore(tmp_path / "live.db"),
+        {Channel.EMAIL: hanging}, None, Metrics(),
+        delivery=DeliverySettings(concurrency=4), clock=MovableClock(), tick=0.05, poll=0.05,
+    )  # fmt: skip
+    await asyncio.to_thread(engine.start)
+    for n in range(40):
+        result = await engine.accept(order(f"c-{n}", n, email=f"c{n}@example.com"))
+        assert result.accepted == 2  # ingest answers while the provider hangs
+    with hanging.changed:
+        assert hanging.changed.wait_for(lambda: hanging.open == 4, 20)
+    await engine.accept(order("late", 99, email="late@example.com"))  # another wake-up
+    assert hanging.most_open == 4
+    assert asyncio.get_running_loop() not in hanging.loops
+    await asyncio.to_thread(engine.stop, 0.0)
+    assert [status for _, status in outbox(tmp_path / "live.db")] == ["pending"] * 41
+
+
+def test_a_customer_whose_events_fail_is_quarantined_live_and_stays_so_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """An exception applying one customer's events stops that customer — recorded, shown
+    by /healthz — while everyone else is served; after a restart it stays stopped."""
+    config = tmp_path / "config"
+    shutil.copytree(shipped_config_dir(), config)
+    (config / "journeys" / "far_future.toml").write_text(
+        'name = "far_future"\ncategory = "lifecycle"\n[entry]\nevent = "Joined Club"\n'
+        'rule = "every"\n[[step]]\nname = "remind"\nafter = "520000w"\nchannels = ["email"]\n'
+    )  # its step is due after datetime's end: entering it raises OverflowError
+    db = tmp_path / "live.db"
+    email = Provider()
+
+    def start() -> LiveEngine:
+        engine = LiveEngine(load_config(config), SqliteStore(db), {Channel.EMAIL: email}, None,
+                            Metrics(), clock=MovableClock(), tick=0.05, poll=0.05)  # fmt: skip
+        engine.start()
+        return engine
+
+    engine = start()
+    joined = Event("track", "q-1", NOW, "Joined Club", message_id="q-1:club")
+    assert (
+        engine.submit([*order("q-1", 1, email="q@example.com")[:1], joined]).result(10).accepted
+        == 2
+    )
+    assert engine.health()["quarantined"] == 1
+    engine.submit(order("ok-1", 2, email="ok@example.com")).result(10)
+    email.wait(lambda: len(email.sent) == 1, "another customer was not served")
+    engine.stop()
+
+    engine = start()  # the quarantine is in the store
+    assert engine.health()["quarantined"] == 1
+    later = Event("track", "q-1", NOW, "Order Completed", message_id="q-1:later")
+    assert engine.submit([later]).result(10).accepted == 1  # stored ...
+    engine.stop()
+    assert [m.recipient.customer for m in email.sent] == ["ok-1"]  # ... not applied
+    conn = sqlite3.connect(db)
+    try:
+        rejects = [r[0] for r in conn.execute("SELECT reason FROM rejects ORDER BY id")]
+    finally:
+        conn.close()
+    assert len(rejects) == 2 and "OverflowError" in rejects[0] and "is quarantined" in rejects[1]

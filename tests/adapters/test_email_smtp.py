@@ -216,3 +216,38 @@ async def test_down_server_fails_after_all_attempts_and_opens_the_breaker() -> N
     assert result.error_code == "connection"
     assert len(sleeps.delays) == 2
     assert adapter.health() == {Channel.EMAIL: "degraded"}
+
+
+@pytest.mark.asyncio
+async def test_crlf_in_customer_data_is_cleaned_out_of_the_headers_not_a_lost_email(
+    smtp_server: LoopbackController, smtp_recorder: SmtpRecorder
+) -> None:
+    """A name typed with a line break, an address pasted with one: the receipt still goes,
+    on one header line each, and no header can be injected."""
+    adapter = SmtpEmailAdapter(settings_for(smtp_server.port))
+    message = make_message(
+        Category.TRANSACTIONAL,
+        recipient=Recipient(customer="c-1", email=" ana@example.com\r\n", first_name="Ana"),
+        subject="Welcome aboard, Ana\r\nBcc: evil@example.com",
+    )
+    result = await adapter.send(message)
+    assert result.ok, result
+    mail = delivered(smtp_recorder)
+    assert smtp_recorder.envelopes[0].rcpt_tos == ["ana@example.com"]
+    assert mail["Subject"] == "Welcome aboard, Ana Bcc: evil@example.com"
+    assert mail["Bcc"] is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "address", ["ana@example.com\r\nBcc: evil@example.com", "not an address", " "]
+)
+async def test_an_email_trait_that_is_no_address_is_a_permanent_failure_not_an_exception(
+    smtp_server: LoopbackController, smtp_recorder: SmtpRecorder, address: str
+) -> None:
+    adapter = SmtpEmailAdapter(settings_for(smtp_server.port))
+    message = make_message(recipient=Recipient(customer="c-1", email=address))
+    result = await adapter.send(message)
+    assert (result.ok, result.permanent) == (False, True)
+    assert result.error_code in ("invalid_address", "no_address", "smtp_501", "smtp_553")
+    assert smtp_recorder.envelopes == []

@@ -678,8 +678,10 @@ async def test_a_resent_track_is_not_counted_as_accepted(
     assert len(sink.events) == 1
 
 
-def unsubscribe_url(server: TestServer, token: str) -> str:
-    query = urlencode({"customer": "c-1", "channel": "email", "message_id": "m-9", "token": token})
+def unsubscribe_url(server: TestServer, token: str, message_id: str = "m-9") -> str:
+    query = urlencode(
+        {"customer": "c-1", "channel": "email", "message_id": message_id, "token": token}
+    )
     return str(server.make_url(f"/unsubscribe?{query}"))
 
 
@@ -687,7 +689,7 @@ def unsubscribe_url(server: TestServer, token: str) -> str:
 async def test_one_click_unsubscribe_records_the_opt_out_once(
     server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
 ) -> None:
-    url = unsubscribe_url(server, link_token(WRITE_KEY, "c-1", "email"))
+    url = unsubscribe_url(server, link_token(WRITE_KEY, "c-1", "email", "m-9"))
     async with http.get(url) as page:  # a link preview or a human opening the page
         assert page.status == 200 and '<form method="post"' in await page.text()
     assert sink.events == []
@@ -709,4 +711,98 @@ async def test_a_forged_unsubscribe_link_is_403(
     forged = link_token("not-our-secret", "c-1", "email")
     async with http.post(unsubscribe_url(server, forged)) as response:
         assert response.status == 403
+    assert sink.events == []
+
+
+@pytest.mark.asyncio
+async def test_healthz_is_503_whenever_the_sink_would_not_store_events(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    """A load balancer must stop routing here as soon as ingest would fail."""
+    sink.accepting = False
+    async with http.get(server.make_url("/healthz")) as resp:
+        assert resp.status == 503
+        assert (await resp.json())["status"] == "unavailable"
+
+
+@pytest.mark.asyncio
+async def test_an_unsubscribe_link_signs_its_message_id_so_it_cannot_be_stretched(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    """One link is one message's unsubscribe: the same token with any other message id is
+    refused, so a leaked link cannot mint any number of `Unsubscribed` events."""
+    token = link_token(WRITE_KEY, "c-1", "email", "m-9")
+    for other in ("m-10", "m-9 ", "x"):
+        async with http.post(unsubscribe_url(server, token, other)) as response:
+            assert response.status == 403, other
+    async with http.post(unsubscribe_url(server, token)) as response:
+        assert response.status == 200
+    assert [e.message_id for e in sink.events] == ["unsubscribe:c-1:email:m-9"]
+
+
+@pytest.mark.asyncio
+async def test_a_link_signed_before_message_ids_were_is_one_event_per_customer_and_channel(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    legacy = link_token(WRITE_KEY, "c-1", "email")  # mailed before the change: still works
+    for message_id in ("m-1", "m-2", "m-3"):
+        async with http.post(unsubscribe_url(server, legacy, message_id)) as response:
+            assert response.status == 200
+    assert [e.message_id for e in sink.events] == ["unsubscribe:c-1:email:"]
+
+
+@pytest.mark.asyncio
+async def test_an_inbound_stop_is_an_event_for_every_profile_holding_the_number(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    shared = MemorySink({"+14155550177": ["c-7", "c-8"]})
+    app_server = TestServer(
+        build_app(shared, HttpSettings(write_key=WRITE_KEY, public_url=PUBLIC_URL,
+                                       twilio_auth_token=AUTH_TOKEN), Metrics(), clock=lambda: NOW),
+        host="127.0.0.1",
+    )  # fmt: skip
+    await app_server.start_server()
+    try:
+        form = {"MessageSid": "SMshared", "From": "+14155550177", "Body": "STOP"}
+        for _ in range(2):  # Twilio retries a webhook: the same message, the same events
+            resp = await post_twilio(http, app_server, PUBLIC_URL + INBOUND_PATH, form)
+            assert resp.status == 200
+    finally:
+        await app_server.close()
+    assert [(e.customer, e.name, e.properties["body"]) for e in shared.events] == [
+        ("c-7", "Inbound Message", "STOP"),
+        ("c-8", "Inbound Message", "STOP"),
+    ]
+    assert [e.message_id for e in shared.events] == ["twilio:SMshared:c-7", "twilio:SMshared:c-8"]
+
+
+@pytest.mark.asyncio
+async def test_an_inbound_message_without_a_message_sid_is_400_and_not_applied(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink
+) -> None:
+    """Without it the event would have no id: a retry would apply it twice, and a replay
+    of the stored log again."""
+    form = {"From": "+14155550101", "Body": "STOP"}
+    resp = await post_twilio(http, server, PUBLIC_URL + INBOUND_PATH, form)
+    assert resp.status == 400
+    assert "MessageSid" in (await resp.json())["message"]
+    assert sink.events == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("encoding", "body", "status"),
+    [
+        ("gzip", b'{"userId": "c-1"}', 400),  # said gzip, sent plain
+        ("x-custom", b'{"userId": "c-1"}', 415),  # used to be read as plain text
+        ("gzip, deflate", b"", 415),
+    ],
+)
+async def test_a_body_whose_encoding_cannot_be_read_is_a_4xx(
+    server: TestServer, http: aiohttp.ClientSession, sink: MemorySink,
+    encoding: str, body: bytes, status: int,
+) -> None:  # fmt: skip
+    headers = {**auth(), "Content-Encoding": encoding, "Content-Type": "application/json"}
+    async with http.post(server.make_url("/v1/identify"), data=body, headers=headers) as resp:
+        assert resp.status == status, await resp.text()
     assert sink.events == []

@@ -156,3 +156,33 @@ def test_malformed_templates_fail_clearly(tmp_path: Path, toml: str, error: str)
 def test_missing_step_is_a_render_error() -> None:
     with pytest.raises(TemplateError, match=r"no templates for onboarding\.nope"):
         load_templates(SHIPPED).render("onboarding", "nope", "email", ANA)
+
+
+def test_a_receipt_without_an_order_id_never_renders_a_gap() -> None:
+    """'Your order  is confirmed' was a missing variable rendered empty."""
+    templates = load_templates(SHIPPED)
+    for properties in ({}, {"order_id": ""}, {"order_id": "   "}, {"order_id": None}):
+        for channel in ("email", "sms"):
+            rendered = templates.render("order_confirmation", "receipt", channel, ANA, None,
+                                        properties)  # fmt: skip
+            for text in (rendered.subject, rendered.text):
+                assert "  " not in text.replace("\n\n", "\n"), (properties, channel, text)
+                assert " ." not in text and " is confirmed" in rendered.subject
+
+
+def test_a_used_property_with_an_empty_default_fails_at_load_naming_it(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "j.toml",
+        '[s]\nproperties = { order_id = "" }\n[s.email]\nsubject = "Order ${order_id}"\n'
+        'text = "t"\n',
+    )
+    with pytest.raises(TemplateError) as caught:
+        load_templates(tmp_path)
+    assert "[s.email] subject uses ${order_id}" in str(caught.value)
+    assert "default" in str(caught.value)
+
+
+def test_an_unused_property_may_have_an_empty_default(tmp_path: Path) -> None:
+    write(tmp_path, "j.toml", '[s]\nproperties = { sku = "" }\n[s.sms]\ntext = "t"\n')
+    assert load_templates(tmp_path).render("j", "s", "sms", ANA).text == "t"
