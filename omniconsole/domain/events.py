@@ -90,8 +90,12 @@ class Rejected:
     raw: str
 
 
-def event_from_dict(obj: object, line: int = 0) -> Event:
-    """Validate one decoded JSON value as an event, or raise EventError naming the field."""
+def event_from_dict(obj: object, line: int = 0, *, trees_checked: bool = False) -> Event:
+    """Validate one decoded JSON value as an event, or raise EventError naming the field.
+
+    `trees_checked`: the caller knows `traits` and `properties` pass `check_tree`
+    (`parse_line` can tell from the raw line, which is much cheaper than walking them).
+    """
     if not isinstance(obj, dict):
         raise EventError("not a JSON object")
     kind = obj.get("type")
@@ -104,7 +108,9 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         raise EventError("missing field 'userId'")
     if not isinstance(customer, str) or not customer:
         raise EventError("field 'userId' must be a non-empty string")
-    check_text("userId", customer, MAX_ID_CHARS)
+    # (the usual id is short printable ASCII: checked in C before any call)
+    if len(customer) > MAX_ID_CHARS or not (customer.isascii() and customer.isprintable()):
+        check_text("userId", customer, MAX_ID_CHARS)
     stamp = obj.get("timestamp")
     if stamp is None:
         raise EventError("missing field 'timestamp'")
@@ -114,14 +120,16 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         at = parse_timestamp(stamp)
     except TimeFormatError as exc:
         raise EventError(f"field 'timestamp': {exc}") from None
-    check_time(at)
+    if not EARLIEST <= at < LATEST:
+        check_time(at)
     name = obj.get("event")
     if kind == "track":
         if name is None:
             raise EventError("missing field 'event' (required for track)")
         if not isinstance(name, str) or not name:
             raise EventError("field 'event' must be a non-empty string")
-        check_text("event", name, MAX_ID_CHARS)
+        if len(name) > MAX_ID_CHARS or not (name.isascii() and name.isprintable()):
+            check_text("event", name, MAX_ID_CHARS)
     elif name is not None and not isinstance(name, str):
         raise EventError("field 'event' must be a string")
     traits = obj.get("traits")
@@ -129,20 +137,23 @@ def event_from_dict(obj: object, line: int = 0) -> Event:
         traits = {}
     elif not isinstance(traits, dict):
         raise EventError("field 'traits' must be an object")
-    elif traits:
+    elif traits and not trees_checked:
         check_tree("traits", traits)
     properties = obj.get("properties")
     if properties is None:
         properties = {}
     elif not isinstance(properties, dict):
         raise EventError("field 'properties' must be an object")
-    elif properties:
+    elif properties and not trees_checked:
         check_tree("properties", properties)
     message_id = obj.get("messageId")
     if message_id is not None:
         if not isinstance(message_id, str):
             raise EventError("field 'messageId' must be a string")
-        check_text("messageId", message_id, MAX_MESSAGE_ID_CHARS)
+        if len(message_id) > MAX_MESSAGE_ID_CHARS or not (
+            message_id.isascii() and message_id.isprintable()
+        ):
+            check_text("messageId", message_id, MAX_MESSAGE_ID_CHARS)
     return Event(
         kind, customer, at, name if kind == "track" else None, traits, properties, message_id, line
     )
@@ -171,6 +182,8 @@ def check_text(name: str, value: str, limit: int) -> None:
     """An id or name: at most `limit` characters, no control characters."""
     if len(value) > limit:
         raise EventError(f"field '{name}' is longer than {limit} characters")
+    if value.isascii() and value.isprintable():
+        return  # the usual id, checked in C
     bad = _CONTROL.search(value)
     if bad is not None:
         raise EventError(f"field '{name}' contains the control character U+{ord(bad.group()):04X}")
@@ -221,7 +234,20 @@ def parse_line(raw: str | bytes, line: int) -> Event | Rejected:
             line, f"not valid JSON: {exc.args[0] if exc.args else exc}", text.rstrip("\n")
         )
     try:
-        return event_from_dict(obj, line)
+        return event_from_dict(obj, line, trees_checked=_plain(raw))
     except EventError as exc:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         return Rejected(line, str(exc), text.rstrip("\n"))
+
+
+def _plain(raw: str | bytes) -> bool:
+    """Whether a line's trees surely pass `check_tree`, from its text alone (much cheaper
+    than walking them): a NUL in a JSON string is always written `\\u0000`; each level
+    of nesting needs a bracket; `MAX_VALUES` values need twice as many characters."""
+    if isinstance(raw, bytes):
+        if b"\\u0000" in raw or len(raw) >= 2 * MAX_VALUES:
+            return False
+        return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
+    if "\\u0000" in raw or len(raw) >= 2 * MAX_VALUES:
+        return False
+    return raw.count("{") + raw.count("[") <= MAX_DEPTH
