@@ -121,9 +121,12 @@ def test_a_nul_cannot_take_over_another_customer_after_a_restart(tmp_path: Path)
     conn = sqlite3.connect(tmp_path / "store.db")
     try:
         rows = conn.execute("SELECT customer, email, phone FROM profiles").fetchall()
+        events = conn.execute("SELECT customer, payload FROM events").fetchall()
     finally:
         conn.close()
     assert rows == [("victim", "victim@example.com", "+14155550101")]
+    # every stored event is its customer's own: no id was cut short on the way in
+    assert [(c, orjson.loads(p)["userId"]) for c, p in events] == [("victim", "victim")]
 
 
 def test_a_rejected_line_with_a_nul_byte_is_kept_whole(tmp_path: Path) -> None:
