@@ -366,6 +366,8 @@ class DeliveryRunner:
                     detail=f"{channel} is not configured",
                 )
                 await self._final(row, OUTBOX_FAILED, result, row.attempts, row.attempted_at)
+                if self.on_attempt is not None:
+                    self.on_attempt(str(channel), OUTBOX_FAILED, 0.0)
                 return
             try:
                 message = outbound_message(entry)

@@ -4,7 +4,7 @@ the way a replay does.
 
 What an operator would notice: the ledger and events appear checkpoint by checkpoint,
 a restarted engine carries on where the last checkpoint left each customer, and a
-failure in a shard reaches the driver instead of hanging it.
+customer whose events fail is quarantined instead of stopping the engine.
 """
 
 from __future__ import annotations
@@ -175,12 +175,25 @@ def test_cap_usage_from_before_a_restart_still_counts_after_it(start: Start, db:
     assert ledger(db)[2][1:5] == ("alert", "email", "suppressed", "cap:all:24h")
 
 
-def test_a_failure_in_a_shard_reaches_the_driver_when_it_drains(start: Start) -> None:
+def test_a_customer_the_engine_cannot_apply_is_quarantined_and_the_driver_goes_on(
+    start: Start, db: Path
+) -> None:
+    """A corrupt stored profile: that customer is stopped and recorded, not the engine —
+    and after a restart it stays stopped while the others are served."""
     first = start(resume=False)
     first.write([ProfileRecord("c-bad", None, None, "2026-03-02T10:00:00Z", None, "{not json")])
     Driver(first).checkpoint(T)
     first.stop()
     second = start(resume=True)
-    Driver(second).feed([Event("track", "c-bad", T, "Logged In")], T + S)
-    with pytest.raises(orjson.JSONDecodeError):
-        second.drain()
+    driver = Driver(second)
+    driver.feed([Event("track", "c-bad", T, "Logged In"), *signs_up("c-good", T)], T + S)
+    second.drain()  # does not raise
+    driver.checkpoint(T + S)
+    [(customer, reason)] = table(db, "SELECT customer, reason FROM quarantine")
+    assert customer == "c-bad" and reason.startswith("JSONDecodeError")
+    assert [row[:2] for row in ledger(db)] == [("c-good", "welcome")]
+    second.stop()
+    third = start(resume=True)
+    Driver(third, first_line=10).feed([Event("track", "c-bad", T + H, "Signed Up")], T + H + S)
+    third.drain()
+    assert [row[:2] for row in ledger(db)] == [("c-good", "welcome")]

@@ -25,6 +25,7 @@ from omniconsole.adapters.channels.fake import (
     FakeChannelAdapter,
     ReconcilingFakeAdapter,
     ambiguous,
+    permanent,
 )
 from omniconsole.adapters.channels.resilience import RetryPolicy
 from omniconsole.adapters.channels.settings import DeliverySettings
@@ -191,13 +192,18 @@ class MovableClock:
 QUICK = DeliverySettings(retry_base=0.02, retry_max=0.05, reconcile_after=0.02)
 
 
-def live(db: Path, adapters: dict[Channel, FakeChannelAdapter], clock: Any = None) -> LiveEngine:
+def live(
+    db: Path,
+    adapters: dict[Channel, FakeChannelAdapter],
+    clock: Any = None,
+    metrics: Metrics | None = None,
+) -> LiveEngine:
     engine = LiveEngine(
         load_config(shipped_config_dir()),
         SqliteStore(db),
         adapters,
         None,
-        Metrics(),
+        metrics or Metrics(),
         delivery=QUICK,
         clock=clock or MovableClock(),
         tick=0.05,
@@ -397,3 +403,73 @@ def test_a_customer_whose_events_fail_is_quarantined_live_and_stays_so_across_a_
     finally:
         conn.close()
     assert len(rejects) == 2 and "OverflowError" in rejects[0] and "is quarantined" in rejects[1]
+
+
+class Broken(Provider):
+    """A provider adapter with a bug: it raises instead of answering."""
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        try:
+            raise RuntimeError("adapter bug")
+        finally:
+            with self.changed:
+                self.attempts.append(message)
+                self.changed.notify_all()
+
+
+@pytest.mark.parametrize(
+    ("adapter", "reason"),
+    [(lambda: Provider(), "adapter:21211"), (lambda: Broken(), "adapter:adapter_error")],
+    ids=["rejected", "raising"],
+)
+def test_a_send_that_fails_for_good_is_recorded_failed_and_falls_back_not_lost(
+    tmp_path: Path, adapter: Callable[[], Provider], reason: str
+) -> None:
+    """The welcome email (lifecycle, capped) fails: its line says why, it counts against
+    no cap, and the step falls back to the next channel, in-app (SPEC §5)."""
+    db = tmp_path / "live.db"
+    email = adapter()
+    email.script(permanent("21211"))
+    engine = live(db, {Channel.EMAIL: email})
+    signed_up = [
+        Event("identify", "c-1", NOW, traits={"email": "ana@example.com"}, message_id="i"),
+        Event("track", "c-1", NOW, "Signed Up", message_id="s"),
+    ]
+    engine.submit(signed_up).result(10)
+    email.wait(lambda: len(email.attempts) == 1, "the welcome email was never tried")
+    engine.stop()  # settles the failure; its fallback is decided in the same step
+    assert outcomes(db) == [("c-1", "email", "failed", reason), ("c-1", "in_app", "sent", None)]
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute(
+            "SELECT count(*) FROM cap_usage WHERE channel = 'email'"
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM inbox").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_a_send_left_waiting_for_a_channel_no_longer_configured_fails_as_such(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "live.db"
+    engine = live(db, {Channel.EMAIL: Hanging()})
+    engine.submit(order("c-1", 1, email="ana@example.com")).result(10)
+    engine.stop(0.0)  # the receipt is still waiting
+    done = threading.Event()  # the runner reports each outcome through the metrics
+    restarted = live(db, {}, metrics=Watching(done))  # SMTP_* unset now
+    assert done.wait(20), "the waiting receipt was never settled"
+    restarted.stop()
+    assert outcomes(db)[0] == ("c-1", "email", "failed", "adapter:not_configured")
+
+
+class Watching(Metrics):
+    """Metrics that signal the first send outcome recorded."""
+
+    def __init__(self, done: threading.Event) -> None:
+        super().__init__()
+        self.done = done
+
+    def send_recorded(self, channel: str, outcome: str) -> None:
+        super().send_recorded(channel, outcome)
+        self.done.set()

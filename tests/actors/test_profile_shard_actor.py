@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pykka
 import pytest
 from actor_support import (
@@ -276,17 +275,21 @@ def test_a_profile_waiting_for_the_governor_is_not_passivated_under_it(
 # ---- failures are reported, not swallowed ----------------------------------------------
 
 
-def test_a_corrupt_stored_profile_fails_its_batch_through_the_future_and_the_shard_goes_on(
+def test_a_corrupt_stored_profile_quarantines_that_customer_and_the_shard_goes_on(
     store_writer: pykka.ActorRef[Any], store: SqliteStore
 ) -> None:
     corrupt = ProfileRecord("c-bad", None, None, "2026-03-02T10:00:00Z", None, "{not json")
     store_writer.tell(Rows([corrupt]))
     store_writer.ask(Checkpoint({}), timeout=WAIT)
     world = start_world(store_writer, store, store_backed=True)  # a resumed run
-    with pytest.raises(orjson.JSONDecodeError):
-        world.run(logs_in("c-bad", T), T + S)
+    assert world.run(logs_in("c-bad", T), T + S) == 1  # the batch completes
     assert world.run(signs_up("c-good"), T + S) == 2
     assert world.steps() == [("c-good", "welcome", T)]
+    store_writer.ask(Checkpoint({}), timeout=WAIT)
+    [(customer, reason)] = table(store.path, "SELECT customer, reason FROM quarantine")
+    assert customer == "c-bad" and reason.startswith("JSONDecodeError")
+    [(why,)] = table(store.path, "SELECT reason FROM rejects")
+    assert "quarantined" in why
 
 
 class MiscountingGovernorActor(pykka.ThreadingActor):
