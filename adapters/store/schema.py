@@ -199,9 +199,17 @@ def outbox_migration(columns: set[str]) -> list[str]:
             # '' sorts before every time: the waiting rows are due at once
             "UPDATE outbox SET category = payload ->> '$.category', updated_at = decided_at",
         ]
+    waiting = " WHERE status IN ('pending', 'retrying', 'reconciling')"
     statements += [
-        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, next_attempt_at)"
-        " WHERE status IN ('pending', 'retrying', 'reconciling')",
+        # the runner's reads stay index range scans however long the backlog grows:
+        # due sends (transactional first, then the longest waiting), expiry by age,
+        # the backlog per channel and state (covering), outcomes not yet settled
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(channel, next_attempt_at)" + waiting,
+        "CREATE INDEX IF NOT EXISTS outbox_due_by_category"
+        " ON outbox(channel, category, next_attempt_at)" + waiting,
+        "CREATE INDEX IF NOT EXISTS outbox_age ON outbox(category, decided_at)" + waiting,
+        "CREATE INDEX IF NOT EXISTS outbox_backlog ON outbox(channel, status, decided_at)"
+        + waiting,
         "CREATE INDEX IF NOT EXISTS outbox_unsettled ON outbox(settled) WHERE settled = 0",
     ]
     return statements

@@ -61,14 +61,28 @@ class SqliteOutbox:
 
     def due(self, channel: str, now: str, limit: int, exclude: Collection[str]) -> list[OutboxRow]:
         """Up to `limit` waiting sends of `channel` due at `now`, not in `exclude`;
-        transactional first, then the longest waiting."""
+        transactional first, then the longest waiting.
+
+        Two index range scans rather than one sort: after a long outage every row of a
+        large backlog is due, and this runs each time a send completes.
+        """
+        window = limit + len(exclude)
         rows = self._conn.execute(
-            f"SELECT {_COLUMNS}, message_id FROM outbox"
-            f" WHERE channel = ? AND status IN ({_WAITING}) AND next_attempt_at <= ?"
-            " ORDER BY category != 'transactional', next_attempt_at LIMIT ?",
-            (channel, now, limit + len(exclude)),
+            f"SELECT {_COLUMNS}, message_id FROM outbox INDEXED BY outbox_due_by_category"
+            f" WHERE channel = ? AND category = 'transactional' AND status IN ({_WAITING})"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (channel, now, window),
         ).fetchall()
-        return [_row(r) for r in rows if r[-1] not in exclude][:limit]
+        found = [r for r in rows if r[-1] not in exclude][:limit]
+        if len(found) < limit:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS}, message_id FROM outbox INDEXED BY outbox_due"
+                f" WHERE channel = ? AND status IN ({_WAITING}) AND next_attempt_at <= ?"
+                " AND category != 'transactional' ORDER BY next_attempt_at LIMIT ?",
+                (channel, now, window),
+            ).fetchall()
+            found += [r for r in rows if r[-1] not in exclude][: limit - len(found)]
+        return [_row(r) for r in found]
 
     def older_than(self, category: str, decided_before: str, limit: int) -> list[OutboxRow]:
         """Waiting sends of `category` decided before `decided_before` (to expire)."""

@@ -260,7 +260,8 @@ class DeliveryRunner:
         return sum(len(f) for f in self._flight.values())
 
     def backlog(self) -> dict[str, dict[str, Any]]:
-        """Per channel: waiting sends by state and the oldest decision (refreshed ~1/s)."""
+        """Per channel: waiting sends by state and the oldest decision (refreshed every
+        second or so)."""
         return self._backlog
 
     # ---- the runner's loop ----
@@ -496,10 +497,12 @@ class DeliveryRunner:
                     break
 
     async def _observe_loop(self) -> None:
+        """Refresh the backlog `backlog()` reports (a count over an index: cheap, but not
+        free with a large backlog, so not on every /healthz)."""
         while True:
             with contextlib.suppress(Exception):
                 self._backlog = await self._call(lambda o: o.backlog())
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(max(self.poll, 1.0))
 
     # ---- outcomes ----
 
