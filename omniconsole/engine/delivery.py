@@ -28,8 +28,12 @@ saturated the providers are, ingest answers as fast as without them:
   over again at start.
 
 Threads: `start`/`wake`/`stop`/`backlog`/`in_flight` may be called from any thread;
-the workers run on the runner's loop; the outbox connection on its own thread, which
-commits the outcomes that arrive together in one transaction.
+the workers run on the runner's loop; the outbox connection on its own thread
+(`outbox_thread.py`), which commits the outcomes that arrive together in one
+transaction.
+
+(Over 400 lines: one class whose parts — attempt, reconcile, expire, commit an
+outcome — share the in-flight sets and the loop, and read best together.)
 """
 
 from __future__ import annotations
@@ -37,12 +41,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -70,6 +72,7 @@ from omniconsole.domain.records import (
     result_json,
 )
 from omniconsole.domain.timeutil import parse_timestamp
+from omniconsole.engine.outbox_thread import OutboxThread
 
 __all__ = ["DeliveryRunner", "Outcome", "outbound_message"]
 
@@ -110,86 +113,6 @@ def outbound_message(entry: OutboxEntry) -> OutboundMessage:
     )
 
 
-class _OutboxThread:
-    """The outbox connection on a thread of its own. Updates that wait together are
-    committed in one transaction (group commit); reads run in order after them."""
-
-    def __init__(self, open_outbox: Callable[[], OutboxQueue]) -> None:
-        self._open = open_outbox
-        self._jobs: queue.Queue[tuple[Callable[[OutboxQueue], Any], Future[Any]] | None]
-        self._jobs = queue.Queue()
-        self._updates: list[tuple[OutboxUpdate, Future[None]]] = []
-        self._lock = threading.Lock()
-        self._ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.result()  # re-raises a failure to open
-
-    def call(self, fn: Callable[[OutboxQueue], T]) -> Future[T]:
-        """Run `fn(outbox)` on the outbox thread."""
-        done: Future[T] = Future()
-        self._jobs.put((fn, done))
-        return done
-
-    def commit(self, update: OutboxUpdate) -> Future[None]:
-        """Commit `update` (with whatever other updates are waiting)."""
-        done: Future[None] = Future()
-        with self._lock:
-            self._updates.append((update, done))
-        self._jobs.put((_flush, done))
-        return done
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-
-    def _run(self) -> None:
-        try:
-            outbox = self._open()
-        except BaseException as exc:
-            self._ready.set_exception(exc)
-            return
-        self._ready.set_result(None)
-        try:
-            while (job := self._jobs.get()) is not None:
-                fn, done = job
-                if fn is _flush:
-                    self._flush(outbox)
-                    continue
-                if not done.set_running_or_notify_cancel():
-                    continue  # its asker was cancelled (a stop): nobody reads the answer
-                try:
-                    done.set_result(fn(outbox))
-                except BaseException as exc:
-                    done.set_exception(exc)
-        finally:
-            self._flush(outbox)
-            outbox.close()
-
-    def _flush(self, outbox: OutboxQueue) -> None:
-        with self._lock:
-            batch, self._updates = self._updates, []
-        if not batch:
-            return
-        # Committed even when the asker was cancelled meanwhile (a stop): the provider
-        # answered, and the next start settles what is committed.
-        asked = [done for _, done in batch if done.set_running_or_notify_cancel()]
-        try:
-            outbox.update([u for u, _ in batch])
-        except BaseException as exc:
-            for done in asked:
-                done.set_exception(exc)
-            return
-        for done in asked:
-            done.set_result(None)
-
-
-def _flush(_: OutboxQueue) -> None:
-    """Marker job: commit the waiting updates (see `_OutboxThread.commit`)."""
-
-
 class DeliveryRunner:
     """Delivers the outbox (see the module docstring)."""
 
@@ -212,7 +135,7 @@ class DeliveryRunner:
         self.on_attempt = on_attempt
         self.poll = poll
         self._rand = rand
-        self._db = _OutboxThread(open_outbox)
+        self._db = OutboxThread(open_outbox)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
         self._stopping = asyncio.Event()
