@@ -152,9 +152,13 @@ class DeliveryRunner:
     def start(self) -> None:
         """Open the outbox, settle what a crash left unsettled, start delivering."""
         self._db.start()
-        for row in self._db.call(lambda o: o.unsettled()).result():
-            self.on_final(Outcome(row.entry, _final_update(row), _final_result(row)))
-        self._backlog = self._db.call(lambda o: o.backlog()).result()
+        try:
+            for row in self._db.call(lambda o: o.unsettled()).result():
+                self.on_final(Outcome(row.entry, _final_update(row), _final_result(row)))
+            self._backlog = self._db.call(lambda o: o.backlog()).result()
+        except BaseException:
+            self._db.close()
+            raise
         self._thread.start()
 
     def wake(self) -> None:

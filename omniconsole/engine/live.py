@@ -123,7 +123,19 @@ class LiveEngine:
     # ---- life cycle ----
 
     def start(self) -> None:
-        """Restore state from the store, settle and take up what a crash left, start."""
+        """Restore state from the store, settle and take up what a crash left, start.
+        If that fails, the actors are stopped before the error is raised."""
+        try:
+            self._start()
+        except BaseException:
+            self._error = RuntimeError("the engine did not start")
+            for reader in (self._queries, self._lookups):
+                if reader is not None:
+                    reader.close()
+            self.engine.stop()
+            raise
+
+    def _start(self) -> None:
         engine = self.engine
         meta = engine.meta()
         self._queries = self.store.reader()

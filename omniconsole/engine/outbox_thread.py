@@ -55,7 +55,9 @@ class OutboxThread:
         return done
 
     def close(self) -> None:
-        """Commit what waits, close the connection, end the thread."""
+        """Commit what waits, close the connection, end the thread (if it ran)."""
+        if not self._thread.is_alive():
+            return
         self._jobs.put(None)
         self._thread.join()
 
