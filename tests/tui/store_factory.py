@@ -40,15 +40,15 @@ JOURNEYS: list[dict[str, Any]] = [
     {
         "name": "onboarding",
         "category": "lifecycle",
-        "steps": [
+        "step": [
             {"name": "welcome"},
             {"name": "first_login"},
             {"name": "nudge_day3"},
             {"name": "nudge_day7"},
         ],
     },
-    {"name": "order_confirmation", "category": "transactional", "steps": [{"name": "receipt"}]},
-    {"name": "price_drop", "category": "promotional", "steps": [{"name": "alert"}]},
+    {"name": "order_confirmation", "category": "transactional", "step": [{"name": "receipt"}]},
+    {"name": "price_drop", "category": "promotional", "step": [{"name": "alert"}]},
 ]
 
 CHANNELS_META = {
