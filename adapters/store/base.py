@@ -12,7 +12,8 @@ hands out the three ways in:
 - `outbox()` — an `OutboxQueue` (sync, one thread): the live delivery runner's sends
   due and their outcomes, committed beside the writer's checkpoints.
 
-The console's own queries live in `omniconsole.adapters.store.console`. Records cross
+The console's own read side lives in `omniconsole.adapters.store.console` (queries in
+`console_queries`, running counts in `console_aggregates`). Records cross
 this seam as the typed records of `omniconsole.domain.records`; only an implementation
 maps them to tables.
 """

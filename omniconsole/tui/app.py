@@ -21,7 +21,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import get_current_worker
 
-from omniconsole.adapters.store.reader import StoreReader, StoreStatus
+from omniconsole.adapters.store.console import ConsoleReader
+from omniconsole.adapters.store.console_rows import StoreStatus
 from omniconsole.engine.replay import ReplayOptions
 from omniconsole.tui.commands import ConsoleCommands, parse_command
 from omniconsole.tui.demo import DemoRunner
@@ -120,7 +121,7 @@ class ConsoleApp(App[None]):
     def _poll_store(self) -> None:
         """Poll loop (poll worker thread): collect, post the snapshot, wait."""
         worker = get_current_worker()
-        collector = SnapshotCollector(StoreReader(self.db))
+        collector = SnapshotCollector(ConsoleReader(self.db))
         try:
             while not worker.is_cancelled and not self._stopping:
                 self._wake.clear()
@@ -129,7 +130,7 @@ class ConsoleApp(App[None]):
                     snapshot = collector.collect(request)
                 except Exception as exc:  # a bug must not kill the console silently
                     status = StoreStatus(str(self.db), "error", f"store read failed: {exc!r}")
-                    snapshot = Snapshot(collector.seq, request, status, error=status.message)
+                    snapshot = Snapshot(collector.seq, request, status, error=status.detail)
                     collector.reader.close()
                 self.post_message(StoreUpdated(snapshot))
                 self._wake.wait(self.poll_interval)
@@ -254,7 +255,7 @@ class ConsoleApp(App[None]):
             if s.clock and (self.demo is None or self._demo_done):
                 parts.append(f"clock {s.clock[:10]} {short_time(s.clock)[6:]}Z")
             parts.append(f"{s.customers} customers")
-            parts.append(f"{s.ledger_rows} decisions")
+            parts.append(f"{s.decisions} decisions")
             if s.checkpoint_line is not None:
                 parts.append(f"line {s.checkpoint_line}")
         text.append("│ " + " │ ".join(parts))

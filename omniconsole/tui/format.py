@@ -37,9 +37,9 @@ def short_time(at: str | None) -> str:
     return f"{at[5:10]} {at[11:16]}" if len(at) >= 16 else at
 
 
-def pct(value: float) -> str:
-    """A rate as a percentage with one decimal."""
-    return f"{value * 100:.1f}%"
+def pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal; `—` when there is no rate at all."""
+    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def spark(values: Sequence[int], width: int | None = None) -> str:

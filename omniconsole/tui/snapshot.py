@@ -1,9 +1,9 @@
 """What one poll of the store returns to the console, and how it is gathered.
 
 `collect` runs on the console's poll worker thread (never on the Textual event loop):
-it asks the `StoreReader` only for what the visible view needs, and never raises —
-a store that is missing, being created or broken becomes a `Snapshot` saying so.
-No textual import here.
+it reads one committed cut of the store, takes the status line and only what the
+visible view needs from that same cut, and never raises — a store that is missing,
+being created or broken becomes a `Snapshot` saying so. No textual import here.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from omniconsole.adapters.store.reader import (
+from omniconsole.adapters.store.console import ConsoleCut, ConsoleReader
+from omniconsole.adapters.store.console_rows import (
     CapsOverview,
     ChannelStats,
-    CustomerContext,
     CustomerMatch,
+    CustomerRecord,
     HandoffRow,
     JourneyStats,
-    StoreReader,
     StoreStatus,
 )
+from omniconsole.adapters.store.parts import PartsError
 
 __all__ = ["CustomerLookup", "PollRequest", "Snapshot", "SnapshotCollector", "ViewName"]
 
@@ -42,16 +43,16 @@ class PollRequest:
 
 @dataclass(frozen=True, slots=True)
 class CustomerLookup:
-    """The result of looking up `query`: the matches, and the context when exactly one."""
+    """The result of looking up `query`: the matches, and the record when exactly one."""
 
     query: str
     matches: tuple[CustomerMatch, ...]
-    context: CustomerContext | None
+    record: CustomerRecord | None
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One consistent look at the store for the visible view."""
+    """One consistent look at the store (one committed cut) for the visible view."""
 
     seq: int
     request: PollRequest
@@ -74,74 +75,67 @@ class SnapshotCollector:
     Used by one thread (the poll worker).
     """
 
-    reader: StoreReader
+    reader: ConsoleReader
     seq: int = 0
     _sent_history: deque[tuple[float, dict[str, int]]] = field(
         default_factory=lambda: deque(maxlen=40)
     )
 
     def collect(self, request: PollRequest) -> Snapshot:
-        """Read what `request.view` needs; errors become part of the snapshot."""
+        """Read what `request.view` needs from one cut; errors become part of the snapshot."""
         self.seq += 1
-        status = self.reader.status()
-        if not status.ready:
-            return Snapshot(self.seq, request, status)
-        try:
-            return self._collect_ready(request, status)
-        except sqlite3.Error as exc:
+        where = str(self.reader.path)
+        if not self.reader.connection.exists():
             self.reader.close()
-            return Snapshot(self.seq, request, status, error=f"store read failed: {exc}")
+            return Snapshot(self.seq, request, StoreStatus(where, "missing"))
+        try:
+            with self.reader.read() as cut:
+                status = cut.status()
+                if not status.ready:
+                    return Snapshot(self.seq, request, status)
+                try:
+                    return self._collect_ready(cut, request, status)
+                except sqlite3.Error as exc:
+                    self.reader.close()
+                    return Snapshot(self.seq, request, status, error=f"store read failed: {exc}")
+        except (PartsError, sqlite3.Error):
+            return Snapshot(self.seq, request, self.reader.status())
 
-    def _collect_ready(self, request: PollRequest, status: StoreStatus) -> Snapshot:
+    def _collect_ready(
+        self, cut: ConsoleCut, request: PollRequest, status: StoreStatus
+    ) -> Snapshot:
         view = request.view
-        journeys: tuple[JourneyStats, ...] = ()
-        handoffs: tuple[HandoffRow, ...] = ()
-        total = 0
-        pairs: tuple[tuple[str, int], ...] = ()
-        caps = None
-        channels: tuple[ChannelStats, ...] = ()
-        throughput: tuple[tuple[str, float], ...] = ()
-        customer = None
+        base = Snapshot(self.seq, request, status)
         if view == "journeys":
-            journeys = self.reader.journeys()
-        elif view == "handoffs":
-            handoffs, total, pair_counts = self.reader.handoffs()
-            pairs = tuple(pair_counts.items())
-        elif view == "caps":
-            caps = self.reader.caps()
-        elif view == "channels":
-            channels = self.reader.channels()
-            throughput = self._throughput(channels)
-        elif view == "customer" and request.customer_query:
-            customer = self._lookup(request.customer_query)
-        return Snapshot(
-            self.seq,
-            request,
-            status,
-            journeys=journeys,
-            handoffs=handoffs,
-            handoff_total=total,
-            handoff_pairs=pairs,
-            caps=caps,
-            channels=channels,
-            throughput=throughput,
-            customer=customer,
-        )
+            return replace(base, journeys=cut.journeys())
+        if view == "handoffs":
+            handoffs, total, pairs = cut.handoffs()
+            return replace(base, handoffs=handoffs, handoff_total=total,
+                         handoff_pairs=tuple(pairs.items()))  # fmt: skip
+        if view == "caps":
+            return replace(base, caps=cut.caps())
+        if view == "channels":
+            channels = cut.channels()
+            return replace(base, channels=channels, throughput=self._throughput(channels))
+        if view == "customer" and request.customer_query:
+            return replace(base, customer=self._lookup(cut, request.customer_query))
+        return base
 
-    def _lookup(self, query: str) -> CustomerLookup:
-        context = self.reader.customer(query)
-        if context is not None:
-            match = CustomerMatch(context.customer, context.email, context.phone, "")
-            return CustomerLookup(query, (match,), context)
-        matches = self.reader.find_customers(query)
+    @staticmethod
+    def _lookup(cut: ConsoleCut, query: str) -> CustomerLookup:
+        record = cut.customer(query.strip())
+        if record is not None:
+            match = CustomerMatch(record.customer, record.email, record.phone, None, "")
+            return CustomerLookup(query, (match,), record)
+        matches = cut.find_customers(query)
         if len(matches) == 1:
-            return CustomerLookup(query, matches, self.reader.customer(matches[0].customer))
+            return CustomerLookup(query, matches, cut.customer(matches[0].customer))
         return CustomerLookup(query, matches, None)
 
     def _throughput(self, channels: tuple[ChannelStats, ...]) -> tuple[tuple[str, float], ...]:
         """Sends per wall-clock second per channel over the last ~5 s of polls."""
         now = time.monotonic()
-        sent = {c.channel: c.sent for c in channels}
+        sent = {c.channel: c.sent for c in channels if c.channel is not None}
         history = self._sent_history
         history.append((now, sent))
         while len(history) > 2 and now - history[0][0] > 5.0:

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 import pytest
 
-from omniconsole.adapters.store.reader import CustomerContext, StoreReader
+from omniconsole.adapters.store.console import ConsoleReader
+from omniconsole.adapters.store.console_rows import CustomerRecord
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.generator import write_log
 from omniconsole.engine.partitioned import PartitionedEngine, PartitionFailure
@@ -93,32 +94,33 @@ def test_partitions_write_the_same_ledger_report_and_rejects(
     assert (tmp_path / "p3" / "store.p2.db").exists()
 
 
-def without_ids(context: CustomerContext | None) -> CustomerContext | None:
-    """A customer's context minus ledger row ids (each part numbers its own rows)."""
-    if context is None:
+def without_ids(record: CustomerRecord | None) -> CustomerRecord | None:
+    """A customer's record minus event row ids (each part numbers its own rows)."""
+    if record is None:
         return None
-    return replace(context, messages=tuple(replace(m, id=0) for m in context.messages))
+    return replace(record, events=tuple(replace(e, id=0) for e in record.events))
 
 
 def test_the_console_reads_a_partitioned_store_as_one(tmp_path: Path) -> None:
     replay(SAMPLE, tmp_path / "one", 1)
     replay(SAMPLE, tmp_path / "two", 2)
     one, two = (
-        StoreReader(tmp_path / "one" / "store.db"),
-        StoreReader(tmp_path / "two" / "store.db"),
+        ConsoleReader(tmp_path / "one" / "store.db"),
+        ConsoleReader(tmp_path / "two" / "store.db"),
     )
     try:
-        s1, s2 = one.status(), two.status()
-        assert (s2.state, s2.status) == ("ready", "done")
-        assert (s2.customers, s2.ledger_rows) == (s1.customers, s1.ledger_rows)
-        assert two.journeys() == one.journeys()
-        assert two.channels() == one.channels()
-        assert two.caps() == one.caps()
-        assert two.handoffs()[1:] == one.handoffs()[1:]
-        customers = [m.customer for m in one.find_customers("c", limit=5)]
-        assert customers
-        for customer in customers:
-            assert without_ids(two.customer(customer)) == without_ids(one.customer(customer))
+        with one.read() as c1, two.read() as c2:
+            s1, s2 = c1.status(), c2.status()
+            assert (s2.state, s2.status) == ("ready", "done")
+            assert (s2.customers, s2.decisions) == (s1.customers, s1.decisions)
+            assert c2.journeys() == c1.journeys()
+            assert c2.channels() == c1.channels()
+            assert c2.caps() == c1.caps()
+            assert c2.handoffs()[1:] == c1.handoffs()[1:]
+            customers = [m.customer for m in c1.find_customers("c", limit=5)]
+            assert customers
+            for customer in customers:
+                assert without_ids(c2.customer(customer)) == without_ids(c1.customer(customer))
     finally:
         one.close()
         two.close()
@@ -126,9 +128,9 @@ def test_the_console_reads_a_partitioned_store_as_one(tmp_path: Path) -> None:
 
 def test_inbox_reads_a_partitioned_store(tmp_path: Path) -> None:
     replay(SAMPLE, tmp_path, 2)
-    reader = StoreReader(tmp_path / "store.db")
-    with reader.snapshot() as conn:
-        row = conn.execute("SELECT customer FROM inbox LIMIT 1").fetchone()
+    reader = ConsoleReader(tmp_path / "store.db")
+    with reader.read() as cut:
+        row = cut.cut.conn.execute("SELECT customer FROM inbox LIMIT 1").fetchone()
     reader.close()
     assert row is not None, "the sample sends in-app messages"
     done = subprocess.run(
@@ -199,7 +201,7 @@ def test_a_crash_between_the_parts_commit_and_the_main_commit_resumes_exactly(
     with pytest.raises(RuntimeError, match="crashed between"):
         replay(tricky_log, tmp_path / "crash", 2, **small)
     monkeypatch.undo()
-    reader = StoreReader(tmp_path / "crash" / "store.db")
+    reader = ConsoleReader(tmp_path / "crash" / "store.db")
     main_line = reader.status().checkpoint_line
     reader.close()
     assert main_line is not None and main_line > 0
@@ -217,7 +219,7 @@ def committed_line(db: Path) -> int:
     """The main store's last committed log line (0 before the first checkpoint)."""
     if not db.exists():
         return 0
-    reader = StoreReader(db)
+    reader = ConsoleReader(db)
     try:
         return reader.status().checkpoint_line or 0
     finally:
@@ -269,13 +271,14 @@ def test_a_console_opened_before_the_parts_were_named_attaches_them(tmp_path: Pa
     with sqlite3.connect(db) as conn:
         (names,) = conn.execute("SELECT value FROM meta WHERE key = 'partitions'").fetchone()
         conn.execute("DELETE FROM meta WHERE key = 'partitions'")
-    reader = StoreReader(db)
+    reader = ConsoleReader(db)
     try:
-        assert reader.status().ledger_rows == 0  # the main file alone holds no decisions
+        assert reader.status().decisions == 0  # the main file alone holds no decisions
         with sqlite3.connect(db) as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES ('partitions', ?)", (names,))
-        assert reader.status().ledger_rows > 100
-        assert sum(j.entered for j in reader.journeys()) > 0
+        assert reader.status().decisions > 100
+        with reader.read() as cut:
+            assert sum(j.entered for j in cut.journeys()) > 0
     finally:
         reader.close()
 
@@ -311,7 +314,7 @@ def test_a_replay_quit_from_the_console_resumes_exactly(
         partitions=partitions,
     )
     run_replay(options, pacer=StopAfter(steps))
-    assert StoreReader(out / "store.db").status().status == "stopped"
+    assert ConsoleReader(out / "store.db").status().status == "stopped"
     resumed = run_replay(replace(options, resume=True))
     assert resumed == whole
     ledger = (out / "ledger.jsonl").read_bytes()

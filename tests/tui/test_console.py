@@ -1,14 +1,14 @@
-"""Pilot tests of the console's views against the fixed store."""
+"""Pilot tests of the console's views against stores the engine wrote (`worlds.STORY`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
-from store_factory import LEDGER, insert_ledger
+from live_world import start_live
 from textual.widgets import DataTable, Static
 from tui_support import plain, wait_for
+from worlds import identify, track
 
 from omniconsole.tui.app import ConsoleApp
 from omniconsole.tui.messages import StoreUpdated
@@ -26,9 +26,9 @@ def _rows(table: DataTable[object]) -> list[list[str]]:
 
 
 @pytest.mark.asyncio
-async def test_journeys_view_counts(store: Path) -> None:
+async def test_journeys_view_counts(story: Path) -> None:
     seen: list[StoreUpdated] = []
-    app = ConsoleApp(store, poll_interval=0.05)
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(
         size=(100, 30),
         message_hook=lambda m: seen.append(m) if isinstance(m, StoreUpdated) else None,
@@ -36,90 +36,115 @@ async def test_journeys_view_counts(store: Path) -> None:
         await wait_for(pilot, lambda: _ready_for(app, "journeys"))
         assert seen and seen[-1].snapshot.journeys
         rows = _rows(app.screen.query_one("#journeys-table", DataTable))
-        assert rows[0] == ["onboarding", "lifecycle", "2", "1", "1", "0", "50.0%", "3"]
-        assert [r[0] for r in rows] == ["onboarding", "order_confirmation", "price_drop"]
+        assert [r[0] for r in rows] == [
+            "fraud_alert", "onboarding", "order_confirmation", "price_drop",
+            "product_recommendation",
+        ]  # fmt: skip
+        assert rows[1] == ["onboarding", "lifecycle", "2", "1", "1", "0", "50.0%", "4"]
+        await pilot.press("down")
         steps = plain(app.screen.query_one("#journeys-steps", Static))
-        assert "nudge_day3 1" in steps
+        assert "nudge_day7 1" in steps
 
 
 @pytest.mark.asyncio
-async def test_enter_drills_into_funnel_and_esc_goes_back(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_enter_drills_into_funnel_and_esc_goes_back(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: _ready_for(app, "journeys"))
-        await pilot.press("enter")
+        await pilot.press("down", "enter")
         assert isinstance(app.screen, FunnelScreen)
         await wait_for(
             pilot, lambda: app.screen.query_one("#funnel-table", DataTable).row_count > 0
         )
         rows = _rows(app.screen.query_one("#funnel-table", DataTable))
-        assert rows[2][:4] == ["nudge_day3", "1", "1", "1"]
+        assert rows[2][:4] == ["nudge_day3", "0", "2", "1"]
         await pilot.press("escape")
         assert not isinstance(app.screen, FunnelScreen)
 
 
 @pytest.mark.asyncio
-async def test_filter_narrows_the_view(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_filter_narrows_the_view(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: _ready_for(app, "journeys"))
         await pilot.press("slash", *"promo", "enter")
         table = app.screen.query_one("#journeys-table", DataTable)
-        assert [r[0] for r in _rows(table)] == ["price_drop"]
+        assert [r[0] for r in _rows(table)] == ["price_drop", "product_recommendation"]
         await pilot.press("escape")  # clears the filter
-        assert table.row_count == 3
+        assert table.row_count == 5
 
 
 @pytest.mark.asyncio
-async def test_handoffs_view(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_handoffs_view(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("2")
         await wait_for(pilot, lambda: _ready_for(app, "handoffs"))
         rows = _rows(app.screen.query_one("#handoffs-table", DataTable))
-        assert rows == [
-            ["01-08 09:30", "c-2", "email opened", "→ sms", "onboarding.nudge_day3", "sent"]
-        ]
+        assert ["01-09 09:00", "c-2", "email opened", "→ sms", "onboarding.nudge_day3",
+                "sent"] in rows  # fmt: skip
         assert "email→sms 1" in plain(app.screen.query_one("#handoff-pairs", Static))
 
 
 @pytest.mark.asyncio
-async def test_caps_view(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_caps_view(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.press("colon", *"caps", "enter")
         await wait_for(pilot, lambda: _ready_for(app, "caps"))
         caps = {r[0]: r[2] for r in _rows(app.screen.query_one("#caps-table", DataTable))}
         assert caps == {
-            "cap:all:24h": "1",
+            "cap:all:24h": "0",
             "cap:all:7d": "0",
             "cap:sms:24h": "1",
-            "cap:whatsapp:24h": "0",
+            "cap:whatsapp:24h": "1",
         }
         reasons = {r[0]: r[1:3] for r in _rows(app.screen.query_one("#reasons-table", DataTable))}
         assert reasons["quiet_hours"] == ["1", "0"]
-        assert reasons["suppression:support_ticket"] == ["0", "1"]
+        assert reasons["suppression:support_ticket"] == ["0", "2"]
         top = _rows(app.screen.query_one("#fatigued-table", DataTable))
         assert top[0][0] == "c-1"
-        assert "quiet_hours.start" in plain(app.screen.query_one("#policy", Static))
+        policy = plain(app.screen.query_one("#policy", Static))
+        assert "quiet hours" in policy and "21:00–08:00" in policy
 
 
 @pytest.mark.asyncio
-async def test_channels_view(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_channels_view_of_a_replay(story_parts: Path) -> None:
+    app = ConsoleApp(story_parts, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("4")
         await wait_for(pilot, lambda: _ready_for(app, "channels"))
         rows = {r[0]: r for r in _rows(app.screen.query_one("#channels-table", DataTable))}
-        assert rows["email"][1:6] == ["dry-run", "2", "0", "0", "0"]
-        assert rows["sms"][1:6] == ["up", "1", "0", "0", "1"]
-        assert rows["push"][1] == "circuit open"
-        assert rows["whatsapp"][1] == "degraded"
+        assert rows["email"][1:6] == ["dry-run", "4", "0", "0", "0"]
+        assert rows["push"][1:6] == ["dry-run", "1", "0", "3", "0"]
 
 
 @pytest.mark.asyncio
-async def test_customer_pane_explains_suppressed_and_deferred(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_channels_view_shows_live_adapter_health(tmp_path: Path) -> None:
+    world = await start_live(tmp_path / "live.db")
+    try:
+        await world.accept(
+            identify("l-1", "2026-03-02T13:59:00Z", push_token="tok", timezone="UTC"),
+            track("l-1", "2026-03-02T14:00:00Z", "Fraud Suspected"),  # push, whose provider is down
+        )
+        app = ConsoleApp(world.db, poll_interval=0.05)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("4")
+
+            def health() -> dict[str, str]:
+                table = app.screen.query_one("#channels-table", DataTable)
+                return {r[0]: r[1] for r in _rows(table)}
+
+            await wait_for(pilot, lambda: health().get("push") == "circuit open", timeout=20)
+            assert health()["email"] == "up"
+            assert health()["sms"] == "not configured"
+    finally:
+        await world.stop()
+
+
+@pytest.mark.asyncio
+async def test_customer_pane_explains_suppressed_and_deferred(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(120, 60)) as pilot:
         await pilot.press("colon", *"customer c-1", "enter")
         await wait_for(
@@ -128,24 +153,24 @@ async def test_customer_pane_explains_suppressed_and_deferred(store: Path) -> No
                 _ready_for(app, "customer")
                 and app.latest is not None
                 and app.latest.customer is not None
-                and app.latest.customer.context is not None
+                and app.latest.customer.record is not None
             ),
         )
         timeline = plain(app.screen.query_one("#customer-timeline", Static))
         assert "deferred" in timeline
-        assert "quiet hours 21:00–08:00 in America/New_York: deferred to 08:00 local" in timeline
-        assert "suppressed" in timeline and "all-channel cap full" in timeline
+        assert "quiet hours 21:00–08:00 in America/New_York (it was 22:00 there)" in timeline
+        assert "suppressed" in timeline and "all-channel cap" in timeline
         consents = plain(app.screen.query_one("#customer-consents", Static))
         assert "opted out of sms" in consents
         journeys = plain(app.screen.query_one("#customer-journeys", Static))
-        assert "next nudge_day3 due 01-08 13:00" in journeys
+        assert "next nudge_day7 due 01-13 03:00" in journeys
         caps = plain(app.screen.query_one("#customer-caps", Static))
-        assert "2/2 full" in caps
+        assert "1/1 full" in caps
 
 
 @pytest.mark.asyncio
-async def test_customer_found_by_email(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_customer_found_by_email(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("colon", *"customer bo@example.com", "enter")
         await wait_for(
@@ -153,17 +178,17 @@ async def test_customer_found_by_email(store: Path) -> None:
             lambda: (
                 app.latest is not None
                 and app.latest.customer is not None
-                and app.latest.customer.context is not None
+                and app.latest.customer.record is not None
             ),
         )
         assert app.latest is not None and app.latest.customer is not None
-        assert app.latest.customer.context is not None
-        assert app.latest.customer.context.customer == "c-2"
+        assert app.latest.customer.record is not None
+        assert app.latest.customer.record.customer == "c-2"
 
 
 @pytest.mark.asyncio
-async def test_unknown_customer_says_so(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_unknown_customer_says_so(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("colon", *"customer nobody", "enter")
         await wait_for(pilot, lambda: app.latest is not None and app.latest.customer is not None)
@@ -183,25 +208,31 @@ async def test_missing_store_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_new_ledger_rows_appear_live(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("2")
-        await wait_for(pilot, lambda: _ready_for(app, "handoffs"))
-        table = app.screen.query_one("#handoffs-table", DataTable)
-        assert table.row_count == 1
-        with sqlite3.connect(store) as conn:  # the engine writing after we attached
-            row = list(LEDGER[5])
-            row[0], row[1], row[2] = "2026-01-08T11:45:00Z", "c-1", "m-9"
-            insert_ledger(conn, [tuple(row)])
-        await wait_for(pilot, lambda: table.row_count == 2)
-        assert _rows(table)[0][:2] == ["01-08 11:45", "c-1"]
-        assert app.latest is not None and app.latest.status.ledger_rows == 8
+async def test_decisions_committed_while_attached_appear(tmp_path: Path) -> None:
+    world = await start_live(tmp_path / "live.db")
+    try:
+        await world.accept(identify("l-1", "2026-03-02T13:59:00Z", timezone="UTC"))
+        app = ConsoleApp(world.db, poll_interval=0.05)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+            assert app.latest is not None and app.latest.status.decisions == 0
+            await world.accept(track("l-1", "2026-03-02T14:00:00Z", "Fraud Suspected"))
+            await wait_for(
+                pilot, lambda: app.latest is not None and app.latest.status.decisions == 1
+            )
+            rows = {r[0]: r for r in _rows(app.screen.query_one("#journeys-table", DataTable))}
+            await wait_for(
+                pilot,
+                lambda: _rows(app.screen.query_one("#journeys-table", DataTable))[0][2] == "1",
+            )
+            assert rows["fraud_alert"][0] == "fraud_alert"
+    finally:
+        await world.stop()
 
 
 @pytest.mark.asyncio
-async def test_help_lists_keys_and_closes(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_help_lists_keys_and_closes(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
@@ -210,8 +241,8 @@ async def test_help_lists_keys_and_closes(store: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_theme_toggles(store: Path) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+async def test_theme_toggles(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("t")
         assert app.theme == "textual-light"
@@ -246,6 +277,6 @@ async def test_a_replay_runs_inside_the_console(tmp_path: Path, partitions: int)
             lambda: (
                 app.latest is not None
                 and app.latest.status.status == "done"
-                and app.latest.status.ledger_rows >= 100
+                and app.latest.status.decisions >= 100
             ),
         )

@@ -1,4 +1,4 @@
-"""Snapshots of the main views at 80×24 and 160×48 (fixed data, no wall clocks shown)."""
+"""Snapshots of the main views at 80×24 and 160×48 (a replayed store, no wall clocks shown)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _before(keys: tuple[str, ...], view: str) -> Callable[[Pilot[None]], Awaitab
             if snap is None or not snap.status.ready or snap.request.view != view:
                 return False
             return view != "customer" or (
-                snap.customer is not None and snap.customer.context is not None
+                snap.customer is not None and snap.customer.record is not None
             )
 
         await wait_for(pilot, ready)
@@ -48,9 +48,9 @@ VIEWS: list[tuple[str, tuple[str, ...]]] = [
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(("view", "keys"), VIEWS, ids=[v for v, _ in VIEWS])
 def test_view_snapshot(
-    snap_compare: Any, store: Path, view: str, keys: tuple[str, ...], size: tuple[int, int]
+    snap_compare: Any, story: Path, view: str, keys: tuple[str, ...], size: tuple[int, int]
 ) -> None:
-    app = ConsoleApp(store, poll_interval=0.05)
+    app = ConsoleApp(story, poll_interval=0.05)
     assert snap_compare(app, terminal_size=size, run_before=_before(keys, view))
 
 

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from omniconsole.tui.present import status_message
 from omniconsole.tui.snapshot import Snapshot
 from omniconsole.tui.widgets import KeyHints, PromptLine, StatusLine
 
@@ -124,7 +125,7 @@ class ViewScreen(Screen[None]):
             elif snapshot.error:
                 message = snapshot.error
             else:
-                message = snapshot.status.message
+                message = status_message(snapshot.status)
             empty.update(message)
             empty.display = True
             body.display = False

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from omniconsole.tui.format import bar, spark
+from omniconsole.tui.present import policy_lines
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
 
@@ -71,16 +72,16 @@ class CapsScreen(ViewScreen):
             self.query_one("#caps-table", DataTable),
             [
                 (
-                    s.cap.label,
+                    s.cap.reason,
                     [
-                        s.cap.label,
+                        s.cap.reason,
                         _right(s.cap.limit),
                         _right(s.customers_at_cap),
                         _right(s.customers_counted),
                     ],
                 )
                 for s in overview.caps
-                if matches_filter(s.cap.label, needle)
+                if matches_filter(s.cap.reason, needle)
             ],
         )
         fill_table(
@@ -102,7 +103,7 @@ class CapsScreen(ViewScreen):
                     f.customer,
                     [
                         f.customer,
-                        f"{f.sends}/{f.limit} in {f.window} {bar(f.sends, f.limit, 5)}",
+                        f"{f.sends}/{f.cap.limit} in {f.cap.label} {bar(f.sends, f.cap.limit, 5)}",
                         _right(f.deferred),
                         _right(f.suppressed),
                     ],
@@ -113,8 +114,8 @@ class CapsScreen(ViewScreen):
         )
         policy = Table.grid(padding=(0, 1))
         policy.add_column(style="bold")
-        policy.add_column(overflow="fold")
-        for key, value in overview.policy:
+        policy.add_column()
+        for key, value in policy_lines(overview.policy):
             policy.add_row(key, value)
         self.query_one("#policy", Static).update(policy)
 

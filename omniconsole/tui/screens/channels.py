@@ -7,19 +7,11 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from omniconsole.tui.format import style_for
+from omniconsole.tui.present import HEALTH_LABEL
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
 
 __all__ = ["ChannelsScreen"]
-
-_HEALTH_LABEL = {
-    "up": "up",
-    "degraded": "degraded",
-    "circuit_open": "circuit open",
-    "dry_run": "dry-run",
-    "not_configured": "not configured",
-    "unknown": "unknown",
-}
 
 
 class ChannelsScreen(ViewScreen):
@@ -44,19 +36,21 @@ class ChannelsScreen(ViewScreen):
         rate = dict(snapshot.throughput)
         rows: list[tuple[str, list[str | Text]]] = []
         for c in snapshot.channels:
-            if not matches_filter(f"{c.channel} {c.health} {c.detail}", self.filter_text):
+            name = c.channel or "no channel"
+            health = "" if c.health is None else HEALTH_LABEL.get(c.health, c.health)
+            if not matches_filter(f"{name} {health} {c.detail}", self.filter_text):
                 continue
             rows.append(
                 (
-                    c.channel,
+                    name,
                     [
-                        c.channel,
-                        Text(_HEALTH_LABEL.get(c.health, c.health), style_for(variables, c.health)),
+                        name,
+                        Text(health, style_for(variables, c.health)),
                         Text(str(c.sent), justify="right"),
                         Text(str(c.deferred), justify="right"),
                         Text(str(c.suppressed), justify="right"),
                         Text(str(c.failed), justify="right"),
-                        Text(f"{rate.get(c.channel, 0.0):.1f}", justify="right"),
+                        Text(f"{rate.get(name, 0.0):.1f}", justify="right"),
                         c.detail,
                     ],
                 )

@@ -13,7 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from omniconsole.adapters.store.reader import CustomerContext
+from omniconsole.adapters.store.console_rows import CustomerRecord
+from omniconsole.tui import present
 from omniconsole.tui.format import bar, short_time, style_for
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import CustomerLookup, Snapshot
@@ -97,7 +98,7 @@ class CustomerScreen(ViewScreen):
             )
             matches.display = scroll.display = False
             return
-        if lookup.context is None:
+        if lookup.record is None:
             scroll.display = False
             if not lookup.matches:
                 message.update(
@@ -123,9 +124,9 @@ class CustomerScreen(ViewScreen):
             return
         matches.display = False
         scroll.display = True
-        self._render_context(lookup, lookup.context)
+        self._render_context(lookup, lookup.record)
 
-    def _render_context(self, lookup: CustomerLookup, ctx: CustomerContext) -> None:
+    def _render_context(self, lookup: CustomerLookup, ctx: CustomerRecord) -> None:
         variables = self.app.theme_variables
         self.query_one("#customer-message", Static).update(
             Text.assemble(
@@ -138,17 +139,15 @@ class CustomerScreen(ViewScreen):
         profile = Table.grid(padding=(0, 1))
         profile.add_column(style="bold")
         profile.add_column(overflow="fold")
-        for key, value in ctx.traits:
+        for key, value in present.profile_facts(ctx):
             profile.add_row(key, value)
-        for key, value in ctx.state_extra:
-            profile.add_row(key.replace("_", " "), value)
         self.query_one("#customer-profile", Static).update(_section("Profile", profile))
 
         consents = Table.grid(padding=(0, 1))
         consents.add_column(style="bold")
         consents.add_column()
         consents.add_column(overflow="fold")
-        for c in ctx.consents:
+        for c in present.consents(ctx):
             state = (
                 Text("usable", style_for(variables, "sent"))
                 if c.usable
@@ -164,7 +163,7 @@ class CustomerScreen(ViewScreen):
         journeys.add_column(style="bold")
         journeys.add_column()
         journeys.add_column(overflow="fold")
-        for j in ctx.journeys:
+        for j in ctx.instances:
             if j.status == "active" and j.next_step:
                 nxt = f"next {j.next_step} due {short_time(j.next_due)}"
             elif j.status == "active":
@@ -172,7 +171,7 @@ class CustomerScreen(ViewScreen):
             else:
                 nxt = f"ended {short_time(j.ended_at)}"
             journeys.add_row(f"{j.journey} #{j.instance}", j.status, nxt)
-        if not ctx.journeys:
+        if not ctx.instances:
             journeys.add_row("none", "", "")
         self.query_one("#customer-journeys", Static).update(_section("Journeys", journeys))
 
@@ -183,7 +182,7 @@ class CustomerScreen(ViewScreen):
         for u in ctx.caps:
             full = u.used >= u.cap.limit
             caps.add_row(
-                u.cap.label,
+                u.cap.reason,
                 Text(
                     bar(u.used, u.cap.limit, 10),
                     style_for(variables, "suppressed" if full else "sent"),
@@ -201,7 +200,7 @@ class CustomerScreen(ViewScreen):
         timeline.add_column("What", ratio=2, overflow="fold")
         timeline.add_column("Why", ratio=3, overflow="fold")
         shown = 0
-        for item in ctx.timeline:
+        for item in present.timeline(ctx):
             text = f"{item.title} {item.channel or ''} {item.outcome or ''} {item.reason or ''} {item.why}"
             if not matches_filter(text, self.filter_text):
                 continue
@@ -219,7 +218,7 @@ class CustomerScreen(ViewScreen):
                 why = Text.assemble((f"{item.reason}: " if item.reason else "", style), item.why)
             timeline.add_row(short_time(item.at), what, why)
         title = f"Timeline, newest first ({ctx.events_total} events"
-        title += f", {len(ctx.messages)} decisions)"
+        title += f", {ctx.decisions_total} decisions)"
         if self.filter_text:
             title += f" — {shown} match “{self.filter_text}”"
         self.query_one("#customer-timeline", Static).update(_section(title, timeline))

@@ -43,22 +43,24 @@ class HandoffsScreen(ViewScreen):
         )
         rows: list[tuple[str, list[str | Text]]] = []
         for h in snapshot.handoffs:
+            d, f = h.decision, h.handoff
+            to = d.channel or "—"
             text = (
-                f"{h.customer} {h.from_channel} {h.action} {h.to_channel} {h.pair} "
-                f"{h.from_channel}>{h.to_channel} {h.journey}.{h.step} {h.outcome}"
+                f"{d.customer} {f.channel} {f.action} {to} {h.pair} "
+                f"{f.channel}>{to} {d.journey}.{d.step} {d.outcome}"
             )
             if not matches_filter(text, self.filter_text):
                 continue
             rows.append(
                 (
-                    str(h.id),
+                    f"{d.ts}:{d.customer}:{d.seq}",
                     [
-                        short_time(h.at),
-                        h.customer,
-                        f"{h.from_channel} {h.action}",
-                        f"→ {h.to_channel}",
-                        f"{h.journey}.{h.step}",
-                        Text(h.outcome, style=style_for(variables, h.outcome)),
+                        short_time(d.at),
+                        d.customer,
+                        f"{f.channel} {f.action}",
+                        f"→ {to}",
+                        f"{d.journey}.{d.step}",
+                        Text(d.outcome, style=style_for(variables, d.outcome)),
                     ],
                 )
             )

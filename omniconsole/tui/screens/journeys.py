@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Sparkline, Static
 
-from omniconsole.adapters.store.reader import JourneyStats
+from omniconsole.adapters.store.console_rows import JourneyStats
 from omniconsole.tui.format import bar, pct
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot

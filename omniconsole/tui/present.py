@@ -1,0 +1,259 @@
+"""The console's words: what the data layer's records mean, said for an operator.
+
+Pure functions from the typed records of `omniconsole.adapters.store.console_rows`
+(and the domain's own types) to text and small display records. The screens lay
+them out; nothing here touches widgets or the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from omniconsole.adapters.store.console_rows import (
+    CustomerRecord,
+    DecisionRow,
+    EventRow,
+    StoreStatus,
+)
+from omniconsole.domain.config import Policy
+from omniconsole.domain.profile import consent_report
+from omniconsole.domain.timeutil import format_duration, parse_timestamp
+
+__all__ = [
+    "HEALTH_LABEL",
+    "ConsentLine",
+    "TimelineItem",
+    "consents",
+    "policy_lines",
+    "profile_facts",
+    "short",
+    "status_message",
+    "timeline",
+]
+
+HEALTH_LABEL: Mapping[str, str] = {
+    "up": "up",
+    "degraded": "degraded",
+    "circuit_open": "circuit open",
+    "dry_run": "dry-run",
+    "not_configured": "not configured",
+}
+
+#: Profile state keys shown elsewhere (or internal): not listed under "Profile".
+_STATE_HIDDEN = frozenset(
+    {
+        "customer",
+        "traits",
+        "instances",
+        "timers",
+        "sent",
+        "decision_seq",
+        "timer_seq",
+        "instance_counter",
+        "recent_messages",
+        "opted_out",
+    }
+)
+
+
+def short(value: object, width: int = 60) -> str:
+    """`value` as text, cut to `width` characters with an ellipsis."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def status_message(status: StoreStatus) -> str:
+    """Why the store cannot be shown yet, in words."""
+    where = status.path
+    if status.state == "missing":
+        return (
+            f"Waiting for store: {where} does not exist yet. "
+            "Start a replay or the service with --db pointing here."
+        )
+    if status.state == "error":
+        return f"{where} is not an omniconsole store ({status.detail})"
+    detail = status.detail
+    if "locked" in detail or "busy" in detail:
+        return f"Waiting for store: {where} is busy…"
+    if detail:
+        return f"Waiting for store: {detail}"
+    return f"Waiting for store: {where} is being created…"
+
+
+def policy_lines(policy: Policy | None) -> list[tuple[str, str]]:
+    """The policy in force as short (label, value) lines that wrap at word boundaries."""
+    if policy is None:
+        return [("policy", "not in the store yet (the engine writes it at its first checkpoint)")]
+    lines: list[tuple[str, str]] = []
+    for cap in policy.caps:
+        where = "all channels" if cap.scope == "all" else cap.scope
+        lines.append(
+            (
+                f"cap {cap.reason.removeprefix('cap:')}",
+                f"{cap.limit} per {cap.label or format_duration(cap.window)} on {where}",
+            )
+        )
+    lines.append(("capped", ", ".join(sorted(policy.capped_categories)) or "nothing"))
+    if policy.uncapped_channels:
+        lines.append(("never capped", ", ".join(sorted(policy.uncapped_channels))))
+    qh = policy.quiet_hours
+    if qh is not None:
+        lines.append(
+            (
+                "quiet hours",
+                f"{qh.start.strftime('%H:%M')}–{qh.end.strftime('%H:%M')} local on "
+                f"{', '.join(sorted(qh.channels))} ({', '.join(sorted(qh.categories))})",
+            )
+        )
+    for s in policy.suppressions:
+        lines.append(
+            (
+                s.reason,
+                f"no {', '.join(sorted(s.categories))} within "
+                f"{format_duration(s.window)} of {s.after_event}",
+            )
+        )
+    lines.append(("deferral", f"given up {format_duration(policy.max_deferral)} after due"))
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentLine:
+    """Whether a channel can reach the customer (SPEC §3), and why not, in words."""
+
+    channel: str
+    address: str | None
+    opted_out: bool
+    usable: bool
+    note: str
+
+
+def consents(record: CustomerRecord) -> tuple[ConsentLine, ...]:
+    """Per channel: the address, the opt-out and whether it is usable — by the domain's
+    own rules (`omniconsole.domain.profile.consent_report`), never a copy of them."""
+    if record.profile is None:
+        return ()
+    return tuple(
+        ConsentLine(c.channel, None if c.address is None else str(c.address), c.opted_out,
+                    c.usable, c.why)
+        for c in consent_report(record.profile)
+    )  # fmt: skip
+
+
+def _describe_state(key: str, value: object) -> str:
+    if key == "engagement" and isinstance(value, Mapping):
+        return f"{value.get('action')} on {value.get('channel')} at {value.get('at')}"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return short(value, 80)
+
+
+def profile_facts(record: CustomerRecord) -> list[tuple[str, str]]:
+    """Traits, then the profile's other facts (engagement, opt-outs…), as (label, text)."""
+    traits = record.state.get("traits")
+    traits = traits if isinstance(traits, Mapping) else {}
+    facts = [(str(k), short(v, 80)) for k, v in sorted(traits.items())]
+    for key, value in record.state.items():
+        if key in _STATE_HIDDEN or value in (None, [], {}, ""):
+            continue
+        facts.append((str(key).replace("_", " "), _describe_state(str(key), value)))
+    return facts
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineItem:
+    """One line of the customer timeline: an event or a message decision."""
+
+    at: str
+    kind: Literal["event", "message"]
+    title: str
+    channel: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    why: str = ""
+    message_id: str | None = None
+
+
+def _event_title(e: EventRow) -> str:
+    if e.type == "identify":
+        traits = e.payload.get("traits")
+        keys = ", ".join(sorted(traits)) if isinstance(traits, Mapping) else ""
+        return f"identify {keys}".strip()
+    props = e.payload.get("properties")
+    detail = (
+        " ".join(f"{k}={short(v, 24)}" for k, v in props.items())
+        if isinstance(props, Mapping)
+        else ""
+    )
+    return f"{e.name} {detail}".strip()
+
+
+def _lateness(e: EventRow) -> str:
+    """'arrived 2 h 5 min late' when the event was applied well after it happened.
+
+    Live, every event is applied a moment after its own timestamp: that is not worth
+    an agent's attention, so only a delay of a second or more is said.
+    """
+    if not e.late:
+        return ""
+    try:
+        gap = parse_timestamp(e.applied_at) - parse_timestamp(e.at)
+    except ValueError:
+        return ""
+    if gap.total_seconds() < 1:
+        return ""
+    return f"arrived late: happened {e.at[5:16].replace('T', ' ')}, {_span(gap.total_seconds())} before it was applied"
+
+
+def _span(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
+
+
+def decision_why(d: DecisionRow) -> str:
+    """The decision in words, as the engine explained it (handoffs included)."""
+    return d.explanation
+
+
+def timeline(record: CustomerRecord) -> tuple[TimelineItem, ...]:
+    """Events and decisions, newest first; at one instant the decision follows its event."""
+    items: list[tuple[str, int, int, TimelineItem]] = []
+    for e in record.events:
+        items.append(
+            (e.applied_at, 0, e.id,
+             TimelineItem(e.applied_at, "event", _event_title(e), why=_lateness(e)))
+        )  # fmt: skip
+    for d in record.decisions:
+        items.append(
+            (
+                d.at,
+                1,
+                d.seq,
+                TimelineItem(
+                    d.at,
+                    "message",
+                    f"{d.journey}.{d.step}",
+                    channel=d.channel,
+                    outcome=d.outcome,
+                    reason=d.reason,
+                    why=decision_why(d),
+                    message_id=d.message_id,
+                ),
+            )
+        )
+    items.sort(key=lambda t: (t[0], t[1], t[2]), reverse=True)
+    return tuple(t[3] for t in items)
