@@ -165,7 +165,9 @@ class CustomerFlow:
                 profile.opt_out(channel)
             elif word in START_WORDS:
                 profile.opt_in(channel)
-            profile.engagement = Handoff(channel, "replied", format_timestamp(now))
+            else:
+                # SPEC §5 (amended): a STOP/START keyword is consent, not engagement
+                profile.engagement = Handoff(channel, "replied", format_timestamp(now))
         elif name in ENGAGEMENT_ACTIONS:
             channel = props.get("channel")
             if isinstance(channel, str) and channel:

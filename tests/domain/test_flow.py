@@ -438,3 +438,29 @@ def test_horizon_stops_timers_at_or_after_it(ana: Customer) -> None:
     assert ana.steps() == ["onboarding.welcome"]
     ana.run(horizon=T0 + 72 * H + timedelta(seconds=1))
     assert ana.steps() == ["onboarding.welcome", "onboarding.nudge_day3"]
+
+
+# ---- engagement and consent (SPEC §5, amended 2026-11-30) ----
+
+
+@pytest.mark.parametrize("body", ["STOP", " stop ", "START", "Yes"])
+def test_a_stop_or_start_reply_is_consent_not_engagement(body: str) -> None:
+    """A keyword changes the opt-out and leaves the last engagement as it was, so the
+    next message is not 'a handoff from their sms reply'."""
+    bo = customer(**REACHABLE)
+    bo.run(
+        track(T0, "Message Opened", channel="email"),
+        track(T0 + H, "Inbound Message", channel="sms", body=body),
+    )
+    assert bo.profile.engagement is not None
+    assert (bo.profile.engagement.channel, bo.profile.engagement.action) == ("email", "opened")
+    bo.run(track(T0 + 2 * H, "Price Dropped", sku="K1"))
+    [(_req, decision)] = bo.decisions
+    assert decision.handoff is not None and decision.handoff.action == "opened"
+
+
+def test_a_reply_that_is_not_a_keyword_is_engagement() -> None:
+    bo = customer(**REACHABLE)
+    bo.run(track(T0, "Inbound Message", channel="sms", body="where is my parcel?"))
+    assert bo.profile.engagement is not None
+    assert (bo.profile.engagement.channel, bo.profile.engagement.action) == ("sms", "replied")
