@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from omniconsole.adapters.store.progress import Progress
 from omniconsole.domain.records import OutboxEntry, OutboxRow, OutboxUpdate, StoreRecord
 
 
@@ -140,6 +141,9 @@ class StoreReader(Protocol):
     def quarantined(self) -> dict[str, tuple[str, str]]:
         """customer -> (since, reason) for every quarantined customer, oldest first."""
 
+    def decision_count(self) -> int:
+        """How many decisions are committed (from the engine's counts: no ledger scan)."""
+
     def close(self) -> None:
         """Release the connection."""
 
@@ -200,3 +204,10 @@ class Store(Protocol):
 
     def remove_parts(self) -> None:
         """Forget a previous run's parts (a fresh run must not read them as its own)."""
+
+    def publish_progress(self, progress: Progress) -> None:
+        """Say how far a running replay has read, outside its transactions (a console
+        shows it beside the committed cut); never raises."""
+
+    def forget_progress(self) -> None:
+        """The replay is over: there is no progress to show any more."""

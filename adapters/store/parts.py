@@ -31,6 +31,9 @@ PART_TABLES = (
     "cap_usage",
     "inbox",
     "quarantine",
+    "counters",
+    "counters_hourly",
+    "instance_counters",
 )
 #: SQLite attaches at most 10 databases by default
 MAX_PARTS = 8

@@ -7,7 +7,7 @@ correctly as text. Rows appear in checkpoints: a reader sees whole checkpoints o
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # 2: outbox delivery state, quarantine
+SCHEMA_VERSION = 3  # 2: outbox delivery state, quarantine; 3: the console's counters and indexes
 
 SCHEMA = """
 PRAGMA journal_mode = WAL;
@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS profiles (
 CREATE INDEX IF NOT EXISTS profiles_next_due ON profiles(next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS profiles_email ON profiles(email);
 CREATE INDEX IF NOT EXISTS profiles_phone ON profiles(phone);
+-- the console finds customers by the start of their name (any case)
+CREATE INDEX IF NOT EXISTS profiles_name ON profiles(
+    lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')
+               || ' ' || coalesce(state ->> '$.traits.last_name', ''))));
 
 -- every journey instance; status: 'active', 'converted', 'completed', 'expired'
 CREATE TABLE IF NOT EXISTS journey_instances (
@@ -99,6 +103,48 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_order ON ledger(ts, customer, seq);
 CREATE INDEX IF NOT EXISTS ledger_customer ON ledger(customer, at);
+-- the console's Decisions view pages the ledger newest first under a filter; each
+-- filter it offers has an index that yields its rows in time order
+CREATE INDEX IF NOT EXISTS ledger_outcome ON ledger(outcome, ts);
+CREATE INDEX IF NOT EXISTS ledger_reason ON ledger(reason, ts) WHERE reason IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ledger_channel ON ledger(channel, ts);
+CREATE INDEX IF NOT EXISTS ledger_step ON ledger(journey, step, ts);
+CREATE INDEX IF NOT EXISTS ledger_handoff
+    ON ledger(handoff_from ->> 'channel', channel, ts) WHERE handoff_from IS NOT NULL;
+
+-- the console's counts, kept by the engine's store writer as it writes the ledger and
+-- the journey instances, committed with each checkpoint (so no reader folds the
+-- ledger); each part of a partitioned store counts its own customers.
+-- decisions by kind: '' is none (no channel, no reason); resend 1: a fallback re-send;
+-- handoff 'from>to' for a sent handoff
+CREATE TABLE IF NOT EXISTS counters (
+    journey  TEXT NOT NULL,
+    step     TEXT NOT NULL,
+    channel  TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    resend   INTEGER NOT NULL,
+    handoff  TEXT NOT NULL,
+    total    INTEGER NOT NULL,
+    PRIMARY KEY (journey, step, channel, outcome, reason, resend, handoff)
+) WITHOUT ROWID;
+-- decisions per simulated hour ('2026-03-02T10')
+CREATE TABLE IF NOT EXISTS counters_hourly (
+    hour     TEXT NOT NULL,
+    journey  TEXT NOT NULL,
+    channel  TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    total    INTEGER NOT NULL,
+    PRIMARY KEY (hour, journey, channel, outcome, reason)
+) WITHOUT ROWID;
+-- journey instances: 'entered', and the final statuses as they happen
+CREATE TABLE IF NOT EXISTS instance_counters (
+    journey  TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    total    INTEGER NOT NULL,
+    PRIMARY KEY (journey, status)
+) WITHOUT ROWID;
 
 -- capped sends (lifecycle/promotional, not in_app): what the governor counts
 CREATE TABLE IF NOT EXISTS cap_usage (

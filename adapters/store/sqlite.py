@@ -28,15 +28,20 @@ from omniconsole.adapters.store.parts import (
     read_part_names,
     remove_parts,
 )
+from omniconsole.adapters.store.progress import Progress, remove_progress, write_progress
 from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION, outbox_migration
 from omniconsole.adapters.store.sqlite_outbox import SqliteOutbox
 from omniconsole.adapters.store.sqlite_reader import SqliteReader
+from omniconsole.adapters.store.tally import Tally
 from omniconsole.domain.records import (
     RECORD_TYPES,
     CapUsageRecord,
+    CounterRecord,
     EventRecord,
     HealthRecord,
+    HourCounterRecord,
     InboxRecord,
+    InstanceCounterRecord,
     InstanceRecord,
     LedgerRecord,
     OutboxRecord,
@@ -68,6 +73,24 @@ _TABLES: dict[type[StoreRecord], tuple[str, str, str]] = {
     HealthRecord: ("adapter_health", "INSERT OR REPLACE", ""),
     OutboxRecord: ("outbox", "INSERT OR REPLACE", ""),
     QuarantineRecord: ("quarantine", "INSERT OR IGNORE", ""),
+    # counts add up: what this checkpoint counted, plus what the store holds
+    CounterRecord: (
+        "counters",
+        "INSERT",
+        " ON CONFLICT(journey, step, channel, outcome, reason, resend, handoff)"
+        " DO UPDATE SET total = total + excluded.total",
+    ),
+    HourCounterRecord: (
+        "counters_hourly",
+        "INSERT",
+        " ON CONFLICT(hour, journey, channel, outcome, reason)"
+        " DO UPDATE SET total = total + excluded.total",
+    ),
+    InstanceCounterRecord: (
+        "instance_counters",
+        "INSERT",
+        " ON CONFLICT(journey, status) DO UPDATE SET total = total + excluded.total",
+    ),
 }
 assert set(_TABLES) == set(RECORD_TYPES)
 
@@ -97,6 +120,12 @@ def _row_insert(record_type: type[StoreRecord]) -> str:
 INSERT = {t: _bulk_insert(t) for t in RECORD_TYPES}
 INSERT_ROWS = {t: _row_insert(t) for t in RECORD_TYPES}
 BATCH_ROWS = 5000
+#: the journey of each instance in a batch that the store does not hold yet (an entry)
+NEW_INSTANCES = (
+    "SELECT j FROM (SELECT DISTINCT value ->> 0 AS c, value ->> 1 AS j, value ->> 2 AS i"
+    " FROM json_each(?)) WHERE NOT EXISTS (SELECT 1 FROM journey_instances"
+    " WHERE customer = c AND journey = j AND instance = i)"
+)
 
 
 #: SQLite's `synchronous` levels a store may be opened with (OMNICONSOLE_SQLITE_SYNCHRONOUS)
@@ -171,6 +200,12 @@ class SqliteStore:
     def remove_parts(self) -> None:
         remove_parts(self.path)
 
+    def publish_progress(self, progress: Progress) -> None:
+        write_progress(self.path, progress)
+
+    def forget_progress(self) -> None:
+        remove_progress(self.path)
+
 
 class SqliteWriter:
     """The async writer of one SQLite file (a `StoreWriter`). Use from one event loop."""
@@ -190,6 +225,8 @@ class SqliteWriter:
         self._db: aiosqlite.Connection | None = None
         self._pending: dict[type[StoreRecord], list[StoreRecord]] = {t: [] for t in RECORD_TYPES}
         self._in_tx = False
+        #: the console's counts of what this checkpoint writes (see `tally`)
+        self.tally = Tally()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -240,6 +277,8 @@ class SqliteWriter:
         if not records:
             return
         record_type = type(records[0])
+        if record_type is LedgerRecord:
+            self.tally.add_decisions(records)  # type: ignore[arg-type]
         pending = self._pending[record_type]
         pending.extend(records)
         if len(pending) >= BATCH_ROWS:
@@ -256,8 +295,15 @@ class SqliteWriter:
             return
         self._pending[record_type] = []
         await self._begin()
-        if self.gil_free_inserts:
+        payload = ""
+        if self.gil_free_inserts or record_type is InstanceRecord:
             payload = orjson.dumps(rows, default=tuple).decode()
+        if record_type is InstanceRecord:
+            # an instance the store does not hold yet has just been entered
+            async with self.db.execute(NEW_INSTANCES, (payload,)) as cur:
+                entered = [str(r[0]) async for r in cur]
+            self.tally.add_instances(rows, entered)  # type: ignore[arg-type]
+        if self.gil_free_inserts:
             if "\\u0000" not in payload:
                 await self.db.execute(INSERT[record_type], (payload,))
                 return
@@ -270,7 +316,13 @@ class SqliteWriter:
             await self.db.executemany(INSERT_ROWS[record_type], rows)
 
     async def checkpoint(self, meta: Mapping[str, str]) -> None:
-        """Write everything queued and `meta`, and commit them as one transaction."""
+        """Write everything queued, the counts of it, and `meta`; commit them as one
+        transaction."""
+        await self._write(InstanceRecord)  # its entries are counted as it is written
+        decisions, hours, instances = self.tally.records()
+        self._pending[CounterRecord].extend(decisions)
+        self._pending[HourCounterRecord].extend(hours)
+        self._pending[InstanceCounterRecord].extend(instances)
         for record_type in RECORD_TYPES:
             await self._write(record_type)
         await self._begin()

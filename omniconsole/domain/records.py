@@ -246,6 +246,45 @@ class QuarantineRecord(NamedTuple):
     reason: str  # the error, in one line
 
 
+class CounterRecord(NamedTuple):
+    """Decisions counted by kind (`counters`), added to what the store already counts.
+
+    The engine's store writer counts every ledger record it writes and commits the
+    counts with the checkpoint, so readers never fold the ledger. Empty text stands
+    for none (no channel, no reason); `resend` is 1 for a fallback re-send (SPEC §5);
+    `handoff` is `from>to` for a sent handoff, else empty.
+    """
+
+    journey: str
+    step: str
+    channel: str
+    outcome: str
+    reason: str
+    resend: int
+    handoff: str
+    total: int
+
+
+class HourCounterRecord(NamedTuple):
+    """Decisions per simulated hour (`counters_hourly`), for sparklines and time ranges."""
+
+    hour: str  # `2026-03-02T10`
+    journey: str
+    channel: str
+    outcome: str
+    reason: str
+    total: int
+
+
+class InstanceCounterRecord(NamedTuple):
+    """Journey instances counted by what happened to them (`instance_counters`):
+    `entered`, and the final statuses `converted`, `completed`, `expired`."""
+
+    journey: str
+    status: str
+    total: int
+
+
 StoreRecord = (
     EventRecord
     | RejectRecord
@@ -257,6 +296,9 @@ StoreRecord = (
     | HealthRecord
     | OutboxRecord
     | QuarantineRecord
+    | CounterRecord
+    | HourCounterRecord
+    | InstanceCounterRecord
 )
 
 #: Every record type, in the order a checkpoint writes its tables.
@@ -271,6 +313,9 @@ RECORD_TYPES: tuple[type[StoreRecord], ...] = (
     HealthRecord,
     OutboxRecord,
     QuarantineRecord,
+    CounterRecord,
+    HourCounterRecord,
+    InstanceCounterRecord,
 )
 
 
