@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
+    replay.add_argument(
+        "--quiet", action="store_true", help="no progress bar, no resume line (errors only)"
+    )
 
     from omniconsole.domain.generator import MIXES
 
@@ -113,9 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
         " drops and product views: most events cause a decision, many defer)",
     )
     gen.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     console = sub.add_parser("console", help="attach the console to a store (read-only)")
     console.add_argument("--db", type=Path, required=True)
+    console.add_argument(
+        "--service",
+        default=os.environ.get("OMNICONSOLE_SERVICE_URL") or None,
+        metavar="URL",
+        help="the running `serve` (e.g. http://127.0.0.1:8787) for agent actions; the key"
+        " comes from OMNICONSOLE_OPERATOR_KEY (default: $OMNICONSOLE_SERVICE_URL)",
+    )
+    console.add_argument(
+        "--agent",
+        default=os.environ.get("OMNICONSOLE_AGENT") or os.environ.get("USER") or None,
+        help="who agent actions are recorded as (default: $OMNICONSOLE_AGENT, else $USER)",
+    )
 
     demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
     demo.add_argument("--log", type=Path, default=None, help="event log (default: the bundled sample)")
@@ -134,14 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_report_table(report: dict[str, Any]) -> None:
-    """The report as a few readable tables."""
+def print_report_table(report: dict[str, Any], without_goal: frozenset[str] = frozenset()) -> None:
+    """The report as a few readable tables (`without_goal`: journeys that have no rate)."""
     ev = report["events"]
     print("events   " + "  ".join(f"{k} {v}" for k, v in ev.items()))
     print()
     print(f"{'journey':<24}{'entered':>9}{'converted':>11}{'rate':>8}")
     for name, j in report["journeys"].items():
-        print(f"{name:<24}{j['entered']:>9}{j['converted']:>11}{j['conversion_rate']:>8.1%}")
+        if name in without_goal:
+            print(f"{name:<24}{j['entered']:>9}{'—':>11}{'—':>8}")
+        else:
+            rate = f"{j['conversion_rate']:.1%}"
+            print(f"{name:<24}{j['entered']:>9}{j['converted']:>11}{rate:>8}")
     print()
     print(f"{'channel':<12}{'sent':>8}{'deferred':>10}{'suppressed':>12}{'failed':>8}")
     for name, c in report["channels"].items():
@@ -155,8 +175,11 @@ def print_report_table(report: dict[str, Any]) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from omniconsole.cli_progress import ReplayBar, wants_bar
+    from omniconsole.domain.config import load_config, shipped_config_dir
     from omniconsole.engine.replay import ReplayOptions, run_replay
 
+    watcher = None if args.tui else ReplayBar(bar=wants_bar(args.quiet), say=not args.quiet)
     options = ReplayOptions(
         log=args.log,
         db=args.db,
@@ -169,6 +192,7 @@ def _replay(args: argparse.Namespace) -> int:
         checkpoint_events=max(1, args.checkpoint_every),
         max_active=max(1, args.max_active),
         partitions=args.partitions or default_partitions(),
+        watcher=watcher,
     )
     if args.tui:
         from omniconsole.tui import run_replay_console
@@ -177,37 +201,57 @@ def _replay(args: argparse.Namespace) -> int:
         return 0
     report = run_replay(options)
     if args.table:
-        print_report_table(report)
+        config = load_config(args.config or shipped_config_dir())
+        print_report_table(report, frozenset(j.name for j in config.journeys if not j.goal_event))
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from omniconsole.domain.generator import generate_events, write_log
+    from omniconsole.cli_progress import GenerateBar, wants_bar
+    from omniconsole.domain.generator import default_events_per_customer, write_log
 
     if args.customers < 1 or args.days < 1:
         raise UsageError("--customers and --days must be at least 1")
-    if args.out is not None:
-        n = write_log(
-            args.out,
-            args.customers,
-            args.days,
-            args.seed,
-            args.start,
-            events_per_customer=args.events_per_customer,
-            mix=args.mix,
-        )
+    per_customer = args.events_per_customer or default_events_per_customer(args.days)
+    expected = int(args.customers * per_customer)
+    bar = GenerateBar(expected, bar=wants_bar(args.quiet))
+    try:
+        # stdout and --out get the same bytes: both are written by `write_log`
+        if args.out is None:
+            write_log(sys.stdout.buffer, args.customers, args.days, args.seed, args.start,
+                      events_per_customer=args.events_per_customer, mix=args.mix,
+                      progress=bar)  # fmt: skip
+            sys.stdout.flush()
+            return 0
+        try:
+            n = write_log(args.out, args.customers, args.days, args.seed, args.start,
+                          events_per_customer=args.events_per_customer, mix=args.mix,
+                          progress=bar)  # fmt: skip
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, FileNotFoundError):
+                reason = f"folder {args.out.parent} does not exist"
+            raise UsageError(f"cannot write {args.out}: {reason}") from None
+    finally:
+        bar.close()
+    if not args.quiet:
         print(f"wrote {n} events to {args.out}", file=sys.stderr)
-        return 0
-    import orjson
-
-    out = sys.stdout.buffer
-    events = generate_events(
-        args.customers, args.days, args.seed, args.start,
-        events_per_customer=args.events_per_customer, mix=args.mix,
-    )  # fmt: skip
-    for event in events:
-        out.write(orjson.dumps(event) + b"\n")
     return 0
+
+
+def _operator(args: argparse.Namespace) -> Any:
+    """The running service's agent actions for the console (None without --service)."""
+    if not args.service:
+        return None
+    from omniconsole.adapters.http.operator_client import OperatorClient
+
+    key = os.environ.get("OMNICONSOLE_OPERATOR_KEY", "").strip()
+    if not key:
+        raise UsageError(
+            "--service needs the operator key: set OMNICONSOLE_OPERATOR_KEY to the key"
+            " `serve` was started with"
+        )
+    return OperatorClient(args.service, key, args.agent or "agent")
 
 
 def _inbox(args: argparse.Namespace) -> int:
@@ -249,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "console":
             from omniconsole.tui import run_console
 
-            run_console(args.db)
+            run_console(args.db, _operator(args))
             return 0
         if args.command == "demo":
             from omniconsole.tui import run_demo

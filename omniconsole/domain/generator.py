@@ -16,6 +16,7 @@ Same arguments, same seed: the same events, and `write_log` the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 from bisect import bisect
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -796,7 +797,7 @@ def _malformed(rng: random.Random, event: dict[str, Any], line: bytes) -> bytes:
 
 
 def write_log(
-    path: Path | str,
+    path: Path | str | BinaryIO,
     customers: int,
     days: int,
     seed: int,
@@ -806,8 +807,11 @@ def write_log(
     duplicate_rate: float = DEFAULT_DUPLICATE_RATE,
     malformed_rate: float = 0.0,
     mix: str | EventMix = "default",
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write `generate_events(...)` to `path` as JSON Lines; return the lines written.
+    """Write `generate_events(...)` to `path` (a file, or an open binary stream such as
+    stdout: the same bytes either way) as JSON Lines; return the lines written.
+    `progress` is told the lines written so far, every few thousand.
 
     A seeded `duplicate_rate` share of events is written twice in a row (an exact
     re-send, same `messageId`), and before a `malformed_rate` share a bad line is
@@ -826,7 +830,10 @@ def write_log(
     dumps = orjson.dumps
     written = 0
     buffer: list[bytes] = []
-    with open(path, "wb") as out:
+    target: contextlib.AbstractContextManager[BinaryIO] = (
+        open(path, "wb") if isinstance(path, str | Path) else contextlib.nullcontext(path)  # noqa: SIM115
+    )
+    with target as out:
         for event in events:
             line = dumps(event)
             if malformed_rate and rnd() < malformed_rate:
@@ -838,6 +845,8 @@ def write_log(
                 written += len(buffer)
                 out.writelines(buffer)
                 buffer.clear()
+                if progress is not None:
+                    progress(written)
         written += len(buffer)
         out.writelines(buffer)
     return written

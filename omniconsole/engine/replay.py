@@ -19,8 +19,8 @@ import contextlib
 import gc
 import os
 import sys
-import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,13 @@ from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp
 from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS
 from omniconsole.engine.partitioned import PartitionedEngine
 from omniconsole.engine.protocol import Cut, Engine
+from omniconsole.engine.replay_driver import (
+    TICK,
+    EventCounts,
+    ProgressPublisher,
+    ReplayDriver,
+)
+from omniconsole.engine.replay_watch import ReplayWatcher, ResumePoint
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
 
@@ -68,84 +75,7 @@ class ReplayOptions:
     max_active: int = 50_000
     partitions: int = 1  # engine processes; 1 runs the engine in this process (the CLI
     # defaults to one per CPU)
-
-
-@dataclass(slots=True)
-class EventCounts:
-    """The report's `events` section."""
-
-    read: int = 0
-    applied: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    late: int = 0
-
-
-@dataclass(slots=True)
-class _Driver:
-    options: ReplayOptions
-    config: EngineConfig
-    store: Store
-    engine: Engine
-    pacer: Pacer | None
-    counts: EventCounts = field(default_factory=EventCounts)
-    clock: datetime | None = None
-    batch_size: int = 0
-    batch_start: datetime | None = None  # clock time of the batch's first event
-    since_checkpoint: int = 0
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    stopped: bool = False
-    #: the last cut the engine has fully applied: (log line, counts, clock). A stop can
-    #: come with a batch read but not applied; its checkpoint must claim only this.
-    applied: tuple[int, EventCounts, datetime | None] = (0, EventCounts(), None)
-
-    def meta(self, line: int, status: str) -> dict[str, str]:
-        """The checkpoint facts of the cut at log line `line`, as read so far."""
-        return _cut_meta(line, status, self.counts, self.clock)
-
-    def mark_applied(self, line: int) -> None:
-        """Everything up to log line `line` (and the clock now) is with the engine."""
-        self.applied = (line, replace(self.counts), self.clock)
-
-    def flush(self, horizon: datetime | None, line: int) -> None:
-        """Hand the current batch to the engine; checkpoint when one is due."""
-        start = self.batch_start
-        if self.pacer is not None and start is not None and not self.pacer.wait_for(start):
-            self.stopped = True
-            return
-        self.since_checkpoint += self.batch_size
-        self.engine.apply(horizon)
-        self.mark_applied(line)
-        self.batch_size, self.batch_start = 0, None
-        options = self.options
-        if (
-            self.since_checkpoint >= options.checkpoint_events
-            or time.monotonic() - self.last_checkpoint >= options.checkpoint_seconds
-        ):
-            self.checkpoint(line, "running")
-
-    def checkpoint(self, line: int, status: str) -> None:
-        now = self.clock or EPOCH
-        self.engine.checkpoint(Cut(self.meta(line, status), now, self.options.max_active))
-        self.since_checkpoint = 0
-        self.last_checkpoint = time.monotonic()
-
-    def checkpoint_applied(self, status: str) -> None:
-        """Commit the last applied cut (a stop: what was read after it is read again)."""
-        line, counts, clock = self.applied
-        meta = _cut_meta(line, status, counts, clock)
-        self.engine.checkpoint(Cut(meta, clock or EPOCH, self.options.max_active))
-
-
-def _cut_meta(
-    line: int, status: str, counts: EventCounts, clock: datetime | None
-) -> dict[str, str]:
-    return {
-        "checkpoint_line": str(line),
-        "clock": "" if clock is None else format_timestamp(clock),
-        "counters": orjson.dumps(asdict(counts)).decode(),
-        "status": status,
-    }
+    watcher: ReplayWatcher | None = None  # told where it resumes and how far it has read
 
 
 def _check_outputs(options: ReplayOptions) -> None:
@@ -202,7 +132,7 @@ def _start_engine(
 
 def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]:
     channels = {
-        c.value: {"configured": True, "mode": "dry-run", "detail": "replay: recorded, not sent"}
+        c.value: {"configured": True, "mode": "dry-run", "detail": "replay: not sent"}
         for c in Channel
     }
     return {
@@ -216,6 +146,16 @@ def _static_meta(options: ReplayOptions, config: EngineConfig) -> dict[str, str]
     }
 
 
+def _resume_point(meta: Mapping[str, str], reader_decisions: int) -> ResumePoint:
+    return ResumePoint(
+        line=int(meta.get("checkpoint_line", "0") or 0),
+        clock=meta.get("view_clock") or meta.get("clock") or None,
+        decisions=reader_decisions,
+        status=meta.get("status", ""),
+        until=meta.get("until") or None,
+    )
+
+
 def _run(
     options: ReplayOptions,
     config: EngineConfig,
@@ -225,35 +165,61 @@ def _run(
     resume: bool,
     static: dict[str, str],
 ) -> dict[str, Any]:
-    driver = _Driver(options, config, store, engine, pacer)
+    driver = ReplayDriver(options, config, store, engine, pacer)
     seen: set[str] = set()
     start_line = 0
+    until = options.until
     if resume:
         meta = engine.meta()
-        if meta.get("status") == "done":
-            return _finish(driver, done_already=True)
-        start_line = int(meta.get("checkpoint_line", "0"))
+        with contextlib.closing(store.reader()) as reader:
+            point = _resume_point(meta, reader.decision_count())
+            if point.status == "done" or (
+                point.status == "until"
+                and point.until is not None
+                and until is not None
+                and format_timestamp(until) == point.until
+            ):
+                if options.watcher is not None:
+                    options.watcher.resuming(point)
+                return _finish(driver, done_already=True)
+            if (
+                point.status == "until"
+                and point.until is not None
+                and until is not None
+                and until < parse_timestamp(point.until)
+            ):
+                raise ReplayError(
+                    f"the replay in {store.describe()} stopped at --until {point.until}; "
+                    "it can only go forward: resume with a later --until, or none"
+                )
+            seen = reader.message_ids(up_to_line=point.line)
+        start_line = point.line
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
         driver.clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
-        with contextlib.closing(store.reader()) as reader:
-            seen = reader.message_ids(up_to_line=start_line)
+        view = meta.get("view_clock")
+        driver.view = parse_timestamp(view) if view else None
+        if options.watcher is not None:
+            options.watcher.resuming(point)
     engine.checkpoint(
-        Cut({**static, **driver.meta(start_line, "running")}, driver.clock or EPOCH,
-            options.max_active)
+        Cut({**static, **driver.meta(start_line, "running"), "until": ""},
+            driver.clock or EPOCH, options.max_active)
     )  # fmt: skip
     driver.mark_applied(start_line)
-    until = options.until
     batch_events = options.batch_events
     span = options.batch_span
     if pacer is not None and span is None:
         span = timedelta(minutes=10)  # small steps of simulated time, so pacing is smooth
+    driver.span = span
     counts = driver.counts
     add = engine.add
     line_no = 0
+    progress = driver.progress = ProgressPublisher(driver, options.log.stat().st_size)
     with options.log.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if line_no <= start_line:
                 continue
+            if not line_no & 1023:
+                progress.tick(line_no, handle.tell())
             if not raw.strip():
                 continue
             parsed = parse_line(raw, line_no)
@@ -292,37 +258,42 @@ def _run(
             driver.batch_size += 1
             if driver.batch_start is None:
                 driver.batch_start = effective
+        progress.tick(line_no, handle.tell(), force=True)
     if driver.stopped:
         return _finish(driver, stopped=True)
     last_line = line_no
-    final = None if until is None else until + timedelta(microseconds=1)
+    final = None if until is None else until + TICK
     # The tail of the simulation (timers after the last event) plays out in steps of
     # simulated time: paced for a console, and never all at once (memory stays flat).
-    step = span or (timedelta(hours=1) if pacer is not None else timedelta(hours=6))
-    edge = (driver.clock + timedelta(microseconds=1)) if driver.clock else final
+    step = span or timedelta(hours=6)
+    edge = (driver.clock + TICK) if driver.clock else final
     driver.flush(edge, last_line)
     engine.drain()  # timers the last batch sets must be on the shards' heaps first
     due = engine.next_due()
     while due is not None and not driver.stopped and (until is None or due <= until):
         target = due + step if final is None else min(due + step, final)
-        if pacer is not None and not pacer.wait_for(due):
-            driver.stopped = True
-            break
-        engine.apply(target)
+        if pacer is not None:
+            driver.walk(target, last_line)  # the clock moves through the quiet hours too
+        else:
+            driver.advance(target, last_line)
         engine.drain()
         driver.clock = max(driver.clock or target, min(target, due + step))
         driver.mark_applied(last_line)
-        if time.monotonic() - driver.last_checkpoint >= options.checkpoint_seconds:
-            driver.checkpoint(last_line, "running")
         due = engine.next_due()
     if driver.stopped:
         return _finish(driver, stopped=True)
-    driver.checkpoint(last_line, "done")
+    if until is not None:
+        # stopped by --until: resumable with a later --until (or none), which continues
+        # exactly as one run to that time would
+        driver.view = until
+        driver.checkpoint(last_line, "until", {"until": format_timestamp(until)})
+    else:
+        driver.checkpoint(last_line, "done")
     return _finish(driver)
 
 
 def _finish(
-    driver: _Driver, *, done_already: bool = False, stopped: bool = False
+    driver: ReplayDriver, *, done_already: bool = False, stopped: bool = False
 ) -> dict[str, Any]:
     engine, options = driver.engine, driver.options
     if done_already:
@@ -330,6 +301,9 @@ def _finish(
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
     elif stopped:
         driver.checkpoint_applied("stopped")
+    driver.store.forget_progress()
+    if options.watcher is not None:
+        options.watcher.finished()
     # Everything is committed: read it back through one connection over every part.
     with contextlib.closing(driver.store.reader()) as reader:
         report = build_report(driver.config, driver.counts, reader.ledger_summary())

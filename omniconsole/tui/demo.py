@@ -7,6 +7,7 @@ read what it commits from the store.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from omniconsole.domain.clock import Pacer
@@ -44,6 +45,9 @@ class DemoRunner:
         self.pacer = Pacer()
         self.pacer.set_speed(SPEEDS[0])
         self.db = db
+        if options is not None:
+            # watched, the screen moves with each commit: commit several times a second
+            options = replace(options, checkpoint_seconds=min(options.checkpoint_seconds, 0.2))
         self.options = options or ReplayOptions(
             log=log,
             db=db,
