@@ -92,6 +92,8 @@ class HttpSettings:
     twilio_auth_token: str | None = field(default=None, repr=False)
     #: verifies one-click unsubscribe links; None: the write key signs them
     link_secret: str | None = field(default=None, repr=False)
+    #: authenticates agent actions (`/operator/...`); None: they are refused
+    operator_key: str | None = field(default=None, repr=False)
     max_event_bytes: int = MAX_EVENT_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
     #: seconds a request body may take to arrive (then 408)
@@ -113,7 +115,8 @@ class HttpSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpSettings:
-        """Read OMNICONSOLE_WRITE_KEY (required), OMNICONSOLE_PUBLIC_URL, TWILIO_AUTH_TOKEN."""
+        """Read OMNICONSOLE_WRITE_KEY (required), OMNICONSOLE_PUBLIC_URL, TWILIO_AUTH_TOKEN,
+        OMNICONSOLE_UNSUBSCRIBE_SECRET and OMNICONSOLE_OPERATOR_KEY."""
         env = os.environ if environ is None else environ
         write_key = env.get("OMNICONSOLE_WRITE_KEY", "").strip()
         if not write_key:
@@ -123,11 +126,13 @@ class HttpSettings:
         public_url = env.get("OMNICONSOLE_PUBLIC_URL", "").strip() or None
         token = env.get("TWILIO_AUTH_TOKEN", "").strip() or None
         link_secret = env.get("OMNICONSOLE_UNSUBSCRIBE_SECRET", "").strip() or None
+        operator_key = env.get("OMNICONSOLE_OPERATOR_KEY", "").strip() or None
         return cls(
             write_key=write_key,
             public_url=public_url,
             twilio_auth_token=token,
             link_secret=link_secret,
+            operator_key=operator_key,
         )
 
     @property

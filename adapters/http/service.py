@@ -30,6 +30,7 @@ Routes:
   and using it again changes nothing.
 - `GET /healthz` (JSON; 503 whenever events handed in now would not be stored) and
   `GET /metrics` (Prometheus text format).
+- `POST /operator/v1/consent` — agent actions (`adapters.http.operator`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from omniconsole.adapters.http.body import BodyError, read_body, read_form
 from omniconsole.adapters.http.metrics import CONTENT_TYPE, Metrics
+from omniconsole.adapters.http.operator import add_operator_routes
 from omniconsole.adapters.http.ports import HttpSettings, IngestResult, IngestSink
 from omniconsole.domain.events import MAX_ID_CHARS, Event, EventError, check_text, event_from_dict
 from omniconsole.domain.timeutil import format_timestamp
@@ -631,4 +633,5 @@ def build_app(
     app.router.add_post(UNSUBSCRIBE_PATH, service.unsubscribe)
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/metrics", service.metrics_page)
+    add_operator_routes(app, sink, settings.operator_key, clock)
     return app
