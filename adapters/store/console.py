@@ -2,8 +2,9 @@
 
 `ConsoleReader.read()` opens one read transaction and yields a `ConsoleCut`; the
 status line and the visible view are both taken from it, so the clock the header
-shows and every list agree. SQL lives in `console_queries`, running counts in
-`console_aggregates`, words in the console itself (`omniconsole.tui.present`).
+shows and every list agree. SQL lives in `console_queries`, the engine's counts are
+read by `console_aggregates`, agents' search words are read by `console_search`, and
+the words on screen are the console's own (`omniconsole.tui.present`).
 
 Used by one thread at a time (the console's poll worker). Nothing here imports textual.
 """
@@ -17,7 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from omniconsole.adapters.store.console_aggregates import LedgerCounts, LedgerFold
+from omniconsole.adapters.store.console_aggregates import (
+    DecisionCounts,
+    HourlyCounts,
+    InstanceCounts,
+)
 from omniconsole.adapters.store.console_queries import REQUIRED_TABLES, ConsoleConnection, StoreCut
 from omniconsole.adapters.store.console_rows import (
     CHANNELS,
@@ -28,14 +33,17 @@ from omniconsole.adapters.store.console_rows import (
     CustomerCapUsage,
     CustomerMatch,
     CustomerRecord,
+    DecisionFilter,
+    DecisionPage,
     FatiguedCustomer,
     FunnelStep,
-    HandoffRow,
     JourneyStats,
     ReasonCount,
     StoreStatus,
 )
+from omniconsole.adapters.store.console_search import phone_candidates
 from omniconsole.adapters.store.parts import PartsError
+from omniconsole.adapters.store.schema import SCHEMA_VERSION
 from omniconsole.domain.config import CapRule, JourneyDef, Policy
 from omniconsole.domain.profile import Profile
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
@@ -44,6 +52,9 @@ __all__ = ["SERIES_HOURS", "ConsoleCut", "ConsoleReader"]
 
 #: Sparkline buckets per series (simulated hours).
 SERIES_HOURS = 48
+#: the `meta` facts the status line shows
+_STATUS_KEYS = ("mode", "status", "source", "clock", "checkpoint_line", "schema_version",
+                "view_clock", "until")  # fmt: skip
 
 
 def _time(text: str | None) -> datetime | None:
@@ -75,14 +86,19 @@ class ConsoleCut:
 
     path: str
     cut: StoreCut
-    fold: LedgerFold
-    generation: int
-    _counts: LedgerCounts | None = None
+    _counts: DecisionCounts | None = None
+    _meta: dict[str, str] | None = None
 
-    def counts(self) -> LedgerCounts:
-        """The running ledger counts, brought up to this cut (once per cut)."""
+    def meta(self) -> dict[str, str]:
+        """The run facts the views use (read once per cut)."""
+        if self._meta is None:
+            self._meta = self.cut.meta(_STATUS_KEYS)
+        return self._meta
+
+    def counts(self) -> DecisionCounts:
+        """The engine's decision counts (read once per cut)."""
         if self._counts is None:
-            self._counts = self.fold.refresh(self.cut, self.generation)
+            self._counts = DecisionCounts.read(self.cut)
         return self._counts
 
     # ---------------------------------------------------------------- status
@@ -92,7 +108,14 @@ class ConsoleCut:
         cut = self.cut
         if not cut.tables() >= REQUIRED_TABLES:
             return StoreStatus(self.path, "creating")
-        meta = cut.meta(("mode", "status", "source", "clock", "checkpoint_line"))
+        meta = self.meta()
+        version = meta.get("schema_version", "")
+        if version.isdigit() and int(version) < SCHEMA_VERSION:
+            return StoreStatus(
+                self.path, "error",
+                f"written by an older omniconsole (store schema {version}, this console reads"
+                f" {SCHEMA_VERSION}): replay the log again to see it here",
+            )  # fmt: skip
         line = meta.get("checkpoint_line", "")
         return StoreStatus(
             self.path,
@@ -100,29 +123,35 @@ class ConsoleCut:
             mode=meta.get("mode"),
             status=meta.get("status"),
             source=meta.get("source"),
-            clock=meta.get("clock") or None,
+            clock=self.view_clock(),
             checkpoint_line=int(line) if line.isdigit() else None,
             decisions=cut.decision_total(),
             customers=cut.customer_total(),
         )
 
-    def clock(self) -> datetime | None:
-        """The simulated (or, live, real) time of this cut."""
-        return _time(self.cut.meta(("clock",)).get("clock"))
+    def view_clock(self) -> str | None:
+        """The time up to which this cut is complete: every decision it holds is at or
+        before it (`view_clock`, written with each checkpoint), else the engine's clock."""
+        meta = self.meta()
+        return meta.get("view_clock") or meta.get("clock") or None
 
-    def _hours(self, counts: LedgerCounts) -> list[str]:
-        end = self.clock()
-        if end is None and counts.last_hour is not None:
-            end = _time(counts.last_hour + ":00:00Z")
-        return series_hours(end)
+    def clock(self) -> datetime | None:
+        """`view_clock` as a time."""
+        return _time(self.view_clock())
+
+    def _hours(self) -> list[str]:
+        return series_hours(self.clock())
 
     # ---------------------------------------------------------------- journeys
 
     def journeys(self) -> tuple[JourneyStats, ...]:
-        """Every journey: entered / active (per step) / converted / exited, sends per hour."""
+        """Every journey: entered / active (per step) / converted / exited, sends per hour.
+
+        The funnel counts customers: a step's own message per journey instance by its
+        final outcome; fallback re-sends and repeated deferrals are counted apart."""
         cut, counts = self.cut, self.counts()
         definitions = cut.journey_defs()
-        instances = cut.instance_counts()
+        instances = InstanceCounts.read(cut).by_journey
         waiting = cut.waiting_per_step()
         order: list[tuple[str, JourneyDef | None, list[str]]] = [
             (d.name, d, [s.name for s in d.steps]) for d in definitions
@@ -136,11 +165,13 @@ class ConsoleCut:
         for journey in sorted(set(instances) | set(seen_steps)):
             if journey not in known:
                 order.append((journey, None, sorted(seen_steps.get(journey, []))))
-        hours = self._hours(counts)
+        hours = self._hours()
+        hourly = HourlyCounts.read(cut, hours[0]) if hours else HourlyCounts()
         entries = cut.entries_per_hour(hours[0]) if hours else {}
         out: list[JourneyStats] = []
+        first, again = counts.first_by_step, counts.fallback_by_step
         for name, definition, steps in order:
-            status = instances.get(name, {})
+            status: Mapping[str, int] = instances.get(name, {})
             for extra in [*seen_steps.get(name, []), *waiting.get(name, {})]:
                 if extra not in steps:
                     steps.append(extra)
@@ -148,36 +179,88 @@ class ConsoleCut:
                 FunnelStep(
                     step=s,
                     waiting=waiting.get(name, {}).get(s, 0),
-                    sent=counts.by_step[(name, s, "sent")],
+                    sent=first[(name, s, "sent")],
                     deferred=counts.by_step[(name, s, "deferred")],
-                    suppressed=counts.by_step[(name, s, "suppressed")],
-                    failed=counts.by_step[(name, s, "failed")],
+                    suppressed=first[(name, s, "suppressed")],
+                    failed=first[(name, s, "failed")],
+                    fallback_sent=again[(name, s, "sent")],
                 )
                 for s in steps
             )
+            entered = status.get("entered", 0)
+            ended = sum(status.get(k, 0) for k in ("converted", "completed", "expired"))
             out.append(
                 JourneyStats(
                     name=name,
                     definition=definition,
-                    entered=sum(status.values()),
-                    active=status.get("active", 0),
+                    entered=entered,
+                    active=entered - ended,
                     converted=status.get("converted", 0),
                     exited=status.get("completed", 0) + status.get("expired", 0),
                     steps=funnel,
-                    sends_series=_series(counts.journey_hours.get(name, {}), hours),
+                    messages_sent=counts.by_journey[(name, "sent")],
+                    sends_series=_series(hourly.sent_by_journey.get(name, {}), hours),
                     entries_series=_series(entries.get(name, {}), hours),
                 )
             )
         return tuple(out)
 
-    # ---------------------------------------------------------------- handoffs
+    # ---------------------------------------------------------------- decisions
 
-    def handoffs(self, limit: int = 200) -> tuple[tuple[HandoffRow, ...], int, dict[str, int]]:
-        """The latest handoffs (newest first), the total, and the count per channel pair."""
+    def decisions(
+        self, where: DecisionFilter, after: tuple[int, str, int] | None = None, limit: int = 100
+    ) -> DecisionPage:
+        """A page of decisions matching `where`, newest first, after the key `after`."""
+        rows = self.cut.decisions(where, after, limit + 1)
+        return DecisionPage(where, tuple(rows[:limit]), self.total(where), after,
+                            len(rows) > limit)  # fmt: skip
+
+    def total(self, where: DecisionFilter) -> int | None:
+        """How many decisions match `where`, from the engine's counts (None: they cannot
+        say — a customer or a time range is part of the filter)."""
+        if where.customer is not None or where.since is not None or where.until is not None:
+            return None
         counts = self.counts()
-        feed = list(counts.handoffs)[-limit:]
-        feed.reverse()
-        return tuple(feed), counts.handoff_total, dict(counts.handoff_pairs.most_common())
+        if where.handoffs or where.handoff_from is not None:
+            if where.outcome not in (None, "sent") or where.reason is not None:
+                return 0
+            if where.journey is not None or where.step is not None:
+                return None
+            return sum(
+                n for pair, n in counts.handoff_pairs.items()
+                if (where.handoff_from is None or pair.split("→")[0] == where.handoff_from)
+                and (where.channel is None or pair.split("→")[1] == (where.channel or "—"))
+            )  # fmt: skip
+        total = 0
+        for row in self.cut.counter_rows():
+            journey, step, channel, outcome, reason, _resend, _handoff, n = row
+            if (
+                (where.outcome is None or outcome == where.outcome)
+                and (where.reason is None or reason == where.reason)
+                and (where.channel is None or channel == where.channel)
+                and (where.journey is None or journey == where.journey)
+                and (where.step is None or step == where.step)
+            ):
+                total += n
+        return total
+
+    def vocabulary(self) -> dict[str, tuple[str, ...]]:
+        """The values each decision filter can take in this store (from the counts)."""
+        counts = self.counts()
+        journeys = sorted(
+            {j for j, _, _ in counts.by_step} | {d.name for d in self.cut.journey_defs()}
+        )
+        return {
+            "outcome": OUTCOMES,
+            "channel": CHANNELS,
+            "reason": tuple(sorted({r for r, _ in counts.by_reason})),
+            "journey": tuple(journeys),
+            "step": tuple(sorted({s for _, s, _ in counts.by_step})),
+        }
+
+    def handoff_pairs(self) -> dict[str, int]:
+        """`from→to` -> sent handoffs, most first."""
+        return dict(self.counts().handoff_pairs.most_common())
 
     # ---------------------------------------------------------------- caps
 
@@ -201,16 +284,15 @@ class ConsoleCut:
             if widest is not None:
                 since = format_timestamp(now - widest.window)
                 for customer, sends in cut.most_capped(since, until, top):
+                    outcomes = cut.customer_outcomes(customer)
                     fatigued.append(
-                        FatiguedCustomer(
-                            customer, sends, widest,
-                            deferred=counts.by_customer[(customer, "deferred")],
-                            suppressed=counts.by_customer[(customer, "suppressed")],
-                        )
+                        FatiguedCustomer(customer, sends, widest, outcomes.get("deferred", 0),
+                                         outcomes.get("suppressed", 0))
                     )  # fmt: skip
         else:
             states = [CapState(cap, 0, 0) for cap in rules]
-        hours = self._hours(counts)
+        hours = self._hours()
+        hourly = HourlyCounts.read(cut, hours[0]) if hours else HourlyCounts()
         reasons = sorted({reason for reason, _ in counts.by_reason})
         rows = sorted(
             (
@@ -218,9 +300,10 @@ class ConsoleCut:
                     reason,
                     counts.by_reason[(reason, "deferred")],
                     counts.by_reason[(reason, "suppressed")],
-                    _series(counts.reason_hours.get(reason, {}), hours),
+                    _series(hourly.by_reason.get(reason, {}), hours),
                 )
                 for reason in reasons
+                if counts.by_reason[(reason, "deferred")] + counts.by_reason[(reason, "suppressed")]
             ),
             key=lambda rc: (-(rc.deferred + rc.suppressed), rc.reason),
         )
@@ -274,12 +357,29 @@ class ConsoleCut:
     # ---------------------------------------------------------------- customers
 
     def find_customers(self, query: str, limit: int = 20) -> tuple[CustomerMatch, ...]:
-        """Profiles whose id, email or phone is `query`; else ids starting with it."""
+        """Customers an agent may mean by `query`: an id, a phone number in any common
+        format, an email or its start, a name or its start, the start of an id; an email
+        fragment found anywhere in the address as the last resort."""
         query = query.strip()
         if not query:
             return ()
-        found = self.cut.find_exact(query, limit) or self.cut.find_id_prefix(query, limit)
-        return tuple(found)
+        cut = self.cut
+        found: dict[str, CustomerMatch] = {}
+
+        def take(matches: Sequence[CustomerMatch]) -> None:
+            for m in matches:
+                if len(found) < limit:
+                    found.setdefault(m.customer, m)
+
+        take(cut.find_ids(query))
+        take(cut.find_phones(phone_candidates(query), limit))
+        if not found and not query.lstrip("+(").replace(" ", "").isdigit():
+            take(cut.find_email(query, limit))
+            take(cut.find_name(query, limit))
+            take(cut.find_id_prefix(query, limit))
+            if not found and ("@" in query or "." in query):
+                take(cut.find_email_containing(query, limit))
+        return tuple(found.values())
 
     def customer(
         self, customer: str, events: int = 60, decisions: int = 60
@@ -306,7 +406,6 @@ class ConsoleCut:
             usage.append(CustomerCapUsage(cap, used))
         event_rows, events_total = cut.customer_events(name, events)
         decision_rows, decisions_total = cut.customer_decisions(name, decisions)
-        meta = cut.meta(("config_dir",))
         return CustomerRecord(
             customer=name,
             email=email,
@@ -322,7 +421,9 @@ class ConsoleCut:
             caps=tuple(usage),
             clock=None if now is None else format_timestamp(now),
             journeys={d.name: d for d in cut.journey_defs()},
-            config_dir=meta.get("config_dir"),
+            config_dir=cut.meta(("config_dir",)).get("config_dir"),
+            outbox=cut.customer_outbox(name),
+            inbox=cut.customer_inbox(name),
         )
 
 
@@ -333,7 +434,6 @@ class ConsoleReader:
         """Remember the path; nothing is opened until the first read."""
         self.path = Path(path)
         self.connection = ConsoleConnection(self.path)
-        self.fold = LedgerFold()
 
     def close(self) -> None:
         """Close the connection (it is reopened on the next read)."""
@@ -343,7 +443,11 @@ class ConsoleReader:
     def read(self) -> Iterator[ConsoleCut]:
         """One committed cut; raises `sqlite3.Error` or `PartsError` when unreadable."""
         with self.connection.read() as cut:
-            yield ConsoleCut(str(self.path), cut, self.fold, self.connection.generation)
+            yield ConsoleCut(str(self.path), cut)
+
+    def changed(self) -> bool:
+        """Whether anything was committed since the last `read` (cheap; True when unsure)."""
+        return self.connection.changed()
 
     def status(self) -> StoreStatus:
         """Whether the store can be read, and its run facts (never raises)."""

@@ -1,25 +1,19 @@
-"""Running counts of the ledger for the console: per channel, step, reason, hour, handoff.
+"""The console's running counts, as the engine keeps them: read, never folded.
 
-Counts that would need a full scan of the ledger are kept incrementally by tailing
-`ledger.id` (append-only; in a partitioned store, each part's) so a poll stays cheap
-on a store of a million events. `LedgerFold.refresh` folds in what the cut holds
-beyond the last poll; a recreated store starts the counts over.
+The engine's store writer counts every decision and journey instance it writes and
+commits the counts with each checkpoint (`tally.py`; tables `counters`,
+`counters_hourly`, `instance_counters`). A poll reads those small tables — summed
+over the parts of a partitioned store — and never scans the ledger.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 from omniconsole.adapters.store.console_queries import StoreCut
-from omniconsole.adapters.store.console_rows import DecisionRow, HandoffRow
 
-__all__ = ["HANDOFF_FEED", "LedgerCounts", "LedgerFold", "hour_of"]
-
-#: Handoffs kept in memory for the live feed.
-HANDOFF_FEED = 500
-#: Simulated hours remembered for the series.
-HOURS_KEPT = 192
+__all__ = ["DecisionCounts", "HourlyCounts", "InstanceCounts", "hour_of"]
 
 
 def hour_of(at: str) -> str:
@@ -27,75 +21,93 @@ def hour_of(at: str) -> str:
     return at[:13]
 
 
-@dataclass(slots=True)
-class LedgerCounts:
-    """Counts of every decision folded so far."""
+def _none(text: str) -> str | None:
+    return text or None
 
-    last_ids: dict[str, int] = field(default_factory=dict)  # tailed up to, per source
+
+@dataclass(slots=True)
+class DecisionCounts:
+    """Every decision of the store, counted by kind."""
+
+    total: int = 0
+    #: (channel or None, outcome) -> decisions
     by_channel: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+    #: (journey, step, outcome) -> decisions, fallback re-sends included
     by_step: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (journey, step, outcome) -> the step's own messages (one per customer instance)
+    first_by_step: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (journey, step, outcome) -> fallback re-sends of the step (SPEC §5)
+    fallback_by_step: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (reason, outcome) -> decisions
     by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)
-    by_customer: Counter[tuple[str, str]] = field(default_factory=Counter)
-    reason_hours: dict[str, Counter[str]] = field(default_factory=dict)
-    journey_hours: dict[str, Counter[str]] = field(default_factory=dict)
-    hours: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    handoffs: deque[HandoffRow] = field(default_factory=lambda: deque(maxlen=HANDOFF_FEED))
-    handoff_total: int = 0
+    #: (journey, outcome) -> decisions
+    by_journey: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: `from→to` -> sent handoffs
     handoff_pairs: Counter[str] = field(default_factory=Counter)
 
     @property
-    def last_hour(self) -> str | None:
-        """The newest simulated hour with a decision."""
-        return next(reversed(self.hours)) if self.hours else None
+    def handoffs(self) -> int:
+        """Sent messages that were handoffs."""
+        return sum(self.handoff_pairs.values())
 
-    def add(self, d: DecisionRow) -> None:
-        """Count one decision."""
-        outcome, hour = d.outcome, hour_of(d.at)
-        if hour not in self.hours:
-            self.hours[hour] = None
-            while len(self.hours) > HOURS_KEPT:
-                self.hours.popitem(last=False)
-        self.by_channel[(d.channel, outcome)] += 1
-        self.by_step[(d.journey, d.step, outcome)] += 1
-        if outcome == "sent":
-            self.journey_hours.setdefault(d.journey, Counter())[hour] += 1
-        if outcome in ("deferred", "suppressed") and d.reason:
-            self.by_reason[(d.reason, outcome)] += 1
-            self.reason_hours.setdefault(d.reason, Counter())[hour] += 1
-            self.by_customer[(d.customer, outcome)] += 1
-        if d.handoff is not None and outcome != "deferred":
-            row = HandoffRow(d, d.handoff)
-            self.handoffs.append(row)
-            self.handoff_total += 1
-            self.handoff_pairs[row.pair] += 1
+    @classmethod
+    def read(cls, cut: StoreCut) -> DecisionCounts:
+        """The counts the cut holds."""
+        counts = cls()
+        for journey, step, channel, outcome, reason, resend, handoff, n in cut.counter_rows():
+            counts.total += n
+            counts.by_channel[(_none(channel), outcome)] += n
+            counts.by_step[(journey, step, outcome)] += n
+            counts.by_journey[(journey, outcome)] += n
+            target = counts.fallback_by_step if resend else counts.first_by_step
+            target[(journey, step, outcome)] += n
+            if reason:
+                counts.by_reason[(reason, outcome)] += n
+            if handoff:
+                source, _, to = handoff.partition(">")
+                counts.handoff_pairs[f"{source}→{to or '—'}"] += n
+        return counts
 
 
-class LedgerFold:
-    """Keeps `LedgerCounts` up to date across polls. Use from one thread."""
+@dataclass(slots=True)
+class HourlyCounts:
+    """Decisions per simulated hour, from some hour on."""
 
-    def __init__(self, batch: int = 50_000) -> None:
-        """Nothing folded yet."""
-        self.batch = batch
-        self.counts = LedgerCounts()
-        self._generation = -1
+    #: journey -> hour -> messages sent
+    sent_by_journey: dict[str, Counter[str]] = field(default_factory=dict)
+    #: reason -> hour -> deferred and suppressed decisions
+    by_reason: dict[str, Counter[str]] = field(default_factory=dict)
+    #: channel or None -> hour -> messages sent
+    sent_by_channel: dict[str | None, Counter[str]] = field(default_factory=dict)
+    #: the newest hour with a decision
+    last_hour: str | None = None
 
-    def refresh(self, cut: StoreCut, generation: int) -> LedgerCounts:
-        """Fold the decisions `cut` holds beyond the last refresh (per source)."""
-        counts = self.counts
-        tops = {src: cut.ledger_top(src) for src in cut.sources}
-        if generation != self._generation or any(
-            top < counts.last_ids.get(src, 0) for src, top in tops.items()
-        ):
-            counts = self.counts = LedgerCounts()  # a new connection, or a recreated store
-            self._generation = generation
-        for src, top in tops.items():
-            last = counts.last_ids.get(src, 0)
-            while last < top:
-                rows = cut.ledger_after(src, last, self.batch)
-                if not rows:
-                    break
-                for _, decision in rows:
-                    counts.add(decision)
-                last = rows[-1][0]
-            counts.last_ids[src] = last
+    @classmethod
+    def read(cls, cut: StoreCut, first_hour: str) -> HourlyCounts:
+        """The hourly counts from `first_hour` on."""
+        counts = cls()
+        for hour, journey, channel, outcome, reason, n in cut.hourly_rows(first_hour):
+            if counts.last_hour is None or hour > counts.last_hour:
+                counts.last_hour = hour
+            if outcome == "sent":
+                counts.sent_by_journey.setdefault(journey, Counter())[hour] += n
+                counts.sent_by_channel.setdefault(_none(channel), Counter())[hour] += n
+            elif reason and outcome in ("deferred", "suppressed"):
+                counts.by_reason.setdefault(reason, Counter())[hour] += n
+        return counts
+
+
+@dataclass(slots=True)
+class InstanceCounts:
+    """Journey instances: entered, and how many reached each final status."""
+
+    #: journey -> status ('entered', 'converted', 'completed', 'expired') -> instances
+    by_journey: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, cut: StoreCut) -> InstanceCounts:
+        """The counts the cut holds."""
+        counts = cls()
+        for journey, status, n in cut.instance_counter_rows():
+            counts.by_journey.setdefault(journey, Counter())[status] += n
         return counts

@@ -13,6 +13,7 @@ return the typed records of `console_rows`; nothing here words anything.
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,18 +27,28 @@ import orjson
 
 from omniconsole.adapters.store.console_rows import (
     CustomerMatch,
+    DecisionFilter,
     DecisionRow,
     EventRow,
+    InboxRow,
     InstanceRow,
+    OutboxRow,
 )
 from omniconsole.adapters.store.parts import attach_parts, read_part_names
 from omniconsole.domain.config import ConfigError, JourneyDef, Policy
 from omniconsole.domain.messages import Handoff
+from omniconsole.domain.timeutil import parse_timestamp, to_micros
 
 __all__ = ["ConsoleConnection", "StoreCut"]
 
 #: the tables a store must have before the console reads it
 REQUIRED_TABLES = frozenset({"meta", "ledger", "profiles", "journey_instances"})
+
+#: a profile's name as the `profiles_name` index spells it (the same text, to be used)
+NAME_SQL = (
+    "lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')"
+    " || ' ' || coalesce(state ->> '$.traits.last_name', '')))"
+)
 
 _DECISION_COLS = (
     "at, ts, customer, seq, message_id, journey, step, channel, category, outcome, "
@@ -61,6 +72,34 @@ def handoff_of(text: str | None) -> Handoff | None:
         return None
     return Handoff(str(raw.get("channel", "?")), str(raw.get("action", "?")),
                    str(raw.get("at", "")))  # fmt: skip
+
+
+def _decision_where(where: DecisionFilter) -> tuple[list[str], list[object]]:
+    """SQL conditions (and their arguments) for a decision filter."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for column in ("outcome", "reason", "journey", "step", "customer"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if where.channel is not None:
+        clauses.append("channel IS NULL" if where.channel == "" else "channel = ?")
+        if where.channel:
+            args.append(where.channel)
+    if where.since is not None:
+        clauses.append("ts >= ?")
+        args.append(to_micros(parse_timestamp(where.since)))
+    if where.until is not None:
+        clauses.append("ts < ?")
+        args.append(to_micros(parse_timestamp(where.until)))
+    if where.handoffs or where.handoff_from is not None:
+        clauses.append("handoff_from IS NOT NULL")
+    if where.handoff_from is not None:
+        # the expression of the `ledger_handoff` index, so that index serves it
+        clauses.append("handoff_from ->> 'channel' = ?")
+        args.append(where.handoff_from)
+    return clauses, args
 
 
 def decision_row(r: sqlite3.Row | Sequence[Any]) -> DecisionRow:
@@ -186,21 +225,68 @@ class StoreCut:
             out.setdefault(journey, {})[hour] = int(n)
         return out
 
+    # ---------------------------------------------------------------- counts
+
+    def counter_rows(self) -> list[tuple[str, str, str, str, str, int, str, int]]:
+        """The engine's decision counts, summed over the parts."""
+        return [
+            (r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], int(r[7]))
+            for r in self.conn.execute(
+                "SELECT journey, step, channel, outcome, reason, resend, handoff, SUM(total)"
+                " FROM counters GROUP BY journey, step, channel, outcome, reason, resend, handoff"
+            )
+        ]
+
+    def hourly_rows(self, first_hour: str) -> list[tuple[str, str, str, str, str, int]]:
+        """The engine's decision counts per simulated hour, from `first_hour` on."""
+        return [
+            (r[0], r[1], r[2], r[3], r[4], int(r[5]))
+            for r in self.conn.execute(
+                "SELECT hour, journey, channel, outcome, reason, SUM(total) FROM counters_hourly"
+                " WHERE hour >= ? GROUP BY hour, journey, channel, outcome, reason",
+                (first_hour,),
+            )
+        ]
+
+    def instance_counter_rows(self) -> list[tuple[str, str, int]]:
+        """The engine's journey instance counts (entered, final statuses)."""
+        return [
+            (r[0], r[1], int(r[2]))
+            for r in self.conn.execute(
+                "SELECT journey, status, SUM(total) FROM instance_counters GROUP BY journey, status"
+            )
+        ]
+
     # ---------------------------------------------------------------- ledger
 
-    def ledger_top(self, source: str) -> int:
-        """The highest ledger id of one source."""
-        return int(
-            self.conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {source}.ledger").fetchone()[0]
-        )
+    def decisions(
+        self, where: DecisionFilter, after: tuple[int, str, int] | None, limit: int
+    ) -> list[DecisionRow]:
+        """Up to `limit` decisions matching `where`, newest first, older than `after`.
 
-    def ledger_after(self, source: str, after: int, limit: int) -> list[tuple[int, DecisionRow]]:
-        """(id, decision) of one source's ledger rows after id `after`, in id order."""
-        rows = self.conn.execute(
-            f"SELECT id, {_DECISION_COLS} FROM {source}.ledger WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        ).fetchall()
-        return [(int(r[0]), decision_row(r[1:])) for r in rows]
+        Keyset paging over (ts, customer, seq), the ledger's unique total order: each
+        part is asked for its newest `limit` (an index yields them in time order) and
+        the answers are merged, so a page costs the same on page 1 and page 10,000.
+        """
+        clauses, args = _decision_where(where)
+        if after is not None:
+            ts, customer, seq = after
+            clauses.append("ts <= ? AND (ts < ? OR (customer, seq) < (?, ?))")
+            args += [ts, ts, customer, seq]
+        sql_where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows: list[DecisionRow] = []
+        for src in self.sources:
+            rows += [
+                decision_row(r)
+                for r in self.conn.execute(
+                    f"SELECT {_DECISION_COLS} FROM {src}.ledger{sql_where}"
+                    " ORDER BY ts DESC, customer DESC, seq DESC LIMIT ?",
+                    (*args, limit),
+                )
+            ]
+        if len(self.sources) > 1:
+            rows = heapq.nlargest(limit, rows, key=lambda d: d.key)
+        return rows[:limit]
 
     def customer_outcomes(self, customer: str) -> dict[str, int]:
         """outcome -> decisions of one customer."""
@@ -260,26 +346,53 @@ class StoreCut:
 
     # ---------------------------------------------------------------- customers
 
-    def find_exact(self, query: str, limit: int) -> list[CustomerMatch]:
-        """Profiles whose id, email (any case) or phone is exactly `query`."""
-        cols = "customer, email, phone, updated_at"
+    def _matches(self, where: str, args: Sequence[object], limit: int) -> list[CustomerMatch]:
         rows = self.conn.execute(
-            f"SELECT {cols} FROM profiles WHERE customer = ? "
-            f"UNION SELECT {cols} FROM profiles WHERE email = ? COLLATE NOCASE "
-            f"UNION SELECT {cols} FROM profiles WHERE email = ? "
-            f"UNION SELECT {cols} FROM profiles WHERE phone = ? LIMIT ?",
-            (query, query, query.lower(), query, limit),
+            f"SELECT customer, email, phone, {NAME_SQL}, updated_at FROM profiles WHERE {where}"
+            " LIMIT ?",
+            (*args, limit),
         ).fetchall()
-        return [CustomerMatch(r[0], r[1], r[2], None, r[3]) for r in rows]
+        return [CustomerMatch(r[0], r[1], r[2], r[3] or None, r[4]) for r in rows]
+
+    def find_ids(self, customer: str) -> list[CustomerMatch]:
+        """The profile whose id is exactly `customer`."""
+        return self._matches("customer = ?", (customer,), 1)
+
+    def find_phones(self, phones: Sequence[str], limit: int) -> list[CustomerMatch]:
+        """Profiles holding one of `phones` (E.164)."""
+        if not phones:
+            return []
+        marks = ", ".join("?" for _ in phones)
+        return self._matches(f"phone IN ({marks}) ORDER BY customer", phones, limit)
+
+    def find_email(self, text: str, limit: int) -> list[CustomerMatch]:
+        """Profiles whose email is `text` or starts with it (any case), in email order."""
+        low = text.lower()
+        return self._matches(
+            "(email >= ? AND email < ?) OR email = ? COLLATE NOCASE ORDER BY email",
+            (low, low + "\U0010ffff", text),
+            limit,
+        )
+
+    def find_email_containing(self, text: str, limit: int) -> list[CustomerMatch]:
+        """Profiles whose email contains `text` anywhere (a scan: the last resort)."""
+        return self._matches("instr(lower(email), ?) > 0 ORDER BY email", (text.lower(),), limit)
+
+    def find_name(self, text: str, limit: int) -> list[CustomerMatch]:
+        """Profiles whose name starts with `text` (any case), served by `profiles_name`."""
+        low = " ".join(text.lower().split())
+        return self._matches(
+            f"{NAME_SQL} >= ? AND {NAME_SQL} < ? ORDER BY {NAME_SQL}, customer",
+            (low, low + "\U0010ffff"),
+            limit,
+        )
 
     def find_id_prefix(self, prefix: str, limit: int) -> list[CustomerMatch]:
         """Profiles whose id starts with `prefix`, in id order."""
-        rows = self.conn.execute(
-            "SELECT customer, email, phone, updated_at FROM profiles"
-            " WHERE customer >= ? AND customer < ? ORDER BY customer LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit),
-        ).fetchall()
-        return [CustomerMatch(r[0], r[1], r[2], None, r[3]) for r in rows]
+        return self._matches(
+            "customer >= ? AND customer < ? ORDER BY customer", (prefix, prefix + "\U0010ffff"),
+            limit,
+        )  # fmt: skip
 
     def profile_row(self, customer: str) -> tuple[str, str | None, str | None, str, Any] | None:
         """(customer, email, phone, updated_at, decoded state) of one profile."""
@@ -322,6 +435,33 @@ class StoreCut:
         ).fetchone()[0]
         return [decision_row(r) for r in rows], int(total)
 
+    def customer_outbox(self, customer: str, limit: int = 200) -> dict[str, OutboxRow]:
+        """The customer's live sends (rendered, with their status) by message id."""
+        out: dict[str, OutboxRow] = {}
+        for message_id, channel, status, payload in self.conn.execute(
+            "SELECT message_id, channel, status, payload FROM main.outbox WHERE customer = ?"
+            " ORDER BY decided_at DESC LIMIT ?",
+            (customer, limit),
+        ):
+            raw = _loads(payload)
+            raw = raw if isinstance(raw, Mapping) else {}
+            out[message_id] = OutboxRow(
+                message_id, channel, status, str(raw.get("subject", "")),
+                str(raw.get("text", "")), str(raw.get("detail", "")),
+            )  # fmt: skip
+        return out
+
+    def customer_inbox(self, customer: str, limit: int = 200) -> dict[str, InboxRow]:
+        """The customer's in-app messages by message id."""
+        return {
+            r[0]: InboxRow(r[0], r[1], r[2], r[3], bool(r[4]))
+            for r in self.conn.execute(
+                "SELECT message_id, at, subject, body, read FROM inbox WHERE customer = ?"
+                " ORDER BY at DESC LIMIT ?",
+                (customer, limit),
+            )
+        }
+
     def customer_instances(self, customer: str, limit: int = 50) -> list[InstanceRow]:
         """The customer's journey instances, live ones first, newest first."""
         return [
@@ -345,8 +485,7 @@ class ConsoleConnection:
         self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._sources: tuple[str, ...] = ("main",)
-        #: bumped whenever the connection is (re)opened: running counts start over
-        self.generation = 0
+        self._seen: tuple[int, ...] = ()
 
     def close(self) -> None:
         """Close the connection (it is reopened on the next read)."""
@@ -369,7 +508,6 @@ class ConsoleConnection:
             conn.close()
             raise
         self._sources = tuple(f"p{k}" for k in range(parts)) or ("main",)
-        self.generation += 1
         return conn
 
     def _file_identity(self) -> tuple[int, int] | None:
@@ -383,6 +521,22 @@ class ConsoleConnection:
         """Whether the store file is there at all (never creates it)."""
         return self.path.exists()
 
+    def _versions(self, conn: sqlite3.Connection) -> tuple[int, ...]:
+        # `data_version` changes when another connection commits to that database
+        names = ("main", *(s for s in self._sources if s != "main"))
+        return tuple(int(conn.execute(f"PRAGMA {n}.data_version").fetchone()[0]) for n in names)
+
+    def changed(self) -> bool:
+        """Whether anything was committed since the last `read` began (cheap; True when
+        the store is not open, has been replaced, or cannot be asked)."""
+        with self._lock:
+            if self._conn is None or self._file_identity() != self._identity:
+                return True
+            try:
+                return self._versions(self._conn) != self._seen
+            except sqlite3.Error:
+                return True
+
     @contextmanager
     def read(self) -> Iterator[StoreCut]:
         """One read transaction: every query through the cut sees the same checkpoint."""
@@ -394,12 +548,14 @@ class ConsoleConnection:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
+            self._seen = self._versions(conn)
             conn.execute("BEGIN")
             if self._sources == ("main",) and read_part_names(conn):
                 # opened before the engine's first checkpoint named its parts: attach them
                 conn.execute("COMMIT")
                 self._close()
                 self._conn = conn = self._connect()
+                self._seen = self._versions(conn)
                 conn.execute("BEGIN")
             try:
                 yield StoreCut(conn, self._sources)

@@ -26,13 +26,17 @@ __all__ = [
     "CustomerCapUsage",
     "CustomerMatch",
     "CustomerRecord",
+    "DecisionFilter",
+    "DecisionPage",
     "DecisionRow",
     "EventRow",
     "FatiguedCustomer",
     "FunnelStep",
     "HandoffRow",
+    "InboxRow",
     "InstanceRow",
     "JourneyStats",
+    "OutboxRow",
     "ReasonCount",
     "StoreState",
     "StoreStatus",
@@ -113,10 +117,15 @@ class FunnelStep:
 
     step: str
     waiting: int
+    #: customers (journey instances) whose message for this step was finally sent,
+    #: suppressed or failed: each instance's message counts once
     sent: int
+    #: deferral decisions (one message may be deferred more than once)
     deferred: int
     suppressed: int
     failed: int
+    #: fallback re-sends of this step that went out (SPEC §5), apart from `sent`
+    fallback_sent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,8 @@ class JourneyStats:
     converted: int
     exited: int
     steps: tuple[FunnelStep, ...]
+    #: messages sent by every step, fallback re-sends included
+    messages_sent: int
     sends_series: tuple[int, ...]
     #: entries per simulated hour over the same hours as `sends_series`
     entries_series: tuple[int, ...] = ()
@@ -150,11 +161,6 @@ class JourneyStats:
         if not self.has_goal:
             return None
         return self.converted / self.entered if self.entered else 0.0
-
-    @property
-    def sent(self) -> int:
-        """Messages sent by all steps."""
-        return sum(s.sent for s in self.steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +258,29 @@ class InstanceRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A live send as the outbox keeps it: rendered, and where it stands."""
+
+    message_id: str
+    channel: str
+    status: str  # pending, sent, failed
+    subject: str
+    text: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """A message in the customer's in-app inbox."""
+
+    message_id: str
+    at: str
+    subject: str
+    body: str
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerCapUsage:
     """The customer's capped sends in one cap's window, against its limit."""
 
@@ -278,3 +307,47 @@ class CustomerRecord:
     clock: str | None
     journeys: Mapping[str, JourneyDef] = field(default_factory=dict)
     config_dir: str | None = None
+    #: live sends of this customer by message id (rendered as they went out)
+    outbox: Mapping[str, OutboxRow] = field(default_factory=dict)
+    #: in-app messages by message id
+    inbox: Mapping[str, InboxRow] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionFilter:
+    """Which decisions to list. Unset fields match everything; `channel=""` matches
+    decisions that found no channel; `since`/`until` are ISO times (until excluded)."""
+
+    outcome: str | None = None
+    reason: str | None = None
+    channel: str | None = None
+    journey: str | None = None
+    step: str | None = None
+    customer: str | None = None
+    since: str | None = None
+    until: str | None = None
+    #: only sent handoffs (from any channel, or from this one)
+    handoffs: bool = False
+    handoff_from: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when it lets every decision through."""
+        return self == DecisionFilter()
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPage:
+    """One page of decisions under a filter, newest first.
+
+    `total` is how many decisions match in the whole store when the engine's counts
+    can say (None: the filter needs a time range or a customer the counts do not keep).
+    `after` is the key the page started after (None: the newest); `more` whether older
+    decisions follow.
+    """
+
+    filter: DecisionFilter
+    rows: tuple[DecisionRow, ...]
+    total: int | None
+    after: tuple[int, str, int] | None
+    more: bool

@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from omniconsole.domain.operator import OperatorActions
     from omniconsole.engine.replay import ReplayOptions
 
 __all__ = ["run_console", "run_demo", "run_replay_console"]
 
 
-def run_console(db: Path) -> None:
-    """Attach the console, read-only, to the store at `db`."""
+def run_console(db: Path, operator: OperatorActions | None = None) -> None:
+    """Attach the console, read-only, to the store at `db` (`operator`: the running
+    service's agent actions)."""
     from omniconsole.tui.app import run_console as run
 
-    run(db)
+    run(db, operator)
 
 
 def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:

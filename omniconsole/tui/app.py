@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,20 +23,22 @@ from textual.widgets import DataTable
 from textual.worker import get_current_worker
 
 from omniconsole.adapters.store.console import ConsoleReader
-from omniconsole.adapters.store.console_rows import StoreStatus
+from omniconsole.adapters.store.console_rows import DecisionFilter, StoreStatus
+from omniconsole.domain.operator import OperatorActions
+from omniconsole.domain.timeutil import parse_timestamp
 from omniconsole.engine.replay import ReplayOptions
-from omniconsole.tui.commands import ConsoleCommands, parse_command
+from omniconsole.tui.commands import ConsoleCommands, command_list, parse_command
 from omniconsole.tui.demo import DemoRunner
-from omniconsole.tui.format import short_time
 from omniconsole.tui.messages import DemoFinished, StoreUpdated
+from omniconsole.tui.present import header_parts
 from omniconsole.tui.screens.base import ViewScreen
 from omniconsole.tui.screens.caps import CapsScreen
 from omniconsole.tui.screens.channels import ChannelsScreen
 from omniconsole.tui.screens.customer import CustomerScreen
-from omniconsole.tui.screens.handoffs import HandoffsScreen
+from omniconsole.tui.screens.decisions import DecisionsScreen, HandoffsScreen
 from omniconsole.tui.screens.help import HelpScreen
 from omniconsole.tui.screens.journeys import JourneysScreen
-from omniconsole.tui.snapshot import PollRequest, Snapshot, SnapshotCollector
+from omniconsole.tui.snapshot import PageRequest, PollRequest, Snapshot, SnapshotCollector
 
 __all__ = ["ConsoleApp", "main", "run_console", "run_demo", "run_replay_console"]
 
@@ -46,6 +49,7 @@ _VIEWS: dict[str, Callable[[], Screen[Any]]] = {
     "caps": CapsScreen,
     "channels": ChannelsScreen,
     "customer": CustomerScreen,
+    "decisions": DecisionsScreen,
 }
 
 
@@ -67,6 +71,7 @@ class ConsoleApp(App[None]):
         Binding("3", "show_view('caps')", "Caps"),
         Binding("4", "show_view('channels')", "Channels"),
         Binding("5", "show_view('customer')", "Customer"),
+        Binding("6", "show_view('decisions')", "Decisions"),
         Binding("space", "demo_pause", "Pause"),
         Binding("plus,equals_sign", "demo_faster", "Faster", key_display="+"),
         Binding("minus", "demo_slower", "Slower", key_display="-"),
@@ -82,11 +87,18 @@ class ConsoleApp(App[None]):
         demo: DemoRunner | None = None,
         poll_interval: float = 0.2,
         theme: str = DARK,
+        operator: OperatorActions | None = None,
+        store_label: str | None = None,
     ) -> None:
-        """Attach to `db`; poll it every `poll_interval` seconds (≥ 4×/s by default)."""
+        """Attach to `db`; poll it every `poll_interval` seconds (≥ 4×/s by default).
+
+        `operator`: the running service's agent actions (None: not available).
+        `store_label`: how the header names the store (default: its path)."""
         super().__init__()
         self.db = Path(db)
         self.demo = demo
+        self.operator = operator
+        self.store_label = store_label or str(db)
         self.poll_interval = poll_interval
         self.theme = theme
         #: The newest snapshot (event loop only).
@@ -94,8 +106,12 @@ class ConsoleApp(App[None]):
         #: How many snapshots arrived (tests wait on it).
         self.snapshots_seen = 0
         self._request = PollRequest()
-        #: The customer the pane shows (id, email or phone as typed).
+        #: The customer the pane shows (id, email, phone or name as typed).
         self.customer_query: str | None = None
+        self._pages: dict[str, PageRequest] = {
+            "decisions": PageRequest(),
+            "handoffs": PageRequest(DecisionFilter(handoffs=True)),
+        }
         self._history: list[str] = []
         self._wake = threading.Event()
         self._stopping = False
@@ -119,9 +135,10 @@ class ConsoleApp(App[None]):
 
     @work(thread=True, exclusive=True, group="poll", name="store poller")
     def _poll_store(self) -> None:
-        """Poll loop (poll worker thread): collect, post the snapshot, wait."""
+        """Poll loop (poll worker thread): collect, post a new snapshot, wait."""
         worker = get_current_worker()
         collector = SnapshotCollector(ConsoleReader(self.db))
+        posted: Snapshot | None = None
         try:
             while not worker.is_cancelled and not self._stopping:
                 self._wake.clear()
@@ -132,7 +149,10 @@ class ConsoleApp(App[None]):
                     status = StoreStatus(str(self.db), "error", f"store read failed: {exc!r}")
                     snapshot = Snapshot(collector.seq, request, status, error=status.detail)
                     collector.reader.close()
-                self.post_message(StoreUpdated(snapshot))
+                    collector.last = None
+                if snapshot is not posted:  # nothing new: the screen stays as it is
+                    posted = snapshot
+                    self.post_message(StoreUpdated(snapshot))
                 self._wake.wait(self.poll_interval)
         finally:
             collector.reader.close()
@@ -168,9 +188,15 @@ class ConsoleApp(App[None]):
         else:
             self.notify("Replay finished: the store stays open to explore.", title="Demo")
         self.refresh_bindings()
+        self._poll_now()
 
     def _poll_now(self) -> None:
-        self._request = PollRequest(self.current_mode, self.customer_query)
+        self._request = PollRequest(
+            self.current_mode,
+            self.customer_query,
+            self._pages["decisions"],
+            self._pages["handoffs"],
+        )
         self._wake.set()
 
     # ---------------------------------------------------------------- views
@@ -187,7 +213,7 @@ class ConsoleApp(App[None]):
         self._poll_now()
 
     def action_show_view(self, view: str) -> None:
-        """Keys 1–5."""
+        """Keys 1–6."""
         self.show_view(view)
 
     def go_back(self) -> None:
@@ -197,67 +223,98 @@ class ConsoleApp(App[None]):
             self._poll_now()
 
     def open_customer(self, query: str) -> None:
-        """Show the customer pane for an id, email or phone."""
+        """Show the customer pane for an id, phone, email or name."""
         self.customer_query = query.strip() or None
         already = isinstance(self.screen, CustomerScreen)
         self.show_view("customer")
         if already and isinstance(self.screen, CustomerScreen):
             self.screen.sync_query()
 
+    def open_decisions(self, where: DecisionFilter) -> None:
+        """Show the Decisions view filtered by `where` (a drill-in from a count)."""
+        self.show_view("decisions")
+        if isinstance(self.screen, DecisionsScreen):
+            self.screen.show_filter(where)
+
+    def page_request(self, view: str) -> PageRequest:
+        """The page of decisions `view` shows."""
+        return self._pages[view]
+
+    def set_page_request(self, view: str, request: PageRequest) -> None:
+        """Ask for another page of decisions for `view`."""
+        self._pages[view] = request
+        self._poll_now()
+
+    def clock(self) -> datetime | None:
+        """The committed cut's clock, as the header shows it."""
+        snapshot = self.latest
+        if snapshot is None or not snapshot.status.clock:
+            return None
+        try:
+            return parse_timestamp(snapshot.status.clock)
+        except ValueError:
+            return None
+
+    def yank(self, text: str) -> None:
+        """Copy `text` to the clipboard (the terminal's, through OSC 52) and say so."""
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {text}", timeout=2)
+
     def run_command(self, text: str) -> None:
         """Run one `:` command line."""
-        command = parse_command(text)
-        if command.action == "view" and command.view is not None:
-            if command.view == "customer" and command.argument:
-                self.open_customer(command.argument)
-            else:
-                self.show_view(command.view)
-        elif command.action == "quit":
-            self.exit()
-        elif command.action == "help":
-            self.action_help()
-        elif command.action == "theme":
-            self.action_toggle_theme()
-        elif command.action == "pause":
-            self.action_demo_pause()
-        elif command.action == "faster":
-            self.action_demo_faster()
-        elif command.action == "slower":
-            self.action_demo_slower()
-        else:
+        parsed = parse_command(text)
+        command = parsed.command
+        if command is None:
             self.notify(
-                f"Unknown command {command.argument!r}. Try journeys, handoffs, caps, "
-                "channels, customer QUERY, help or quit.",
+                f"Unknown command {parsed.text!r}. Commands: {command_list()}.",
                 severity="warning",
+                timeout=8,
             )
+            return
+        action, argument = command.action, parsed.argument
+        if action == "view" and command.view == "customer" and argument:
+            self.open_customer(argument)
+        elif action == "view" and command.view in ("decisions", "handoffs") and argument:
+            self.show_view(command.view)
+            if isinstance(self.screen, DecisionsScreen):
+                self.screen.apply_filter(argument)
+        elif action == "view" and command.view is not None:
+            self.show_view(command.view)
+        elif action in ("optout", "optin"):
+            if isinstance(self.screen, CustomerScreen):
+                self.screen.ask_consent(argument, opt_in=action == "optin")
+            else:
+                self.notify("Open a customer first (5, or :customer QUERY).", severity="warning")
+        elif action == "quit":
+            self.exit()
+        elif action == "help":
+            self.action_help()
+        elif action == "theme":
+            self.action_toggle_theme()
+        elif action == "refresh":
+            self.action_refresh()
+        elif action == "pause":
+            self.action_demo_pause()
+        elif action == "faster":
+            self.action_demo_faster()
+        elif action == "slower":
+            self.action_demo_slower()
 
     def status_text(self, snapshot: Snapshot | None, view: str) -> Text:
-        """The status line: view, run state, clock, progress, and the demo's state."""
+        """The status line: view, decisions, run state, clock, line, store, progress."""
         text = Text.assemble((" omniconsole ", "bold reverse"), (f" {view.upper()} ", "bold"))
         parts: list[str] = []
         if self.demo is not None:
             if self._demo_error:
                 parts.append("demo failed")
-            elif self._demo_done:
-                parts.append("demo done")
-            else:
+            elif not self._demo_done:
                 parts.append(self.demo.label())
-            sim = self.demo.pacer.sim_time
-            if sim is not None and not self._demo_done:
-                parts.append(f"sim {sim.strftime('%Y-%m-%d %H:%M')}Z")
         if snapshot is None:
             parts.append("connecting…")
         elif not snapshot.status.ready:
             parts.append("waiting for store")
         else:
-            s = snapshot.status
-            parts.append(" ".join(p for p in (s.mode, s.status) if p) or "store")
-            if s.clock and (self.demo is None or self._demo_done):
-                parts.append(f"clock {s.clock[:10]} {short_time(s.clock)[6:]}Z")
-            parts.append(f"{s.customers} customers")
-            parts.append(f"{s.decisions} decisions")
-            if s.checkpoint_line is not None:
-                parts.append(f"line {s.checkpoint_line}")
+            parts += header_parts(snapshot.status, snapshot.progress, self.store_label)
         text.append("│ " + " │ ".join(parts))
         return text
 
@@ -315,9 +372,9 @@ class ConsoleApp(App[None]):
             self._poll_now()
 
 
-def run_console(db: Path) -> None:
+def run_console(db: Path, operator: OperatorActions | None = None) -> None:
     """Attach the console, read-only, to the store at `db` (it may not exist yet)."""
-    ConsoleApp(Path(db)).run()
+    ConsoleApp(Path(db), operator=operator).run()
 
 
 def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:

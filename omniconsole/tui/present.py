@@ -9,30 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import orjson
 
 from omniconsole.adapters.store.console_rows import (
     CustomerRecord,
-    DecisionRow,
-    EventRow,
     StoreStatus,
 )
+from omniconsole.adapters.store.progress import Progress
 from omniconsole.domain.config import Policy
 from omniconsole.domain.profile import consent_report
-from omniconsole.domain.timeutil import format_duration, parse_timestamp
+from omniconsole.domain.timeutil import format_duration
 
 __all__ = [
     "HEALTH_LABEL",
     "ConsentLine",
-    "TimelineItem",
     "consents",
+    "header_parts",
     "policy_lines",
     "profile_facts",
     "short",
+    "span",
     "status_message",
-    "timeline",
 ]
 
 HEALTH_LABEL: Mapping[str, str] = {
@@ -64,6 +62,20 @@ def short(value: object, width: int = 60) -> str:
     """`value` as text, cut to `width` characters with an ellipsis."""
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def span(seconds: float) -> str:
+    """A duration as an agent says it: `40 s`, `12 min`, `3 h 5 min`, `4 days`."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} days"
 
 
 def status_message(status: StoreStatus) -> str:
@@ -166,94 +178,33 @@ def profile_facts(record: CustomerRecord) -> list[tuple[str, str]]:
     return facts
 
 
-@dataclass(frozen=True, slots=True)
-class TimelineItem:
-    """One line of the customer timeline: an event or a message decision."""
-
-    at: str
-    kind: Literal["event", "message"]
-    title: str
-    channel: str | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    why: str = ""
-    message_id: str | None = None
+#: a run's `status` as the header says it
+_RUN_STATE = {"until": "at --until", "stopped": "stopped"}
 
 
-def _event_title(e: EventRow) -> str:
-    if e.type == "identify":
-        traits = e.payload.get("traits")
-        keys = ", ".join(sorted(traits)) if isinstance(traits, Mapping) else ""
-        return f"identify {keys}".strip()
-    props = e.payload.get("properties")
-    detail = (
-        " ".join(f"{k}={short(v, 24)}" for k, v in props.items())
-        if isinstance(props, Mapping)
-        else ""
-    )
-    return f"{e.name} {detail}".strip()
+def header_parts(status: StoreStatus, progress: Progress | None, store: str) -> list[str]:
+    """The status line's facts, most needed first (a narrow screen keeps the first).
 
-
-def _lateness(e: EventRow) -> str:
-    """'arrived 2 h 5 min late' when the event was applied well after it happened.
-
-    Live, every event is applied a moment after its own timestamp: that is not worth
-    an agent's attention, so only a delay of a second or more is said.
+    Everything but the progress is the committed cut's: the clock is the time up to
+    which every decision listed below it is decided. The progress (a running replay's
+    reading position, said about once a second) is marked as such.
     """
-    if not e.late:
-        return ""
-    try:
-        gap = parse_timestamp(e.applied_at) - parse_timestamp(e.at)
-    except ValueError:
-        return ""
-    if gap.total_seconds() < 1:
-        return ""
-    return f"arrived late: happened {e.at[5:16].replace('T', ' ')}, {_span(gap.total_seconds())} before it was applied"
-
-
-def _span(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} days"
-
-
-def decision_why(d: DecisionRow) -> str:
-    """The decision in words, as the engine explained it (handoffs included)."""
-    return d.explanation
-
-
-def timeline(record: CustomerRecord) -> tuple[TimelineItem, ...]:
-    """Events and decisions, newest first; at one instant the decision follows its event."""
-    items: list[tuple[str, int, int, TimelineItem]] = []
-    for e in record.events:
-        items.append(
-            (e.applied_at, 0, e.id,
-             TimelineItem(e.applied_at, "event", _event_title(e), why=_lateness(e)))
-        )  # fmt: skip
-    for d in record.decisions:
-        items.append(
-            (
-                d.at,
-                1,
-                d.seq,
-                TimelineItem(
-                    d.at,
-                    "message",
-                    f"{d.journey}.{d.step}",
-                    channel=d.channel,
-                    outcome=d.outcome,
-                    reason=d.reason,
-                    why=decision_why(d),
-                    message_id=d.message_id,
-                ),
-            )
-        )
-    items.sort(key=lambda t: (t[0], t[1], t[2]), reverse=True)
-    return tuple(t[3] for t in items)
+    parts = [f"{status.decisions:,} decisions"]
+    said = _RUN_STATE.get(status.status or "", status.status)
+    state = " ".join(p for p in (status.mode, said) if p)
+    parts.append(state or "store")
+    if status.clock:
+        label = "sim " if status.mode == "replay" else ""
+        parts.append(f"{label}{status.clock[:10]} {status.clock[11:16]}Z")
+    if status.checkpoint_line is not None and status.mode == "replay":
+        parts.append(f"line {status.checkpoint_line:,}")
+    if progress is not None and progress.fresh() and status.status == "running":
+        ahead = f"reading line {progress.line:,}"
+        if progress.fraction is not None:
+            ahead += f" ({progress.fraction:.0%})"
+        if progress.clock:
+            ahead += f" at {progress.clock[5:16].replace('T', ' ')}"
+        parts.append(ahead)
+    parts.append(f"{status.customers:,} customers")
+    parts.append(store)
+    return parts

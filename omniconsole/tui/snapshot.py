@@ -3,7 +3,9 @@
 `collect` runs on the console's poll worker thread (never on the Textual event loop):
 it reads one committed cut of the store, takes the status line and only what the
 visible view needs from that same cut, and never raises — a store that is missing,
-being created or broken becomes a `Snapshot` saying so. No textual import here.
+being created or broken becomes a `Snapshot` saying so. When nothing was committed
+since the last poll and the view asks for the same thing, the last snapshot is
+returned as it is (no query runs). No textual import here.
 """
 
 from __future__ import annotations
@@ -19,15 +21,35 @@ from omniconsole.adapters.store.console_rows import (
     ChannelStats,
     CustomerMatch,
     CustomerRecord,
-    HandoffRow,
+    DecisionFilter,
+    DecisionPage,
     JourneyStats,
     StoreStatus,
 )
 from omniconsole.adapters.store.parts import PartsError
+from omniconsole.adapters.store.progress import Progress, read_progress
 
-__all__ = ["CustomerLookup", "PollRequest", "Snapshot", "SnapshotCollector", "ViewName"]
+__all__ = [
+    "CustomerLookup",
+    "PageRequest",
+    "PollRequest",
+    "Snapshot",
+    "SnapshotCollector",
+    "ViewName",
+]
 
-ViewName = str  # "journeys", "handoffs", "caps", "channels", "customer"
+ViewName = str  # "journeys", "handoffs", "caps", "channels", "customer", "decisions"
+
+#: decisions per page of the Decisions and Handoffs views
+PAGE_ROWS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """A page of decisions: the filter, and the key the page starts after (None: newest)."""
+
+    filter: DecisionFilter = field(default_factory=DecisionFilter)
+    after: tuple[int, str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +61,10 @@ class PollRequest:
 
     view: ViewName = "journeys"
     customer_query: str | None = None
+    decisions: PageRequest = field(default_factory=PageRequest)
+    handoffs: PageRequest = field(
+        default_factory=lambda: PageRequest(DecisionFilter(handoffs=True))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +84,14 @@ class Snapshot:
     request: PollRequest
     status: StoreStatus
     journeys: tuple[JourneyStats, ...] = ()
-    handoffs: tuple[HandoffRow, ...] = ()
-    handoff_total: int = 0
+    page: DecisionPage | None = None
+    vocabulary: dict[str, tuple[str, ...]] = field(default_factory=dict)
     handoff_pairs: tuple[tuple[str, int], ...] = ()
     caps: CapsOverview | None = None
     channels: tuple[ChannelStats, ...] = ()
     throughput: tuple[tuple[str, float], ...] = ()
     customer: CustomerLookup | None = None
+    progress: Progress | None = None
     error: str | None = None
 
 
@@ -77,13 +104,32 @@ class SnapshotCollector:
 
     reader: ConsoleReader
     seq: int = 0
+    last: Snapshot | None = None
     _sent_history: deque[tuple[float, dict[str, int]]] = field(
         default_factory=lambda: deque(maxlen=40)
     )
 
     def collect(self, request: PollRequest) -> Snapshot:
         """Read what `request.view` needs from one cut; errors become part of the snapshot."""
+        progress = read_progress(self.reader.path)
+        last = self.last
+        if (
+            last is not None
+            and last.request == request
+            and last.error is None
+            and last.status.ready
+            and request.view != "channels"  # its throughput is per wall second
+            and not self.reader.changed()
+        ):
+            if progress != last.progress:
+                self.last = last = replace(last, progress=progress)
+            return last
         self.seq += 1
+        snapshot = self._collect(request)
+        self.last = snapshot = replace(snapshot, progress=progress)
+        return snapshot
+
+    def _collect(self, request: PollRequest) -> Snapshot:
         where = str(self.reader.path)
         if not self.reader.connection.exists():
             self.reader.close()
@@ -96,7 +142,6 @@ class SnapshotCollector:
                 try:
                     return self._collect_ready(cut, request, status)
                 except sqlite3.Error as exc:
-                    self.reader.close()
                     return Snapshot(self.seq, request, status, error=f"store read failed: {exc}")
         except (PartsError, sqlite3.Error):
             return Snapshot(self.seq, request, self.reader.status())
@@ -108,10 +153,15 @@ class SnapshotCollector:
         base = Snapshot(self.seq, request, status)
         if view == "journeys":
             return replace(base, journeys=cut.journeys())
-        if view == "handoffs":
-            handoffs, total, pairs = cut.handoffs()
-            return replace(base, handoffs=handoffs, handoff_total=total,
-                         handoff_pairs=tuple(pairs.items()))  # fmt: skip
+        if view in ("decisions", "handoffs"):
+            page = request.decisions if view == "decisions" else request.handoffs
+            pairs = tuple(cut.handoff_pairs().items()) if view == "handoffs" else ()
+            return replace(
+                base,
+                page=cut.decisions(page.filter, page.after, PAGE_ROWS),
+                vocabulary=cut.vocabulary(),
+                handoff_pairs=pairs,
+            )
         if view == "caps":
             return replace(base, caps=cut.caps())
         if view == "channels":

@@ -11,21 +11,12 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static
 
+from omniconsole.tui.commands import COMMANDS
+
 __all__ = ["COMMAND_WORDS", "PromptLine", "StatusLine"]
 
-COMMAND_WORDS: tuple[str, ...] = (
-    "journeys",
-    "handoffs",
-    "caps",
-    "channels",
-    "customer ",
-    "help",
-    "theme",
-    "pause",
-    "faster",
-    "slower",
-    "quit",
-)
+#: what the command line suggests as one types (every command of `commands.COMMANDS`)
+COMMAND_WORDS: tuple[str, ...] = tuple(f"{c.name} " if c.argument else c.name for c in COMMANDS)
 
 PromptKind = Literal["command", "filter"]
 
@@ -80,7 +71,7 @@ class PromptLine(Input):
         self.remove_class("-command", "-filter")
         self.add_class(f"-{kind}")
         self.placeholder = (
-            "journeys · handoffs · caps · channels · customer ID/EMAIL/PHONE · help · quit"
+            "journeys · handoffs · caps · channels · customer QUERY · decisions FILTER · help"
             if kind == "command"
             else "filter this view (Enter keeps it, Esc clears it)"
         )
@@ -174,7 +165,7 @@ def _spacious(keys: list[tuple[str, str, bool]]) -> Text:
 
 
 def _compact(keys: list[tuple[str, str, bool]]) -> Text:
-    """Tighter, with the view keys 1-5 folded into one hint."""
+    """Tighter, with the view keys 1-6 folded into one hint."""
     digits = [k for k in keys if k[0].isdigit()]
     folded: list[tuple[str, str, bool]] = []
     for entry in keys:
@@ -187,6 +178,8 @@ def _compact(keys: list[tuple[str, str, bool]]) -> Text:
         folded.append(entry)
     text = Text(no_wrap=True, overflow="ellipsis")
     for key, description, enabled in folded:
+        if key == "^p":
+            continue  # the palette is in the help; room for the view's own keys
         text.append(key, style="bold reverse")
         text.append(f" {description} ", style="" if enabled else "dim")
     return text

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from worlds import replay_world
 
+from omniconsole.engine.replay import ReplayOptions, run_replay
+
 
 @pytest.fixture(scope="session")
 def story(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -22,3 +24,16 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def story_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same story replayed in two partition processes (a store in three files)."""
     return replay_world(tmp_path_factory.mktemp("story-parts"), partitions=2)
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample (300 customers, 14 days) replayed to the end: 1,372 decisions,
+    276 handoffs — more than a page of each."""
+    folder = tmp_path_factory.mktemp("sample")
+    log = Path(__file__).resolve().parents[2] / "examples" / "sample.jsonl"
+    run_replay(
+        ReplayOptions(log=log, db=folder / "store.db", ledger=folder / "ledger.jsonl",
+                      report=folder / "report.json")
+    )  # fmt: skip
+    return folder / "store.db"

@@ -1,4 +1,4 @@
-"""Snapshots of the main views at 80×24 and 160×48 (a replayed store, no wall clocks shown)."""
+"""Snapshots of every view at 80×24 and 160×48 (a replayed store, no wall clocks shown)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 from tui_support import wait_for
 
 from omniconsole.tui.app import ConsoleApp
+from omniconsole.tui.screens.help import HelpScreen
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -26,9 +27,11 @@ def _before(keys: tuple[str, ...], view: str) -> Callable[[Pilot[None]], Awaitab
             snap = app.latest
             if snap is None or not snap.status.ready or snap.request.view != view:
                 return False
-            return view != "customer" or (
-                snap.customer is not None and snap.customer.record is not None
-            )
+            if view == "customer":
+                return snap.customer is not None and snap.customer.record is not None
+            if view in ("decisions", "handoffs"):
+                return snap.page is not None
+            return True
 
         await wait_for(pilot, ready)
         await pilot.pause()
@@ -42,6 +45,7 @@ VIEWS: list[tuple[str, tuple[str, ...]]] = [
     ("caps", ("3",)),
     ("channels", ("4",)),
     ("customer", ("colon", *"customer c-1", "enter")),
+    ("decisions", ("6",)),
 ]
 
 
@@ -50,8 +54,21 @@ VIEWS: list[tuple[str, tuple[str, ...]]] = [
 def test_view_snapshot(
     snap_compare: Any, story: Path, view: str, keys: tuple[str, ...], size: tuple[int, int]
 ) -> None:
-    app = ConsoleApp(story, poll_interval=0.05)
+    app = ConsoleApp(story, poll_interval=0.05, store_label="/data/story.db")
     assert snap_compare(app, terminal_size=size, run_before=_before(keys, view))
+
+
+def test_help_fits_80x24_snapshot(snap_compare: Any, story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05, store_label="/data/story.db")
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await wait_for(pilot, lambda: app.latest is not None)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("end")  # its last lines can be reached
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_missing_store_snapshot(snap_compare: Any, tmp_path: Path) -> None:

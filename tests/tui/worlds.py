@@ -13,6 +13,7 @@ The story a support agent might meet (times UTC, January 2026):
 - c-4 Di orders: the receipt goes by email and is delivered.
 - c-5 Ed views a product, then orders: the recommendation is skipped.
 - c-6 Fay has no address at all: her fraud alert finds no channel (unreachable).
+- c-7 Gil's welcome email bounces: it is re-sent once in the app (a fallback).
 
 `replay_world` writes a log and replays it with `run_replay` into a store, as
 `omniconsole replay` would; the tests only ever read what the engine wrote.
@@ -57,10 +58,15 @@ STORY: list[dict[str, Any]] = [
     identify("c-5", "2026-01-05T20:40:00Z", first_name="Ed", email="ed@example.com",
              timezone="UTC"),
     identify("c-6", "2026-01-05T20:50:00Z", first_name="Fay", timezone="UTC"),
+    identify("c-7", "2026-01-05T20:55:00Z", first_name="Gil", email="gil@example.com",
+             timezone="UTC"),
     track("c-1", "2026-01-06T03:00:00Z", "Signed Up"),
     track("c-2", "2026-01-06T09:00:00Z", "Signed Up"),
     track("c-2", "2026-01-06T10:00:00Z", "Message Opened", channel="email",
-          message_id="c-2:onboarding:1:welcome"),
+          message_id="c-2:onboarding:1:welcome", url="https://shop.example.com/start"),
+    track("c-7", "2026-01-06T11:00:00Z", "Signed Up"),
+    track("c-7", "2026-01-06T11:30:00Z", "Message Failed", channel="email",
+          message_id="c-7:onboarding:1:welcome", error_code="550", provider_message_id="mx-7"),
     track("c-1", "2026-01-06T15:00:00Z", "Price Dropped", sku="K1"),
     track("c-1", "2026-01-06T15:05:00Z", "Price Dropped", sku="K2"),
     track("c-1", "2026-01-06T16:00:00Z", "Inbound Message", channel="sms", body="STOP"),

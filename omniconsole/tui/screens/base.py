@@ -1,7 +1,13 @@
-"""The base of every view: status line, body, prompt and footer, fed by snapshots."""
+"""The base of every view: status line, body, prompt and footer, fed by snapshots.
+
+Tables share k9s habits here: `s`/`S` sort the focused table by its next column /
+reverse it (or click a header), and `fill_table` keeps the cursor on its row.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from rich.text import Text
@@ -10,16 +16,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from omniconsole.adapters.store.console_rows import DecisionFilter
 from omniconsole.tui.present import status_message
-from omniconsole.tui.snapshot import Snapshot
+from omniconsole.tui.snapshot import PageRequest, Snapshot
 from omniconsole.tui.widgets import KeyHints, PromptLine, StatusLine
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["ConsoleHost", "ViewScreen", "fill_table", "matches_filter"]
+__all__ = ["ConsoleHost", "SortState", "ViewScreen", "fill_table", "matches_filter"]
 
 
 class ConsoleHost(Protocol):
@@ -31,6 +39,9 @@ class ConsoleHost(Protocol):
     def open_customer(self, query: str) -> None:
         """Show the customer pane for `query`."""
 
+    def open_decisions(self, where: DecisionFilter) -> None:
+        """Show the Decisions view filtered by `where`."""
+
     def run_command(self, text: str) -> None:
         """Run a `:` command line."""
 
@@ -40,6 +51,18 @@ class ConsoleHost(Protocol):
     def go_back(self) -> None:
         """Return to the previous view."""
 
+    def page_request(self, view: str) -> PageRequest:
+        """The page of decisions `view` shows."""
+
+    def set_page_request(self, view: str, request: PageRequest) -> None:
+        """Ask for another page of decisions for `view`."""
+
+    def clock(self) -> datetime | None:
+        """The committed cut's clock, as the header shows it."""
+
+    def yank(self, text: str) -> None:
+        """Copy `text` to the clipboard and say so."""
+
 
 def matches_filter(text: str, needle: str) -> bool:
     """Every word of `needle` occurs in `text` (case-insensitive)."""
@@ -47,11 +70,34 @@ def matches_filter(text: str, needle: str) -> bool:
     return all(word in hay for word in needle.casefold().split())
 
 
+@dataclass(slots=True)
+class SortState:
+    """How a table is sorted: by column `column` (None: as the data came), `reverse`."""
+
+    column: int | None = None
+    reverse: bool = False
+
+
+def _sort_key(cell: str) -> tuple[int, float, str]:
+    text = cell.strip().rstrip("%").replace(",", "")
+    try:
+        return (0, -float(text), "")  # numbers first, largest first
+    except ValueError:
+        return (1, 0.0, cell.casefold())
+
+
 def fill_table(
     table: DataTable[str | Text],
     rows: Sequence[tuple[str, Sequence[str | Text]]],
+    *,
+    sortable: bool = True,
 ) -> None:
-    """Replace the rows of `table` (keyed) when they changed, keeping the cursor's row."""
+    """Replace the rows of `table` (keyed) when they changed, keeping the cursor's row,
+    in the order the table is sorted by (`s`/`S`, or a header click)."""
+    sort = getattr(table, "_oc_sort", None)
+    if sortable and isinstance(sort, SortState) and sort.column is not None:
+        column = sort.column
+        rows = sorted(rows, key=lambda r: _sort_key(str(r[1][column])), reverse=sort.reverse)
     signature = [(key, tuple(str(c) for c in cells)) for key, cells in rows]
     if getattr(table, "_oc_signature", None) == signature:
         return
@@ -59,15 +105,15 @@ def fill_table(
     cursor_key: str | None = None
     if table.row_count and 0 <= table.cursor_row < table.row_count:
         cursor_key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-    old_row = table.cursor_row
+    old_row, old_column = table.cursor_row, table.cursor_column
     table.clear()
     for key, cells in rows:
         table.add_row(*cells, key=key)
     keys = [key for key, _ in rows]
     if cursor_key in keys:
-        table.move_cursor(row=keys.index(cursor_key), animate=False)
+        table.move_cursor(row=keys.index(cursor_key), column=old_column, animate=False)
     elif rows:
-        table.move_cursor(row=min(old_row, len(rows) - 1), animate=False)
+        table.move_cursor(row=min(old_row, len(rows) - 1), column=old_column, animate=False)
 
 
 class ViewScreen(Screen[None]):
@@ -77,8 +123,11 @@ class ViewScreen(Screen[None]):
     """
 
     VIEW: ClassVar[str] = ""
+    SORTABLE: ClassVar[bool] = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=False),
+        Binding("s", "sort(False)", "Sort", show=False),
+        Binding("S", "sort(True)", "Reverse sort", show=False),
     ]
 
     def __init__(self) -> None:
@@ -109,8 +158,11 @@ class ViewScreen(Screen[None]):
         self.show(self.host.latest)
 
     def on_screen_resume(self) -> None:
-        """Show the latest data at once when the view comes back."""
+        """Show the latest data at once when the view comes back (focus its table, unless
+        something is already focused: a key may have been typed already)."""
         self.show(self.host.latest)
+        if self.focused is None:
+            self._refocus()
 
     def show(self, snapshot: Snapshot | None) -> None:
         """Render `snapshot` (or the waiting state); a no-op until composed."""
@@ -150,6 +202,9 @@ class ViewScreen(Screen[None]):
             prompt.open("command")
 
     @on(PromptLine.FilterChanged)
+    def _on_filter_changed(self, event: PromptLine.FilterChanged) -> None:
+        self._filter_changed(event)
+
     def _filter_changed(self, event: PromptLine.FilterChanged) -> None:
         self.filter_text = event.value
         self.show(self.host.latest)
@@ -159,13 +214,31 @@ class ViewScreen(Screen[None]):
         self._refocus()
         if event.kind == "command" and event.value:
             self.host.run_command(event.value)
+        elif event.kind == "filter":
+            self.apply_filter(event.value)
+
+    def apply_filter(self, text: str) -> None:
+        """Enter on the filter: keep it (views that filter what they show already did)."""
+        self.filter_text = text
 
     @on(PromptLine.Dismissed)
     def _prompt_closed(self) -> None:
         self._refocus()
 
+    def main_widget(self) -> Widget | None:
+        """The widget that holds the focus between prompts (the first visible table)."""
+        for table in self.query(DataTable):
+            if table.display and table.parent is not None and table.parent.display:
+                return table
+        return None
+
     def _refocus(self) -> None:
-        self.focus_next()
+        """Give the focus back to the view (never to an input box: keys are commands)."""
+        widget = self.main_widget()
+        if widget is not None and widget.focusable:
+            widget.focus()
+        else:
+            self.set_focus(None)
 
     def action_back(self) -> None:
         """Esc: clear the filter, else leave this view."""
@@ -174,3 +247,49 @@ class ViewScreen(Screen[None]):
             self.show(self.host.latest)
             return
         self.host.go_back()
+
+    # ---------------------------------------------------------------- sorting
+
+    def _sort_table(self) -> DataTable[str | Text] | None:
+        focused = self.focused
+        if isinstance(focused, DataTable):
+            return focused
+        widget = self.main_widget()
+        return widget if isinstance(widget, DataTable) else None
+
+    def action_sort(self, reverse: bool) -> None:
+        """`s`: sort the table by its next column; `S`: reverse the order."""
+        table = self._sort_table()
+        if table is None or not self.SORTABLE:
+            self.notify("This list is in time order, newest first.", timeout=2)
+            return
+        sort = getattr(table, "_oc_sort", None)
+        if not isinstance(sort, SortState):
+            sort = table._oc_sort = SortState()  # type: ignore[attr-defined]
+        if reverse:
+            sort.reverse = not sort.reverse
+        else:
+            columns = len(table.columns)
+            sort.column = 0 if sort.column is None else (sort.column + 1) % columns
+            sort.reverse = False
+        self._sorted(table, sort)
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        if not self.SORTABLE:
+            return
+        table = event.data_table
+        sort = getattr(table, "_oc_sort", None)
+        if not isinstance(sort, SortState):
+            sort = table._oc_sort = SortState()  # type: ignore[attr-defined]
+        if sort.column == event.column_index:
+            sort.reverse = not sort.reverse
+        else:
+            sort.column, sort.reverse = event.column_index, False
+        self._sorted(table, sort)
+
+    def _sorted(self, table: DataTable[str | Text], sort: SortState) -> None:
+        table._oc_signature = None  # type: ignore[attr-defined]
+        label = str(list(table.columns.values())[sort.column or 0].label)
+        self.notify(f"Sorted by {label}{' (reversed)' if sort.reverse else ''}", timeout=2)
+        self.show(self.host.latest)

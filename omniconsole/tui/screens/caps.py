@@ -1,4 +1,7 @@
-"""Caps: the fatigue governor's usage, deferrals and suppressions, and the policy."""
+"""Caps: the fatigue governor's usage, deferrals and suppressions, and the policy.
+
+Enter on a cap or a reason opens its decisions; on a fatigued customer, the customer.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from omniconsole.adapters.store.console_rows import DecisionFilter
 from omniconsole.tui.format import bar, spark
 from omniconsole.tui.present import policy_lines
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
@@ -29,7 +33,8 @@ class CapsScreen(ViewScreen):
 
     VIEW = "caps"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_customer", "Customer", show=True),
+        Binding("enter", "drill", "Open", show=True),
+        Binding("y", "yank", "Yank", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -37,16 +42,12 @@ class CapsScreen(ViewScreen):
         with Horizontal(id="caps-columns"):
             with Vertical(id="caps-left"):
                 yield Static(id="caps-caption", classes="caption")
-                caps: DataTable[str | Text] = DataTable(
-                    id="caps-table", cursor_type="row", show_cursor=False
-                )
+                caps: DataTable[str | Text] = DataTable(id="caps-table", cursor_type="row")
                 for label in ("Cap", "Limit", "At cap", "Counted"):
                     caps.add_column(label, key=label.lower())
                 yield caps
                 yield Static("Deferred and suppressed by reason", classes="caption")
-                reasons: DataTable[str | Text] = DataTable(
-                    id="reasons-table", cursor_type="row", show_cursor=False
-                )
+                reasons: DataTable[str | Text] = DataTable(id="reasons-table", cursor_type="row")
                 for label in ("Reason", "Deferred", "Suppr.", "Last 24 h"):
                     reasons.add_column(label, key=label.lower())
                 yield reasons
@@ -89,7 +90,12 @@ class CapsScreen(ViewScreen):
             [
                 (
                     r.reason,
-                    [r.reason, _right(r.deferred), _right(r.suppressed), spark(r.series, 24)],
+                    [
+                        r.reason,
+                        _right(f"{r.deferred:,}"),
+                        _right(f"{r.suppressed:,}"),
+                        spark(r.series, 24),
+                    ],
                 )
                 for r in overview.reasons
                 if matches_filter(r.reason, needle)
@@ -113,18 +119,34 @@ class CapsScreen(ViewScreen):
             ],
         )
         policy = Table.grid(padding=(0, 1))
-        policy.add_column(style="bold")
-        policy.add_column()
+        policy.add_column(style="bold", no_wrap=True)
+        policy.add_column(overflow="fold")
         for key, value in policy_lines(overview.policy):
             policy.add_row(key, value)
         self.query_one("#policy", Static).update(policy)
 
-    @on(DataTable.RowSelected, "#fatigued-table")
-    def _selected(self) -> None:
-        self.action_open_customer()
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._drill(event.data_table)
 
-    def action_open_customer(self) -> None:
-        """Open the highlighted fatigued customer."""
-        table = self.query_one("#fatigued-table", DataTable)
-        if table.row_count:
-            self.host.open_customer(str(table.get_row_at(table.cursor_row)[0]))
+    def action_drill(self) -> None:
+        """Enter: a cap's or a reason's decisions; a fatigued customer's pane."""
+        table = self.focused
+        if isinstance(table, DataTable):
+            self._drill(table)
+
+    def _drill(self, table: DataTable[str | Text]) -> None:
+        if not table.row_count:
+            return
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        if table.id == "fatigued-table":
+            self.host.open_customer(key)
+        elif table.id in ("caps-table", "reasons-table") and key != "none":
+            self.host.open_decisions(DecisionFilter(reason=key))
+
+    def action_yank(self) -> None:
+        """Copy the highlighted fatigued customer's id."""
+        table = self.focused
+        if isinstance(table, DataTable) and table.id == "fatigued-table" and table.row_count:
+            self.host.yank(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))

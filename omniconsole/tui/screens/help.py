@@ -1,4 +1,4 @@
-"""`?`: every key and command of the console."""
+"""`?`: every key and every `:` command of the console (the commands from their one table)."""
 
 from __future__ import annotations
 
@@ -11,44 +11,58 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from omniconsole.tui.commands import COMMANDS
+
 __all__ = ["KEYS", "HelpScreen"]
 
 KEYS: tuple[tuple[str, str], ...] = (
-    (":", "command line: journeys · handoffs · caps · channels · customer QUERY · help · quit"),
-    ("/", "filter the current view (Enter keeps the filter, Esc clears it)"),
-    ("Enter", "drill in: journey → funnel; handoff / fatigued customer → customer pane"),
-    ("Esc", "back: clear the filter, close the funnel, return to the previous view"),
-    ("1 2 3 4 5", "journeys · handoffs · caps · channels · customer"),
-    ("f", "customer pane: find another customer"),
-    ("↑ ↓ PgUp PgDn", "move in tables and scroll panes (mouse works too)"),
-    ("Tab", "next widget"),
-    ("t", "switch between dark and light theme"),
-    ("r", "refresh now"),
-    ("space", "demo: pause / resume the replay"),
-    ("+ / -", "demo: faster / slower (1 simulated hour per second up to full speed)"),
+    ("1-6", "journeys · handoffs · caps · channels · customer · decisions"),
+    (":", "command line (the commands below)"),
+    ("/", "filter the view; Decisions: reason quiet_hours, since 2026-03-05, last 6h…"),
+    ("Enter", "drill in: a journey's funnel; a count's decisions; a row's customer"),
+    ("Esc", "back: clear the filter, close the funnel, leave a box, previous view"),
+    ("n / p", "decisions and handoffs: older / newer page"),
+    ("s / S", "sort the table by its next column / reverse it (or click a header)"),
+    ("y / Y", "copy the row's customer id / message id"),
+    ("f", "customer: find another (id, phone in any format, email, name)"),
+    ("o / i", "customer: record an opt-out / opt-in they asked for (via serve)"),
+    ("↑↓ PgUp PgDn Tab", "move in tables, scroll panes, next widget (mouse works)"),
+    ("t / r", "dark or light theme / read the store now"),
+    ("space + -", "demo and --tui: pause, faster, slower"),
     ("Ctrl+P", "command palette: every action by name"),
-    ("?", "this help"),
-    ("q", "quit"),
+    ("? / q", "this help / quit"),
 )
 
 
 class HelpScreen(ModalScreen[None]):
-    """A modal listing every key; any of Esc, q or ? closes it."""
+    """A modal listing every key and command; Esc, q or ? closes it; ↑↓ scroll it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close"),
     ]
 
     def compose(self) -> ComposeResult:
-        """The key table."""
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        """The key table and the command table, scrollable in a box that fits the screen."""
+        keys = Table.grid(padding=(0, 1))
+        keys.add_column(style="bold", no_wrap=True)
+        keys.add_column()
         for key, what in KEYS:
-            table.add_row(key, what)
+            keys.add_row(key, what)
+        commands = Table.grid(padding=(0, 1))
+        commands.add_column(style="bold", no_wrap=True)
+        commands.add_column()
+        for command in COMMANDS:
+            words = f":{command.name} {command.argument}".strip()
+            commands.add_row(words, command.help)
         with VerticalScroll(id="help-box"):
-            yield Static("Keys — Esc closes", classes="caption")
-            yield Static(table)
+            yield Static("Keys — Esc closes, ↑↓ scroll", classes="caption")
+            yield Static(keys)
+            yield Static("Commands", classes="caption")
+            yield Static(commands)
+
+    def on_mount(self) -> None:
+        """Arrow keys scroll the box at once."""
+        self.query_one("#help-box").focus()
 
     async def action_dismiss(self, result: None = None) -> None:
         """Close the help."""

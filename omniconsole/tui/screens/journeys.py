@@ -1,4 +1,9 @@
-"""Journeys: every journey's counts and sends over time; Enter opens its funnel."""
+"""Journeys: every journey's counts and sends over time; Enter opens its funnel.
+
+The funnel counts customers (journey instances): each instance's message for a step
+counts once, by its final outcome; fallback re-sends and deferral decisions are shown
+apart. Enter on a count opens those decisions.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Sparkline, Static
 
-from omniconsole.adapters.store.console_rows import JourneyStats
+from omniconsole.adapters.store.console_rows import DecisionFilter, JourneyStats
 from omniconsole.tui.format import bar, pct
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
@@ -21,9 +26,13 @@ __all__ = ["FunnelScreen", "JourneysScreen"]
 _CATEGORY = {"transactional": "transact.", "promotional": "promo", "lifecycle": "lifecycle"}
 
 
+def _right(value: object) -> Text:
+    return Text(f"{value:,}" if isinstance(value, int) else str(value), justify="right")
+
+
 def _steps_line(journey: JourneyStats) -> str:
-    waiting = ", ".join(f"{s.step} {s.waiting}" for s in journey.steps)
-    return f"{journey.name} · active per step: {waiting or 'no steps'}"
+    waiting = ", ".join(f"{s.step} {s.waiting:,}" for s in journey.steps)
+    return f"{journey.name} · waiting per step: {waiting or 'no steps'}"
 
 
 class JourneysScreen(ViewScreen):
@@ -32,6 +41,7 @@ class JourneysScreen(ViewScreen):
     VIEW = "journeys"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "drill", "Funnel", show=True),
+        Binding("d", "decisions", "Decisions", show=True),
     ]
 
     def __init__(self) -> None:
@@ -40,11 +50,12 @@ class JourneysScreen(ViewScreen):
         self._journeys: dict[str, JourneyStats] = {}
 
     def compose_body(self) -> ComposeResult:
-        """The journeys table, the highlighted journey's steps, a sparkline of its sends."""
+        """The journeys table, the highlighted journey's steps, sparklines of its entries
+        and sends."""
         table: DataTable[str | Text] = DataTable(id="journeys-table", cursor_type="row")
         table.add_column("Journey", key="journey")
         table.add_column("Category", key="category")
-        for label in ("Entered", "Active", "Conv.", "Exited", "Rate", "Sent"):
+        for label in ("Entered", "Active", "Conv.", "Exited", "Rate", "Msgs"):
             table.add_column(label, key=label.lower())
         yield table
         yield Static(id="journeys-steps", classes="detail")
@@ -69,12 +80,12 @@ class JourneysScreen(ViewScreen):
                 [
                     j.name,
                     _CATEGORY.get(j.category, j.category),
-                    Text(str(j.entered), justify="right"),
-                    Text(str(j.active), justify="right"),
-                    Text(str(j.converted), justify="right"),
-                    Text(str(j.exited), justify="right"),
-                    Text(pct(j.conversion_rate), justify="right"),
-                    Text(str(j.sent), justify="right"),
+                    _right(j.entered),
+                    _right(j.active),
+                    _right(j.converted if j.has_goal else "—"),
+                    _right(j.exited),
+                    _right(pct(j.conversion_rate)),
+                    _right(j.messages_sent),
                 ],
             )
             for j in shown
@@ -86,7 +97,7 @@ class JourneysScreen(ViewScreen):
         elif not shown:
             hint.update(f"No journey matches the filter “{self.filter_text}” (Esc clears it).")
         else:
-            hint.update("Enter: funnel of the highlighted journey · / filter · : command")
+            hint.update("Enter funnel · d decisions · s sort · — no goal, so no rate")
         self._show_highlighted()
 
     @on(DataTable.RowHighlighted, "#journeys-table")
@@ -124,11 +135,25 @@ class JourneysScreen(ViewScreen):
         if journey is not None:
             self.app.push_screen(FunnelScreen(journey.name))
 
+    def action_decisions(self) -> None:
+        """The highlighted journey's decisions."""
+        journey = self._highlighted_journey()
+        if journey is not None:
+            self.host.open_decisions(DecisionFilter(journey=journey.name))
+
+
+#: funnel column -> the outcome its count is of (None: any)
+_FUNNEL_OUTCOME: dict[int, str | None] = {0: None, 1: None, 2: "sent", 3: "sent", 4: "deferred",
+                                          5: "suppressed", 6: "failed", 7: "sent"}  # fmt: skip
+
 
 class FunnelScreen(ViewScreen):
     """One journey's steps as a funnel: customers waiting at each step and what was sent."""
 
     VIEW = "journeys"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "decisions", "Decisions", show=True),
+    ]
 
     def __init__(self, journey: str) -> None:
         """The funnel of `journey`."""
@@ -138,17 +163,21 @@ class FunnelScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         """Summary line, the funnel table, entries and sends sparklines."""
         yield Static(id="funnel-summary", classes="detail")
-        table: DataTable[str | Text] = DataTable(id="funnel-table", cursor_type="row")
+        table: DataTable[str | Text] = DataTable(id="funnel-table", cursor_type="cell")
         table.add_column("Step", key="step")
-        for label in ("Waiting", "Sent", "Deferred", "Suppr.", "Failed"):
+        for label in ("Waiting", "Sent", "Fallback", "Deferrals", "Suppr.", "Failed"):
             table.add_column(label, key=label.lower())
         table.add_column("Sent of entered", key="bar")
         yield table
+        yield Static(
+            "Customers per step, by what became of their message · Enter on a count: those"
+            " decisions · Esc back",
+            classes="hint",
+        )
         yield Static("Entries per simulated hour (last 48 h)", classes="caption")
         yield Sparkline([], id="funnel-entries-spark")
         yield Static("Sends per simulated hour (last 48 h)", classes="caption")
         yield Sparkline([], id="funnel-spark")
-        yield Static("Esc: back to all journeys", classes="hint")
 
     def render_snapshot(self, snapshot: Snapshot) -> None:
         """Fill the funnel from the snapshot's stats for this journey."""
@@ -157,12 +186,14 @@ class FunnelScreen(ViewScreen):
         if journey is None:
             summary.update(f"Journey {self.journey!r} is not in this store (any more).")
             return
+        rate = pct(journey.conversion_rate)
         summary.update(
             Text.assemble(
                 (journey.name, "bold"),
-                f" ({journey.category or 'category unknown'}) · entered {journey.entered}"
-                f" · active {journey.active} · converted {journey.converted}"
-                f" ({pct(journey.conversion_rate)}) · exited {journey.exited}",
+                f" ({journey.category or 'category unknown'}) · entered {journey.entered:,}"
+                f" · active {journey.active:,} · converted "
+                + (f"{journey.converted:,} ({rate})" if journey.has_goal else "— (no goal)")
+                + f" · exited {journey.exited:,}",
             )
         )
         base = max(journey.entered, max((s.sent for s in journey.steps), default=0))
@@ -171,11 +202,12 @@ class FunnelScreen(ViewScreen):
                 s.step,
                 [
                     s.step,
-                    Text(str(s.waiting), justify="right"),
-                    Text(str(s.sent), justify="right"),
-                    Text(str(s.deferred), justify="right"),
-                    Text(str(s.suppressed), justify="right"),
-                    Text(str(s.failed), justify="right"),
+                    _right(s.waiting),
+                    _right(s.sent),
+                    _right(s.fallback_sent),
+                    _right(s.deferred),
+                    _right(s.suppressed),
+                    _right(s.failed),
                     bar(s.sent, base, 16),
                 ],
             )
@@ -185,6 +217,19 @@ class FunnelScreen(ViewScreen):
         fill_table(self.query_one("#funnel-table", DataTable), rows)
         self.query_one("#funnel-spark", Sparkline).data = list(journey.sends_series)
         self.query_one("#funnel-entries-spark", Sparkline).data = list(journey.entries_series)
+
+    @on(DataTable.CellSelected, "#funnel-table")
+    def _selected(self) -> None:
+        self.action_decisions()
+
+    def action_decisions(self) -> None:
+        """The decisions behind the count under the cursor (the step's, by outcome)."""
+        table = self.query_one("#funnel-table", DataTable)
+        if not table.row_count:
+            return
+        step = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        outcome = _FUNNEL_OUTCOME.get(table.cursor_column)
+        self.host.open_decisions(DecisionFilter(journey=self.journey, step=step, outcome=outcome))
 
     def action_back(self) -> None:
         """Esc: clear the filter, else back to the journeys list."""
