@@ -5,12 +5,15 @@
 
 Each replay runs as its own process (as an operator would run it); each console is a
 headless `ConsoleApp` process attached read-only to the same store, polling it as the
-real console does. Prints wall time and events/s for both, and the overhead.
+real console does. Prints wall time and events/s for both, the overhead, and the CPU
+the consoles used beside the replay's own: on a shared machine the wall times move
+with other people's work, the CPU seconds do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,15 +31,36 @@ CONSOLE = (
 )
 
 
-def replay(log: Path, work: Path, name: str, consoles: int) -> tuple[float, int]:
-    """Run one replay (with `consoles` attached); return (wall seconds, events applied)."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in clock ticks
+
+
+def _settled(watchers: list[subprocess.Popen[bytes]], limit: float = 30.0) -> None:
+    """Wait until every console has started and sits idle (under 5 % of a core)."""
+    deadline = time.monotonic() + limit
+    while watchers and time.monotonic() < deadline:
+        before = [_cpu_seconds(w.pid) for w in watchers]
+        time.sleep(0.5)
+        if all(_cpu_seconds(w.pid) - b < 0.025 for w, b in zip(watchers, before, strict=True)):
+            return
+
+
+def replay(log: Path, work: Path, name: str, consoles: int) -> tuple[float, int, float, float]:
+    """Run one replay (with `consoles` attached); return (wall seconds, events applied,
+    the replay's CPU seconds, the consoles' CPU seconds while it ran)."""
     db = work / f"{name}.db"
     watchers = [
         subprocess.Popen([sys.executable, "-c", CONSOLE, str(db)], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
         for _ in range(consoles)
     ]  # fmt: skip
+    console_cpu = 0.0
     try:
+        _settled(watchers)  # a console's start-up (imports, first screen) is not the cost
+        before = [_cpu_seconds(w.pid) for w in watchers]
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "omniconsole", "replay", str(log), "--db", str(db),
@@ -45,6 +69,9 @@ def replay(log: Path, work: Path, name: str, consoles: int) -> tuple[float, int]
             check=True,
         )  # fmt: skip
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        replay_cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
+        console_cpu = sum(_cpu_seconds(w.pid) - b for w, b in zip(watchers, before, strict=True))
     finally:
         for watcher in watchers:
             alive = watcher.poll() is None
@@ -53,7 +80,7 @@ def replay(log: Path, work: Path, name: str, consoles: int) -> tuple[float, int]
             if not alive:
                 raise SystemExit("a console exited during the replay: it was not attached")
     report = orjson.loads((work / f"{name}.report.json").read_bytes())
-    return wall, int(report["events"]["applied"])
+    return wall, int(report["events"]["applied"]), replay_cpu, console_cpu
 
 
 def main() -> None:
@@ -68,19 +95,26 @@ def main() -> None:
         log = work / "events.jsonl"
         write_log(log, args.customers, 14, 1, datetime(2026, 3, 2, tzinfo=UTC),
                   events_per_customer=args.events_per_customer)  # fmt: skip
-        alone, attached = [], []
+        alone, attached, shares = [], [], []
         events = 0
         for round_ in range(args.rounds):
-            wall, events = replay(log, work, f"alone{round_}", 0)
+            wall, events, _, _ = replay(log, work, f"alone{round_}", 0)
             alone.append(wall)
-            wall, events = replay(log, work, f"watched{round_}", args.consoles)
+            wall, events, replay_cpu, console_cpu = replay(
+                log, work, f"watched{round_}", args.consoles
+            )
             attached.append(wall)
+            shares.append((replay_cpu, console_cpu))
         best_alone, best_attached = min(alone), min(attached)
         print(f"events replayed          {events:,}")
         print(f"alone                    {best_alone:6.2f} s  {events / best_alone:9,.0f} events/s")
         print(f"with {args.consoles} console(s)        "
               f"{best_attached:6.2f} s  {events / best_attached:9,.0f} events/s")  # fmt: skip
-        print(f"cost of attaching        {100 * (best_attached / best_alone - 1):+.1f} %")
+        print(f"cost of attaching        {100 * (best_attached / best_alone - 1):+.1f} % (wall)")
+        replay_cpu, console_cpu = min(shares, key=lambda s: s[1] / s[0])
+        median = sorted(c / r for r, c in shares)[len(shares) // 2]
+        print(f"consoles' CPU            {console_cpu:6.2f} s beside the replay's {replay_cpu:.2f} s"
+              f" ({100 * median:.1f} % median over {len(shares)} rounds)")
 
 
 if __name__ == "__main__":

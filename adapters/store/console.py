@@ -23,14 +23,15 @@ from omniconsole.adapters.store.console_aggregates import (
     HourlyCounts,
     InstanceCounts,
 )
-from omniconsole.adapters.store.console_queries import REQUIRED_TABLES, ConsoleConnection, StoreCut
+from omniconsole.adapters.store.console_connection import ConsoleConnection
+from omniconsole.adapters.store.console_customers import CustomerQueries
+from omniconsole.adapters.store.console_queries import REQUIRED_TABLES, StoreCut
 from omniconsole.adapters.store.console_rows import (
     CHANNELS,
     OUTCOMES,
     CapsOverview,
     CapState,
     ChannelStats,
-    CustomerCapUsage,
     CustomerMatch,
     CustomerRecord,
     DecisionFilter,
@@ -41,11 +42,9 @@ from omniconsole.adapters.store.console_rows import (
     ReasonCount,
     StoreStatus,
 )
-from omniconsole.adapters.store.console_search import phone_candidates
 from omniconsole.adapters.store.parts import PartsError
 from omniconsole.adapters.store.schema import SCHEMA_VERSION
-from omniconsole.domain.config import CapRule, JourneyDef, Policy
-from omniconsole.domain.profile import Profile
+from omniconsole.domain.config import CapRule, JourneyDef
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 
 __all__ = ["SERIES_HOURS", "ConsoleCut", "ConsoleReader"]
@@ -218,31 +217,7 @@ class ConsoleCut:
     def total(self, where: DecisionFilter) -> int | None:
         """How many decisions match `where`, from the engine's counts (None: they cannot
         say — a customer or a time range is part of the filter)."""
-        if where.customer is not None or where.since is not None or where.until is not None:
-            return None
-        counts = self.counts()
-        if where.handoffs or where.handoff_from is not None:
-            if where.outcome not in (None, "sent") or where.reason is not None:
-                return 0
-            if where.journey is not None or where.step is not None:
-                return None
-            return sum(
-                n for pair, n in counts.handoff_pairs.items()
-                if (where.handoff_from is None or pair.split("→")[0] == where.handoff_from)
-                and (where.channel is None or pair.split("→")[1] == (where.channel or "—"))
-            )  # fmt: skip
-        total = 0
-        for row in self.cut.counter_rows():
-            journey, step, channel, outcome, reason, _resend, _handoff, n = row
-            if (
-                (where.outcome is None or outcome == where.outcome)
-                and (where.reason is None or reason == where.reason)
-                and (where.channel is None or channel == where.channel)
-                and (where.journey is None or journey == where.journey)
-                and (where.step is None or step == where.step)
-            ):
-                total += n
-        return total
+        return self.counts().matching(where)
 
     def vocabulary(self) -> dict[str, tuple[str, ...]]:
         """The values each decision filter can take in this store (from the counts)."""
@@ -284,7 +259,7 @@ class ConsoleCut:
             if widest is not None:
                 since = format_timestamp(now - widest.window)
                 for customer, sends in cut.most_capped(since, until, top):
-                    outcomes = cut.customer_outcomes(customer)
+                    outcomes = CustomerQueries(cut).customer_outcomes(customer)
                     fatigued.append(
                         FatiguedCustomer(customer, sends, widest, outcomes.get("deferred", 0),
                                          outcomes.get("suppressed", 0))
@@ -357,74 +332,18 @@ class ConsoleCut:
     # ---------------------------------------------------------------- customers
 
     def find_customers(self, query: str, limit: int = 20) -> tuple[CustomerMatch, ...]:
-        """Customers an agent may mean by `query`: an id, a phone number in any common
-        format, an email or its start, a name or its start, the start of an id; an email
-        fragment found anywhere in the address as the last resort."""
-        query = query.strip()
-        if not query:
-            return ()
-        cut = self.cut
-        found: dict[str, CustomerMatch] = {}
-
-        def take(matches: Sequence[CustomerMatch]) -> None:
-            for m in matches:
-                if len(found) < limit:
-                    found.setdefault(m.customer, m)
-
-        take(cut.find_ids(query))
-        take(cut.find_phones(phone_candidates(query), limit))
-        if not found and not query.lstrip("+(").replace(" ", "").isdigit():
-            take(cut.find_email(query, limit))
-            take(cut.find_name(query, limit))
-            take(cut.find_id_prefix(query, limit))
-            if not found and ("@" in query or "." in query):
-                take(cut.find_email_containing(query, limit))
-        return tuple(found.values())
+        """Customers an agent may mean by `query` (see `CustomerQueries.find`)."""
+        return CustomerQueries(self.cut).find(query, limit)
 
     def customer(
         self, customer: str, events: int = 60, decisions: int = 60
     ) -> CustomerRecord | None:
         """Everything about one customer, or None when there is no such profile."""
         cut = self.cut
-        row = cut.profile_row(customer)
-        if row is None:
-            return None
-        name, email, phone, updated_at, state = row
-        state = state if isinstance(state, dict) else {}
-        try:
-            profile: Profile | None = Profile.from_json(state)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            profile = None
-        now = self.clock()
-        policy: Policy | None = cut.policy()
-        usage: list[CustomerCapUsage] = []
-        for cap in () if policy is None else policy.caps:
-            used = 0
-            if now is not None:
-                used = cut.customer_capped(name, cap.scope, format_timestamp(now - cap.window),
-                                           format_timestamp(now))  # fmt: skip
-            usage.append(CustomerCapUsage(cap, used))
-        event_rows, events_total = cut.customer_events(name, events)
-        decision_rows, decisions_total = cut.customer_decisions(name, decisions)
-        return CustomerRecord(
-            customer=name,
-            email=email,
-            phone=phone,
-            updated_at=updated_at,
-            profile=profile,
-            state=state,
-            events=tuple(event_rows),
-            events_total=events_total,
-            decisions=tuple(decision_rows),
-            decisions_total=decisions_total,
-            instances=tuple(cut.customer_instances(name)),
-            caps=tuple(usage),
-            clock=None if now is None else format_timestamp(now),
-            journeys={d.name: d for d in cut.journey_defs()},
-            config_dir=cut.meta(("config_dir",)).get("config_dir"),
-            outbox=cut.customer_outbox(name),
-            inbox=cut.customer_inbox(name),
-        )
+        return CustomerQueries(cut).record(
+            customer, self.clock(), cut.policy(), cut.journey_defs(),
+            cut.meta(("config_dir",)).get("config_dir"), events, decisions,
+        )  # fmt: skip
 
 
 class ConsoleReader:

@@ -12,13 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from omniconsole.adapters.store.console_queries import StoreCut
+from omniconsole.adapters.store.console_rows import DecisionFilter
 
-__all__ = ["DecisionCounts", "HourlyCounts", "InstanceCounts", "hour_of"]
-
-
-def hour_of(at: str) -> str:
-    """The simulated hour an ISO time falls in (`2026-01-05T10`)."""
-    return at[:13]
+__all__ = ["DecisionCounts", "HourlyCounts", "InstanceCounts"]
 
 
 def _none(text: str) -> str | None:
@@ -44,6 +40,33 @@ class DecisionCounts:
     by_journey: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: `from→to` -> sent handoffs
     handoff_pairs: Counter[str] = field(default_factory=Counter)
+    #: the stored rows: (journey, step, channel, outcome, reason, resend, handoff, count)
+    rows: list[tuple[str, str, str, str, str, int, str, int]] = field(default_factory=list)
+
+    def matching(self, where: DecisionFilter) -> int | None:
+        """How many decisions match `where` (None: the counts keep no customers or times)."""
+        if where.customer is not None or where.since is not None or where.until is not None:
+            return None
+        if where.handoffs or where.handoff_from is not None:
+            if where.outcome not in (None, "sent") or where.reason is not None:
+                return 0
+            if where.journey is not None or where.step is not None:
+                return None
+            to = None if where.channel is None else (where.channel or "—")
+            return sum(
+                n for pair, n in self.handoff_pairs.items()
+                if where.handoff_from in (None, pair.split("→")[0])
+                and to in (None, pair.split("→")[1])
+            )  # fmt: skip
+        return sum(
+            n
+            for journey, step, channel, outcome, reason, _resend, _handoff, n in self.rows
+            if where.outcome in (None, outcome)
+            and where.reason in (None, reason)
+            and where.channel in (None, channel)
+            and where.journey in (None, journey)
+            and where.step in (None, step)
+        )
 
     @property
     def handoffs(self) -> int:
@@ -54,7 +77,8 @@ class DecisionCounts:
     def read(cls, cut: StoreCut) -> DecisionCounts:
         """The counts the cut holds."""
         counts = cls()
-        for journey, step, channel, outcome, reason, resend, handoff, n in cut.counter_rows():
+        counts.rows = cut.counter_rows()
+        for journey, step, channel, outcome, reason, resend, handoff, n in counts.rows:
             counts.total += n
             counts.by_channel[(_none(channel), outcome)] += n
             counts.by_step[(journey, step, outcome)] += n

@@ -32,7 +32,6 @@ __all__ = [
     "EventRow",
     "FatiguedCustomer",
     "FunnelStep",
-    "HandoffRow",
     "InboxRow",
     "InstanceRow",
     "JourneyStats",
@@ -96,19 +95,6 @@ class DecisionRow:
     def key(self) -> tuple[int, str, int]:
         """(ts, customer, seq): unique over every part, the ledger's total order."""
         return (self.ts, self.customer, self.seq)
-
-
-@dataclass(frozen=True, slots=True)
-class HandoffRow:
-    """A message that continued a conversation on another channel."""
-
-    decision: DecisionRow
-    handoff: Handoff
-
-    @property
-    def pair(self) -> str:
-        """`from→to`, the key the handoff counts are kept under."""
-        return f"{self.handoff.channel}→{self.decision.channel or '—'}"
 
 
 @dataclass(frozen=True, slots=True)

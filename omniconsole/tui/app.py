@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -40,7 +39,7 @@ from omniconsole.tui.screens.help import HelpScreen
 from omniconsole.tui.screens.journeys import JourneysScreen
 from omniconsole.tui.snapshot import PageRequest, PollRequest, Snapshot, SnapshotCollector
 
-__all__ = ["ConsoleApp", "main", "run_console", "run_demo", "run_replay_console"]
+__all__ = ["ConsoleApp", "run_console", "run_demo", "run_replay_console"]
 
 DARK, LIGHT = "textual-dark", "textual-light"
 _VIEWS: dict[str, Callable[[], Screen[Any]]] = {
@@ -106,6 +105,8 @@ class ConsoleApp(App[None]):
         #: How many snapshots arrived (tests wait on it).
         self.snapshots_seen = 0
         self._request = PollRequest()
+        #: the poll worker's collector (its snapshots are also read here, never changed)
+        self._collector = SnapshotCollector(ConsoleReader(self.db))
         #: The customer the pane shows (id, email, phone or name as typed).
         self.customer_query: str | None = None
         self._pages: dict[str, PageRequest] = {
@@ -137,7 +138,7 @@ class ConsoleApp(App[None]):
     def _poll_store(self) -> None:
         """Poll loop (poll worker thread): collect, post a new snapshot, wait."""
         worker = get_current_worker()
-        collector = SnapshotCollector(ConsoleReader(self.db))
+        collector = self._collector
         posted: Snapshot | None = None
         try:
             while not worker.is_cancelled and not self._stopping:
@@ -170,6 +171,8 @@ class ConsoleApp(App[None]):
 
     def on_store_updated(self, message: StoreUpdated) -> None:
         """Keep the newest snapshot and show it on the visible view."""
+        if message.snapshot is self.latest:
+            return  # already shown (a view switched to with the snapshot it had)
         self.latest = message.snapshot
         self.snapshots_seen += 1
         if self._stopping or not self.screen_stack:
@@ -190,9 +193,9 @@ class ConsoleApp(App[None]):
         self.refresh_bindings()
         self._poll_now()
 
-    def _poll_now(self) -> None:
+    def _poll_now(self, view: str | None = None) -> None:
         self._request = PollRequest(
-            self.current_mode,
+            view or self.current_mode,
             self.customer_query,
             self._pages["decisions"],
             self._pages["handoffs"],
@@ -209,6 +212,12 @@ class ConsoleApp(App[None]):
         if view != self.current_mode:
             self._history.append(self.current_mode)
             del self._history[:-20]
+            # a view seen before shows at once what the store held then; the poll that
+            # follows replaces it only if something was committed since
+            self._poll_now(view)
+            cached = self._collector.cached(self._request)
+            if cached is not None:
+                self.latest = cached
             self.switch_mode(view)
         self._poll_now()
 
@@ -347,7 +356,7 @@ class ConsoleApp(App[None]):
         for table in self.screen.query(DataTable):
             table._oc_signature = None  # type: ignore[attr-defined]
         if isinstance(self.screen, ViewScreen):
-            self.screen.show(self.latest)
+            self.screen.redraw()
 
     def action_refresh(self) -> None:
         """Poll the store now."""
@@ -387,20 +396,3 @@ def run_replay_console(options: ReplayOptions) -> None:
     """Run a replay described by `options` inside the console (`replay --tui`)."""
     runner = DemoRunner(options.log, options.db, options.config_dir, options=options)
     ConsoleApp(Path(options.db), demo=runner).run()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m omniconsole.tui.app --db PATH [--demo LOG] [--config DIR]`."""
-    parser = argparse.ArgumentParser(prog="omniconsole-console", description=__doc__)
-    parser.add_argument("--db", type=Path, required=True, help="store to attach to")
-    parser.add_argument("--demo", type=Path, help="replay this log into --db inside the console")
-    parser.add_argument("--config", type=Path, help="config folder for --demo")
-    args = parser.parse_args(argv)
-    if args.demo:
-        run_demo(args.demo, args.db, args.config)
-    else:
-        run_console(args.db)
-
-
-if __name__ == "__main__":
-    main()

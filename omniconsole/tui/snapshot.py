@@ -105,28 +105,34 @@ class SnapshotCollector:
     reader: ConsoleReader
     seq: int = 0
     last: Snapshot | None = None
+    #: snapshots of this store version, by request: a view switched back to, with
+    #: nothing committed since, is shown without a query
+    _cache: dict[PollRequest, Snapshot] = field(default_factory=dict)
     _sent_history: deque[tuple[float, dict[str, int]]] = field(
         default_factory=lambda: deque(maxlen=40)
     )
 
+    def cached(self, request: PollRequest) -> Snapshot | None:
+        """The snapshot of `request` taken at the store's last known version, if any
+        (may be read from another thread: a dict lookup)."""
+        return self._cache.get(request)
+
     def collect(self, request: PollRequest) -> Snapshot:
         """Read what `request.view` needs from one cut; errors become part of the snapshot."""
         progress = read_progress(self.reader.path)
-        last = self.last
-        if (
-            last is not None
-            and last.request == request
-            and last.error is None
-            and last.status.ready
-            and request.view != "channels"  # its throughput is per wall second
-            and not self.reader.changed()
-        ):
-            if progress != last.progress:
-                self.last = last = replace(last, progress=progress)
-            return last
+        if self.reader.changed():
+            self._cache.clear()
+        cached = self._cache.get(request)
+        if cached is not None and request.view != "channels":  # throughput is per second
+            if progress != cached.progress:
+                cached = self._cache[request] = replace(cached, progress=progress)
+            self.last = cached
+            return cached
         self.seq += 1
-        snapshot = self._collect(request)
-        self.last = snapshot = replace(snapshot, progress=progress)
+        snapshot = replace(self._collect(request), progress=progress)
+        if snapshot.error is None and snapshot.status.ready:
+            self._cache[request] = snapshot
+        self.last = snapshot
         return snapshot
 
     def _collect(self, request: PollRequest) -> Snapshot:

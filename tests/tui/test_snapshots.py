@@ -71,13 +71,12 @@ def test_help_fits_80x24_snapshot(snap_compare: Any, story: Path) -> None:
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
-def test_missing_store_snapshot(snap_compare: Any, tmp_path: Path) -> None:
-    app = ConsoleApp(tmp_path / "missing.db", poll_interval=0.05)
+def test_missing_store_snapshot(snap_compare: Any) -> None:
+    # the path is in the message, so show a fixed one (read-only: it is never created)
+    app = ConsoleApp(Path("/data/missing.db"), poll_interval=0.05)
 
     async def run_before(pilot: Pilot[None]) -> None:
         await wait_for(pilot, lambda: app.latest is not None)
         await pilot.pause()
 
-    # the path is in the message, so show a fixed one
-    app.db = Path("/data/missing.db")
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -134,6 +134,10 @@ class ViewScreen(Screen[None]):
         """An empty view; it fills from the app's latest snapshot."""
         super().__init__()
         self.filter_text = ""
+        #: what the view last drew from: (snapshot seq, filter, theme). Drawing the same
+        #: again is skipped: a view switched back to, or a snapshot whose only news is the
+        #: replay's progress (the header's), costs no rebuild.
+        self._drawn: tuple[int, str, str] | None = None
 
     @property
     def host(self) -> ConsoleHost:
@@ -168,7 +172,11 @@ class ViewScreen(Screen[None]):
         """Render `snapshot` (or the waiting state); a no-op until composed."""
         if not self.query(StatusLine):
             return
-        self.query_one(StatusLine).update(self.host.status_text(snapshot, self.VIEW))
+        status = self.query_one(StatusLine)
+        header = self.host.status_text(snapshot, self.VIEW)
+        if header.plain != getattr(status, "_oc_plain", None):
+            status._oc_plain = header.plain  # type: ignore[attr-defined]
+            status.update(header)
         empty = self.query_one("#empty", Static)
         body = self.query_one("#body")
         if snapshot is None or not snapshot.status.ready or snapshot.error:
@@ -186,7 +194,16 @@ class ViewScreen(Screen[None]):
             return  # a snapshot for another view; ours is on its way
         empty.display = False
         body.display = True
+        drawn = (snapshot.seq, self.filter_text, self.app.theme)
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         self.render_snapshot(snapshot)
+
+    def redraw(self) -> None:
+        """Draw the latest snapshot again (the sort or the theme changed)."""
+        self._drawn = None
+        self.show(self.host.latest)
 
     def render_snapshot(self, snapshot: Snapshot) -> None:
         """Fill the view from a ready snapshot for it."""
@@ -292,4 +309,4 @@ class ViewScreen(Screen[None]):
         table._oc_signature = None  # type: ignore[attr-defined]
         label = str(list(table.columns.values())[sort.column or 0].label)
         self.notify(f"Sorted by {label}{' (reversed)' if sort.reverse else ''}", timeout=2)
-        self.show(self.host.latest)
+        self.redraw()

@@ -120,7 +120,7 @@ class CapsScreen(ViewScreen):
         )
         policy = Table.grid(padding=(0, 1))
         policy.add_column(style="bold", no_wrap=True)
-        policy.add_column(overflow="fold")
+        policy.add_column()  # wraps at word boundaries, never mid-word
         for key, value in policy_lines(overview.policy):
             policy.add_row(key, value)
         self.query_one("#policy", Static).update(policy)
