@@ -113,8 +113,10 @@ def main() -> None:
         print(f"cost of attaching        {100 * (best_attached / best_alone - 1):+.1f} % (wall)")
         replay_cpu, console_cpu = min(shares, key=lambda s: s[1] / s[0])
         median = sorted(c / r for r, c in shares)[len(shares) // 2]
-        print(f"consoles' CPU            {console_cpu:6.2f} s beside the replay's {replay_cpu:.2f} s"
-              f" ({100 * median:.1f} % median over {len(shares)} rounds)")
+        print(
+            f"consoles' CPU            {console_cpu:6.2f} s beside the replay's {replay_cpu:.2f} s"
+            f" ({100 * median:.1f} % median over {len(shares)} rounds)"
+        )
 
 
 if __name__ == "__main__":
