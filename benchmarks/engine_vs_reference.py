@@ -86,10 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="replays per runner; the best counts")
     parser.add_argument("--workdir", type=Path, help="keep logs and ledgers here (default: temp)")
     parser.add_argument(
-        "--spec-keywords",
-        action="store_true",
-        help="the reference reads a STOP/START reply as consent only (SPEC §5 since 2026-11-30);"
-        " by default it reads it as engagement too, as the engine still does",
+        "--keyword-is-engagement",
+        dest="spec_keywords",
+        action="store_false",
+        help="the reference reads a STOP/START reply as engagement too, as the engine did"
+        " before it followed SPEC §5 (2026-11-30: consent only, the default of both)",
     )
     parser.add_argument("--verbose", action="store_true", help="show each engine run's own figures")
     return parser.parse_args(argv)

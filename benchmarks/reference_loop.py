@@ -24,9 +24,9 @@ profile, so speeding those up does not speed this up.
 Behaviour the SPEC leaves open follows the engine: message ids
 (`customer:journey:instance:step`, a fallback re-send adds `:fallback`); which
 `Message Failed` a send matches (by `message_id`, else `journey`+`step`, else its
-channel); the reason when several all-channel caps are full. One SPEC amendment
-(2026-11-30, §5) is behind a flag until the engine has it: a STOP/START keyword is
-consent, not engagement; `--keyword-is-engagement` restores the engine's older reading.
+channel); the reason when several all-channel caps are full. Like the engine, it
+follows the SPEC amendment of 2026-11-30 (§5: a STOP/START keyword is consent, not
+engagement); `--keyword-is-engagement` restores the older reading of both.
 Where the engine departs from the SPEC otherwise, this follows the SPEC
 (`benchmarks/README.md` lists where; none of it occurs in generated logs).
 
