@@ -33,8 +33,9 @@ REQUIRED_TABLES = frozenset({"meta", "ledger", "profiles", "journey_instances"})
 
 #: a profile's name as the `profiles_name` index spells it (the same text, to be used)
 NAME_SQL = (
-    "lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')"
-    " || ' ' || coalesce(state ->> '$.traits.last_name', '')))"
+    "CASE WHEN json_valid(state) THEN"
+    " lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')"
+    " || ' ' || coalesce(state ->> '$.traits.last_name', ''))) END"
 )
 
 DECISION_COLS = (

@@ -61,10 +61,13 @@ CREATE TABLE IF NOT EXISTS profiles (
 CREATE INDEX IF NOT EXISTS profiles_next_due ON profiles(next_due) WHERE next_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS profiles_email ON profiles(email);
 CREATE INDEX IF NOT EXISTS profiles_phone ON profiles(phone);
--- the console finds customers by the start of their name (any case)
+-- the console finds customers by the start of their name (any case); a state that is
+-- not JSON (a damaged row) has no name rather than stopping the writer
 CREATE INDEX IF NOT EXISTS profiles_name ON profiles(
-    lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')
-               || ' ' || coalesce(state ->> '$.traits.last_name', ''))));
+    CASE WHEN json_valid(state) THEN
+        lower(trim(coalesce(state ->> '$.traits.first_name', state ->> '$.traits.name', '')
+                   || ' ' || coalesce(state ->> '$.traits.last_name', '')))
+    END);
 
 -- every journey instance; status: 'active', 'converted', 'completed', 'expired'
 CREATE TABLE IF NOT EXISTS journey_instances (
