@@ -45,6 +45,7 @@ DECISION_COLS = (
 
 
 def loads(text: str | bytes | None) -> Any:
+    """JSON text decoded; None when empty or not JSON."""
     if not text:
         return None
     try:

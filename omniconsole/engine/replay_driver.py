@@ -45,6 +45,9 @@ class EventCounts:
 
 @dataclass(slots=True)
 class ReplayDriver:
+    """The cut a replay is building and how it reaches the engine and the store (the
+    replay's thread only)."""
+
     options: ReplayOptions
     config: EngineConfig
     store: Store
@@ -118,6 +121,7 @@ class ReplayDriver:
             self.advance(step, line)
 
     def checkpoint(self, line: int, status: str, extra: Mapping[str, str] | None = None) -> None:
+        """Commit the cut read so far (at log line `line`), with `extra` meta facts."""
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
         self.engine.checkpoint(Cut(meta, now, self.options.max_active))
@@ -183,6 +187,7 @@ class ProgressPublisher:
             self.decisions = reader.decision_count()
 
     def tick(self, line: int, offset: int, *, force: bool = False) -> None:
+        """The replay has read to log line `line` (byte `offset`): say so when due."""
         now = time.monotonic()
         watcher = self.driver.options.watcher
         due_watcher = watcher is not None and (force or now - self.said >= 0.25)
