@@ -30,7 +30,7 @@ from aiohttp import hdrs, web
 
 from omniconsole.adapters.http.ports import IngestSink
 from omniconsole.domain.channels import CHANNEL_NAMES
-from omniconsole.domain.events import Event
+from omniconsole.domain.events import MAX_ID_CHARS, Event, EventError, check_text
 from omniconsole.domain.operator import CONSENT_ACTIONS
 
 __all__ = ["CONSENT_PATH", "add_operator_routes"]
@@ -49,12 +49,14 @@ def _answer(status: int, code: str, message: str) -> web.Response:
     return resp
 
 
-def _text(body: dict[str, Any], field: str, limit: int = 200) -> str:
+def _text(body: dict[str, Any], field: str, limit: int = MAX_ID_CHARS) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"field {field!r} must be a non-empty string")
-    if len(value) > limit:
-        raise ValueError(f"field {field!r} is longer than {limit} characters")
+    try:
+        check_text(field, value, limit)  # the door's own rule for ids: no control characters
+    except EventError as exc:
+        raise ValueError(str(exc)) from None
     return value.strip()
 
 
@@ -101,9 +103,7 @@ class _Operator:
             if action not in CONSENT_ACTIONS:
                 raise ValueError("field 'action' must be 'opt_out' or 'opt_in'")
             agent = _text(body, "agent", 100)
-            request_id = body.get("request_id") or uuid.uuid4().hex
-            if not isinstance(request_id, str) or len(request_id) > 100:
-                raise ValueError("field 'request_id' must be a string of at most 100 characters")
+            request_id = _text(body, "request_id") if "request_id" in body else uuid.uuid4().hex
         except (orjson.JSONDecodeError, ValueError) as exc:
             return _answer(400, "invalid_request", str(exc))
         event = Event(
