@@ -58,7 +58,6 @@ def _event(raw: dict[str, object]) -> Event:
 
 async def start_live(db: Path, clock: StepClock | None = None) -> LiveWorld:
     """Start a live engine on `db` with fake adapters for email and push."""
-    loop = asyncio.get_running_loop()
     clock = clock or StepClock()
     email = FakeChannelAdapter()
     push = FakeChannelAdapter(failure_threshold=1)
@@ -68,12 +67,12 @@ async def start_live(db: Path, clock: StepClock | None = None) -> LiveWorld:
         SqliteStore(db),
         {Channel.EMAIL: email, Channel.PUSH: push},
         None,
-        loop,
         Metrics(),
         not_configured={c: "missing TWILIO_ACCOUNT_SID" for c in (Channel.SMS, Channel.WHATSAPP,
                                                                      Channel.RCS)},
         clock=clock,
         tick=0.05,
+        poll=0.05,
     )  # fmt: skip
     await asyncio.to_thread(engine.start)
     return LiveWorld(db, engine, clock, email)
