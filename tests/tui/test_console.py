@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from live_world import start_live
+from live_console_world import start_live
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 from tui_support import plain, wait_for

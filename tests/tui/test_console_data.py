@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from live_world import start_live
+from live_console_world import start_live
 from worlds import identify, track
 
 from omniconsole.adapters.store.console import ConsoleReader
