@@ -262,3 +262,22 @@ def outbox_migration(columns: set[str]) -> list[str]:
         "CREATE INDEX IF NOT EXISTS outbox_unsettled ON outbox(settled) WHERE settled = 0",
     ]
     return statements
+
+
+#: the console's counts of a store written before they were kept (schema < 3), from its
+#: ledger and journey instances: the one time they are folded, when the writer opens it
+COUNTERS_BACKFILL: tuple[str, ...] = (
+    "INSERT INTO counters (journey, step, channel, outcome, reason, resend, handoff, total)"
+    " SELECT journey, step, coalesce(channel, ''), outcome, coalesce(reason, ''),"
+    " message_id LIKE '%:fallback',"
+    " CASE WHEN outcome = 'sent' AND handoff_from IS NOT NULL"
+    " THEN (handoff_from ->> 'channel') || '>' || coalesce(channel, '') ELSE '' END,"
+    " count(*) FROM ledger GROUP BY 1, 2, 3, 4, 5, 6, 7",
+    "INSERT INTO counters_hourly (hour, journey, channel, outcome, reason, total)"
+    " SELECT substr(at, 1, 13), journey, coalesce(channel, ''), outcome, coalesce(reason, ''),"
+    " count(*) FROM ledger GROUP BY 1, 2, 3, 4, 5",
+    "INSERT INTO instance_counters (journey, status, total)"
+    " SELECT journey, 'entered', count(*) FROM journey_instances GROUP BY journey"
+    " UNION ALL SELECT journey, status, count(*) FROM journey_instances"
+    " WHERE status != 'active' GROUP BY journey, status",
+)

@@ -29,7 +29,12 @@ from omniconsole.adapters.store.parts import (
     remove_parts,
 )
 from omniconsole.adapters.store.progress import Progress, remove_progress, write_progress
-from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION, outbox_migration
+from omniconsole.adapters.store.schema import (
+    COUNTERS_BACKFILL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    outbox_migration,
+)
 from omniconsole.adapters.store.sqlite_outbox import SqliteOutbox
 from omniconsole.adapters.store.sqlite_reader import SqliteReader
 from omniconsole.adapters.store.tally import Tally
@@ -243,6 +248,7 @@ class SqliteWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, isolation_level=None)
             await self._db.executescript(SCHEMA)
+            await self._backfill_counters()
             async with self._db.execute("PRAGMA table_info(outbox)") as cur:
                 columns = {str(row[1]) async for row in cur}
             for statement in outbox_migration(columns):
@@ -262,6 +268,22 @@ class SqliteWriter:
                 await self._db.close()
                 self._db = None
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
+
+    async def _backfill_counters(self) -> None:
+        """A store written before the console's counts were kept gets them, once."""
+        db = self.db
+        async with db.execute("SELECT value FROM meta WHERE key = 'schema_version'") as cur:
+            row = await cur.fetchone()
+        if row is None or not str(row[0]).isdigit() or int(row[0]) >= 3:
+            return  # a new store, or one that has counted from the start
+        async with db.execute("SELECT EXISTS (SELECT 1 FROM counters)") as cur:
+            counted = await cur.fetchone()
+        if counted is not None and counted[0]:
+            return
+        await db.execute("BEGIN IMMEDIATE")
+        for statement in COUNTERS_BACKFILL:
+            await db.execute(statement)
+        await db.execute("COMMIT")
 
     async def close(self) -> None:
         if self._db is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from omniconsole.adapters.store.base import StoreError
+from omniconsole.adapters.store.schema import SCHEMA_VERSION
 from omniconsole.adapters.store.sqlite import SqliteStore
 
 #: PRAGMA synchronous answers a number
@@ -83,4 +84,4 @@ def test_a_version_1_outbox_is_migrated_in_place(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert rows == [("m-1", "sent", "transactional", 1, ""), ("m-2", "pending", "lifecycle", 0, "")]
-    assert version == ("2",)
+    assert version == (str(SCHEMA_VERSION),)

@@ -158,3 +158,22 @@ def test_a_headless_replay_says_how_far_it_has_read_beside_its_store(tmp_path: P
     assert done.is_set()
     assert seen and seen[-1] > 0  # published while it read
     assert read_progress(db) is None  # and taken away once the replay was over
+
+
+def test_a_store_written_before_the_counts_were_kept_gets_them_when_reopened(
+    tmp_path: Path,
+) -> None:
+    """`serve` restarted on its old store after an upgrade: the writer counts what the
+    store already holds, once, so the console's figures include it."""
+    import sqlite3
+
+    options = ReplayOptions(log=SAMPLE, db=tmp_path / "s.db", ledger=tmp_path / "l.jsonl",
+                            report=tmp_path / "r.json", checkpoint_seconds=0.0)  # fmt: skip
+    run_replay(options, pacer=QuitAfter(400))
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # as a version 2 store had it
+        for table in ("counters", "counters_hourly", "instance_counters"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    run_replay(replace(options, resume=True))
+    decisions, _ = stored_counts(tmp_path / "s.db")  # also checks the instance counts
+    assert decisions == ledger_fold(tmp_path / "l.jsonl")
