@@ -1,7 +1,8 @@
 """The `Store` seam: where a run's data lives, how the engine writes it, how tools read it.
 
-A `Store` names a place (today one SQLite file with its partition parts beside it) and
-hands out the three ways in:
+A `Store` names a place (one SQLite file with its partition parts beside it, or a
+schema of a PostgreSQL database with its parts' schemas beside it) and hands out the
+three ways in:
 
 - `writer()` — the engine's one `StoreWriter` (async: it runs on the store writer
   actor's loop). Everything added between two checkpoints commits as one transaction.
@@ -195,6 +196,9 @@ class Store(Protocol):
 
     def part(self, index: int, count: int) -> Store:
         """The store of partition `index` of `count`."""
+
+    def max_partitions(self) -> int:
+        """The most partitions a run in this store can have."""
 
     def stored_partitions(self) -> int:
         """How many partitions the run in this store was written with (1: none)."""

@@ -22,6 +22,7 @@ import orjson
 
 from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.parts import (
+    MAX_PARTS,
     PARTS_KEY,
     part_paths,
     parts_meta,
@@ -188,6 +189,9 @@ class SqliteStore:
 
     def part(self, index: int, count: int) -> SqliteStore:
         return SqliteStore(part_paths(self.path, count)[index], self.synchronous)
+
+    def max_partitions(self) -> int:
+        return MAX_PARTS
 
     def stored_partitions(self) -> int:
         try:

@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 
 from omniconsole.actors.runtime import ActorEngine
-from omniconsole.adapters.store import Store, store_at
+from omniconsole.adapters.store import Store, is_postgres_url, store_at
 from omniconsole.adapters.store.base import LedgerSummary
-from omniconsole.adapters.store.parts import MAX_PARTS
+from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
@@ -60,7 +60,7 @@ class ReplayOptions:
     """What to replay and where to write. Defaults suit a headless run."""
 
     log: Path
-    db: Path
+    db: Path | str  # a SQLite file, or a `postgresql://` URL
     ledger: Path
     report: Path
     rejects: Path | None = None
@@ -74,14 +74,16 @@ class ReplayOptions:
     shards: int = 2
     max_active: int = 50_000
     partitions: int = 1  # engine processes; 1 runs the engine in this process (the CLI
-    # defaults to one per CPU)
+    # defaults to one per CPU); with `ray`, 0 means one per node of the cluster
+    ray: str | None = None  # run the partitions as Ray actors: a cluster address, or "auto"
     watcher: ReplayWatcher | None = None  # told where it resumes and how far it has read
 
 
 def _check_outputs(options: ReplayOptions) -> None:
     if not options.log.is_file():
         raise ReplayError(f"log file not found: {options.log}")
-    for path in (options.ledger, options.report, options.rejects, options.db):
+    db = None if isinstance(options.db, str) and is_postgres_url(options.db) else Path(options.db)
+    for path in (options.ledger, options.report, options.rejects, db):
         if path is None:
             continue
         parent = path.parent if str(path.parent) else Path(".")
@@ -95,11 +97,17 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
     """Replay `options.log`; write ledger, report and rejects; return the report."""
     config = load_config(options.config_dir or shipped_config_dir())
     _check_outputs(options)
-    if not 1 <= options.partitions <= MAX_PARTS:
-        raise ReplayError(f"partitions must be between 1 and {MAX_PARTS}, got {options.partitions}")
     store = store_at(options.db)
+    limit = store.max_partitions()
+    wanted = options.partitions
+    if not (1 <= wanted <= limit or (wanted == 0 and options.ray is not None)):
+        raise ReplayError(f"partitions must be between 1 and {limit} for {store.describe()},"
+                          f" got {wanted}")  # fmt: skip
     resume = options.resume and store.exists()
-    count = store.stored_partitions() if resume else options.partitions
+    count = _stored_parts(store) if resume else wanted
+    if resume and options.ray is not None and count == 0:
+        raise ReplayError("this store was written by one engine, not partitions: resume it"
+                          " without --ray")  # fmt: skip
     if not resume:
         store.remove_parts()  # a previous run's parts must not be read as this run's
     switch, thresholds = sys.getswitchinterval(), gc.get_threshold()
@@ -119,12 +127,26 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
         gc.set_threshold(*thresholds)
 
 
+def _stored_parts(store: Store) -> int:
+    """The partitions the run in `store` was written with; 0: one engine, no parts."""
+    with contextlib.closing(store.reader()) as reader:
+        names = orjson.loads(reader.meta().get(PARTS_KEY, "[]"))
+    return len(names) if isinstance(names, list) else 0
+
+
 def _start_engine(
     options: ReplayOptions, config: EngineConfig, store: Store, count: int, resume: bool
 ) -> tuple[Engine, dict[str, str]]:
-    """The engine for `count` partitions, and the run's static meta facts."""
+    """The engine for `count` partitions (0 resumed: one engine without parts; 0 with
+    Ray: one per node), and the run's static meta facts."""
     static = _static_meta(options, config)
-    if count == 1:
+    if options.ray is not None:
+        from omniconsole.engine.cluster import RayEngine
+
+        engine = RayEngine(config.directory, store, count, resume=resume, address=options.ray)
+        static.update(store.parts_meta(engine.count))
+        return engine, static
+    if count == 0 or (count == 1 and not resume):
         return ActorEngine(config, store, resume=resume, shards=options.shards), static
     static.update(store.parts_meta(count))
     return PartitionedEngine(config.directory, store, count, resume=resume), static

@@ -394,5 +394,5 @@ def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
 
 def run_replay_console(options: ReplayOptions) -> None:
     """Run a replay described by `options` inside the console (`replay --tui`)."""
-    runner = DemoRunner(options.log, options.db, options.config_dir, options=options)
+    runner = DemoRunner(options.log, Path(options.db), options.config_dir, options=options)
     ConsoleApp(Path(options.db), demo=runner).run()
