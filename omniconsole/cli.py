@@ -31,16 +31,21 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _partitions(text: str) -> int:
-    from omniconsole.adapters.store.parts import MAX_PARTS
+#: partitions the command line takes at all; each store has its own limit (SQLite 8)
+MAX_PARTITIONS = 256
 
+
+def _partitions(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_PARTS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARTS}, got {value}")
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PARTITIONS}, got {value}")
     return value
+
+
+DB_HELP = "store: a SQLite file, or a postgresql://user@host/db URL (see docs/cluster.md)"
 
 
 def default_partitions() -> int:
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--config", type=Path, default=None, help="config folder (default: shipped)"
     )
-    replay.add_argument("--db", type=Path, required=True, help="SQLite store to write")
+    replay.add_argument("--db", required=True, help=DB_HELP)
     replay.add_argument("--ledger", type=Path, required=True, help="ledger output (JSON Lines)")
     replay.add_argument("--report", type=Path, required=True, help="report output (JSON)")
     replay.add_argument("--rejects", type=Path, default=None, help="rejected lines (JSON Lines)")
@@ -92,7 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="engine processes, each for a share of the customers (default: one per CPU,"
-        " at most 8; 1 runs the engine in this process)",
+        " at most 8; 1 runs the engine in this process; with --ray: one per node)",
+    )
+    replay.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the partitions as Ray actors on the cluster at ADDRESS (host:port), or"
+        " 'auto' to start Ray on this machine; needs pip install 'omniconsole[cluster]'",
     )
     replay.add_argument("--table", action="store_true", help="print the report as a table")
     replay.add_argument("--tui", action="store_true", help="run the replay inside the console")
@@ -119,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     console = sub.add_parser("console", help="attach the console to a store (read-only)")
-    console.add_argument("--db", type=Path, required=True)
+    console.add_argument("--db", required=True, help=DB_HELP)
     console.add_argument(
         "--service",
         default=os.environ.get("OMNICONSOLE_SERVICE_URL") or None,
@@ -135,18 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
     demo.add_argument("--log", type=Path, default=None, help="event log (default: the bundled sample)")
-    demo.add_argument("--db", type=Path, default=Path("out/demo.db"))
+    demo.add_argument("--db", default="out/demo.db", help=DB_HELP)
     demo.add_argument("--config", type=Path, default=None)
 
     serve = sub.add_parser("serve", help="run live: HTTP ingest, webhooks, real channels")
     serve.add_argument("--config", type=Path, default=None)
-    serve.add_argument("--db", type=Path, required=True)
+    serve.add_argument("--db", required=True, help=DB_HELP)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
 
     inbox = sub.add_parser("inbox", help="list a customer's in-app inbox")
     inbox.add_argument("customer")
-    inbox.add_argument("--db", type=Path, required=True)
+    inbox.add_argument("--db", required=True, help=DB_HELP)
     return parser
 
 
@@ -191,7 +203,8 @@ def _replay(args: argparse.Namespace) -> int:
         resume=args.resume,
         checkpoint_events=max(1, args.checkpoint_every),
         max_active=max(1, args.max_active),
-        partitions=args.partitions or default_partitions(),
+        partitions=args.partitions or (0 if args.ray else default_partitions()),
+        ray=args.ray,
         watcher=watcher,
     )
     if args.tui:
@@ -279,7 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from omniconsole.actors.runtime import ActorFailure
-    from omniconsole.adapters.store import StoreError
+    from omniconsole.adapters.store import StoreError, is_postgres_url
+    from omniconsole.engine.cluster.connect import ClusterError
     from omniconsole.engine.partitioned import PartitionFailure
     from omniconsole.engine.replay import ReplayError
 
@@ -293,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "console":
             from omniconsole.tui import run_console
 
-            run_console(args.db, _operator(args))
+            run_console(Path(args.db), _operator(args))
             return 0
         if args.command == "demo":
             from omniconsole.tui import run_demo
@@ -302,14 +316,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.log = bundled_sample()
             if not args.log.is_file():
                 raise UsageError(f"log file not found: {args.log}")
-            args.db.parent.mkdir(parents=True, exist_ok=True)
-            run_demo(args.log, args.db, args.config)
+            if not is_postgres_url(args.db):
+                Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+            run_demo(args.log, Path(args.db), args.config)
             return 0
         if args.command == "serve":
             from omniconsole.engine.serve import run_serve
 
             return run_serve(args)
-    except (ConfigError, ReplayError, StoreError, UsageError) as exc:
+    except (ClusterError, ConfigError, ReplayError, StoreError, UsageError) as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
     except (ActorFailure, PartitionFailure) as exc:

@@ -120,3 +120,8 @@ async def fcm_peer() -> AsyncIterator[FcmPeer]:
     await peer.start()
     yield peer
     await peer.close()
+
+
+# --- PostgreSQL (tests marked `postgres`) ---------------------------------------------
+
+from pg_fixtures import pg_server, pg_url  # noqa: E402, F401  (fixtures, by name)

@@ -20,7 +20,7 @@ from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import HttpSettings, SettingsError
 from omniconsole.adapters.http.service import build_app
-from omniconsole.adapters.store import StoreError, store_at
+from omniconsole.adapters.store import StoreError, is_postgres_url, store_at
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
@@ -69,7 +69,7 @@ async def serve(
     config: EngineConfig,
     http: HttpSettings,
     templates: TemplateSet,
-    db: Path,
+    db: Path | str,
     host: str,
     port: int,
     *,
@@ -87,7 +87,8 @@ async def serve(
         print(f"omniconsole serve: {line}", file=sys.stderr, flush=True)
     adapters = build_adapters(settings)
     metrics = Metrics()
-    db.parent.mkdir(parents=True, exist_ok=True)
+    if not (isinstance(db, str) and is_postgres_url(db)):
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
     try:
         store = store_at(db)
     except StoreError as exc:
@@ -130,7 +131,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(config, http, templates, Path(args.db), args.host, args.port))
+        asyncio.run(serve(config, http, templates, args.db, args.host, args.port))
     except ServeError as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
