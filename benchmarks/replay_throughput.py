@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/replay_throughput.py            # 100k customers, ~1M events
     .venv/bin/python benchmarks/replay_throughput.py --customers 5000 --profile
+    .venv/bin/python benchmarks/replay_throughput.py --log L --pg --ray-nodes 2   # see below
+
+`--pg` replays into a throwaway PostgreSQL (pgserver, default durability); `--db URL`
+into a PostgreSQL of yours. `--ray-nodes N` starts a simulated N-node Ray cluster on
+this machine and runs one partition per node on it; `--ray ADDRESS` uses a running one.
 
 Prints the events replayed, wall seconds, events/s, sends/s (messages sent on every
 channel per wall second), peak RSS, peak thread count and ledger lines. Generation
@@ -11,9 +16,11 @@ is timed separately and not counted in the replay figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
-import multiprocessing
+import json
+import os
 import pstats
 import resource
 import sys
@@ -23,6 +30,9 @@ import time
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from proc_tree import children as descendants
+from proc_tree import pss_kb
 
 from omniconsole.domain.generator import write_log
 from omniconsole.domain.timeutil import parse_timestamp
@@ -54,8 +64,12 @@ class ThreadSampler:
     process's own threads it sums threads and resident memory over the whole tree.
     """
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, roots: tuple[int, ...] = ()) -> None:
         self.interval = interval
+        self.roots = roots  # other process trees to count (a PostgreSQL server)
+        self.peak_roots_rss_kb = 0
+        self.peak_all_pss_kb = 0
+        self._samples = 0
         self.peak_python = threading.active_count()
         self.peak_os = _proc_threads()
         self.peak_all_threads = self.peak_os
@@ -73,9 +87,19 @@ class ThreadSampler:
         self.peak_python = max(self.peak_python, threading.active_count())
         own = _proc_threads()
         self.peak_os = max(self.peak_os, own)
-        children = [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+        # every descendant: partition processes, and a simulated Ray cluster's GCS,
+        # raylets and actor workers (Ray's processes are not multiprocessing children)
+        others = [q for root in self.roots for q in (root, *descendants(root))]
+        children = descendants(os.getpid()) + others
         threads = own + sum(_status(pid, "Threads") for pid in children)
         rss = _status("self", "VmRSS") + sum(_status(pid, "VmRSS") for pid in children)
+        self.peak_roots_rss_kb = max(
+            self.peak_roots_rss_kb, sum(_status(pid, "VmRSS") for pid in others)
+        )
+        if self._samples % 20 == 0:  # ~1 ms a process: not every 50 ms
+            pss = pss_kb(os.getpid()) + sum(pss_kb(pid) for pid in children)
+            self.peak_all_pss_kb = max(self.peak_all_pss_kb, pss)
+        self._samples += 1
         self.peak_all_threads = max(self.peak_all_threads, threads)
         self.peak_all_rss_kb = max(self.peak_all_rss_kb, rss)
         self.peak_processes = max(self.peak_processes, 1 + len(children))
@@ -85,6 +109,7 @@ class ThreadSampler:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._samples = 0
         self.sample()
         self._stop.set()
         self._thread.join()
@@ -133,8 +158,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--partitions",
         type=int,
         default=None,
-        help="engine processes (default: one per CPU, as `omniconsole replay`)",
+        help="engine processes (default: one per CPU, as `omniconsole replay`; with Ray:"
+        " one per node)",
     )
+    parser.add_argument("--db", help="replay into this store (default: a SQLite file)")
+    parser.add_argument(
+        "--pg", action="store_true", help="replay into a throwaway PostgreSQL (pgserver)"
+    )
+    parser.add_argument("--ray", metavar="ADDRESS", help="partitions as Ray actors (or 'auto')")
+    parser.add_argument(
+        "--ray-nodes", type=int, default=0, metavar="N",
+        help="start a simulated N-node Ray cluster on this machine for the run",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, help="append the figures as one JSON line here")
     return parser.parse_args(argv)
 
 
@@ -161,15 +197,42 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Generate (unless --log), replay, print the figures; return them."""
     # Imported here so --help and --generate-only work without the engine, and a
     # missing engine fails before a million events are written.
+    import omniconsole.engine.replay  # noqa: F401
+
+    log = generate(args, workdir)
+    with contextlib.ExitStack() as stack:
+        db: str | Path = args.db or workdir / "replay.db"
+        roots: tuple[int, ...] = ()
+        if args.pg:
+            from bench_peers import postgres
+
+            db, postmaster = stack.enter_context(postgres(workdir))
+            roots = (postmaster,)
+        ray = args.ray
+        if args.ray_nodes:
+            from bench_peers import ray_cluster
+
+            ray = stack.enter_context(ray_cluster(args.ray_nodes))
+        return _replay(args, workdir, log, db, ray, roots)
+
+
+def _replay(
+    args: argparse.Namespace,
+    workdir: Path,
+    log: Path,
+    db: str | Path,
+    ray: str | None,
+    roots: tuple[int, ...],
+) -> dict[str, Any]:
     from omniconsole.cli import default_partitions
     from omniconsole.engine.replay import ReplayOptions, run_replay
 
-    log = generate(args, workdir)
-    partitions = args.partitions or default_partitions()
+    partitions = args.partitions or (0 if ray else default_partitions())
     options = ReplayOptions(
         partitions=partitions,
+        ray=ray,
         log=log,
-        db=workdir / "replay.db",
+        db=db,
         ledger=workdir / "ledger.jsonl",
         report=workdir / "report.json",
         rejects=workdir / "rejects.jsonl",
@@ -177,7 +240,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     )
     replay = partial(run_replay, options)
     profiler = cProfile.Profile() if args.profile else None
-    with ThreadSampler() as threads:
+    with ThreadSampler(roots=roots) as threads:
         started = time.perf_counter()
         report = profiler.runcall(replay) if profiler is not None else replay()
         seconds = time.perf_counter() - started
@@ -192,6 +255,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "sends_per_s": sent / seconds if seconds else 0.0,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_all_mb": threads.peak_all_rss_kb / 1024,
+        "peak_pss_all_mb": threads.peak_all_pss_kb / 1024,
+        "peak_rss_postgres_mb": threads.peak_roots_rss_kb / 1024,
+        "store": "postgresql" if isinstance(db, str) and db.startswith("postgres") else "sqlite",
+        "ray_nodes": args.ray_nodes,
+        "processes": threads.peak_processes,
+        "load_average": os.getloadavg(),
         "peak_threads": threads.peak_python,
         "peak_os_threads": threads.peak_os,
         "peak_all_threads": threads.peak_all_threads,
@@ -202,21 +271,48 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"wall seconds   {seconds:.2f}")
     print(f"events/s       {figures['events_per_s']:,.0f}")
     print(f"sends/s        {figures['sends_per_s']:,.0f}  ({sent:,} sent)")
-    print(f"partitions     {partitions} ({threads.peak_processes} processes in all)")
+    print(f"partitions     {partitions or 'one per node'} ({threads.peak_processes} processes"
+          f" in all){f' on {args.ray_nodes} Ray nodes' if args.ray_nodes else ''}")  # fmt: skip
     print(
-        f"peak RSS       {figures['peak_rss_all_mb']:,.1f} MB all processes (sampled sum);"
+        f"peak RSS       {figures['peak_rss_all_mb']:,.1f} MB all processes (sampled sum;"
+        f" PSS {figures['peak_pss_all_mb']:,.1f} MB; PostgreSQL's"
+        f" {figures['peak_rss_postgres_mb']:,.1f} MB);"
         f" {figures['peak_rss_mb']:,.1f} MB this process (incl. generation)"
     )
+    print(f"load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"peak threads   {threads.peak_all_threads} all processes;"
         f" here {threads.peak_python} (threading), {threads.peak_os} (/proc)"
     )
     print(f"ledger lines   {figures['ledger_lines']:,}")
+    if figures["store"] == "postgresql":
+        figures["pg_mb"] = _pg_sizes(str(db))
+        print("PostgreSQL     " + ", ".join(f"{k} {v:,.1f} MB" for k, v in figures["pg_mb"].items()))
+    if args.json is not None:
+        with args.json.open("a") as out_json:
+            out_json.write(json.dumps(figures) + "\n")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
         print(out.getvalue())
     return figures
+
+
+def _pg_sizes(url: str) -> dict[str, float]:
+    """MB on disk per table (every part's schema added up, indexes included), and the
+    whole database: what a capacity plan scales up."""
+    import psycopg
+
+    query = (
+        "SELECT c.relname, sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname LIKE 'omniconsole%' GROUP BY 1 ORDER BY 2 DESC"
+    )
+    with psycopg.connect(url) as conn:
+        sizes = {str(name): int(size) / 1e6 for name, size in conn.execute(query)}
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    sizes["database"] = int(row[0]) / 1e6 if row else 0.0
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
