@@ -241,9 +241,13 @@ def _replay(
     replay = partial(run_replay, options)
     profiler = cProfile.Profile() if args.profile else None
     with ThreadSampler(roots=roots) as threads:
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         report = profiler.runcall(replay) if profiler is not None else replay()
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    # this process's CPU: with partitions elsewhere, what the coordinator costs
+    driver_cpu = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
 
     events = int(report.get("events", {}).get("read", 0))
     sent = _sent(report)
@@ -260,6 +264,7 @@ def _replay(
         "store": "postgresql" if isinstance(db, str) and db.startswith("postgres") else "sqlite",
         "ray_nodes": args.ray_nodes,
         "processes": threads.peak_processes,
+        "driver_cpu_s": driver_cpu,
         "load_average": os.getloadavg(),
         "peak_threads": threads.peak_python,
         "peak_os_threads": threads.peak_os,
@@ -279,6 +284,7 @@ def _replay(
         f" {figures['peak_rss_postgres_mb']:,.1f} MB);"
         f" {figures['peak_rss_mb']:,.1f} MB this process (incl. generation)"
     )
+    print(f"this process   {driver_cpu:.1f} s of CPU ({driver_cpu / max(events, 1) * 1e6:.1f} µs/event)")
     print(f"load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"peak threads   {threads.peak_all_threads} all processes;"
