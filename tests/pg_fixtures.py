@@ -9,6 +9,7 @@ and deleted explicitly at the end of the session: its atexit hook is not relied 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -25,19 +26,24 @@ FAST_AND_LOOSE = (
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pg_server() -> Iterator[Any]:
     """A running PostgreSQL server for the whole session."""
     if not os.environ.get("XDG_RUNTIME_DIR"):
         # platformdirs (under pgserver) warns without one, and warnings are errors here
         os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="omni-xdg-")
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # Not under pytest's tmp_path: every pytest session started on the machine (another
+    # checkout's too) resets /tmp/pytest-of-<user> to mode 0700, which would lock the
+    # server's own user (`pgserver`, when we are root) out of its data folder mid-run.
+    home = Path(tempfile.mkdtemp(prefix="omni-pg-"))
+    server = pgserver.get_server(home / "data", cleanup_mode="delete")
     try:
         server.psql(FAST_AND_LOOSE)
         yield server
     finally:
         server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def fresh_database(server: Any) -> str:
