@@ -171,6 +171,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start a simulated N-node Ray cluster on this machine for the run",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="append the figures as one JSON line here")
+    parser.add_argument(
+        "--expect-ledger", type=Path, help="compare the ledger's bytes with this file's"
+    )
     return parser.parse_args(argv)
 
 
@@ -291,6 +294,10 @@ def _replay(
         f" here {threads.peak_python} (threading), {threads.peak_os} (/proc)"
     )
     print(f"ledger lines   {figures['ledger_lines']:,}")
+    if args.expect_ledger is not None:
+        same = options.ledger.read_bytes() == args.expect_ledger.read_bytes()
+        figures["ledger_as_expected"] = same
+        print(f"ledger         {'the same bytes as' if same else 'DIFFERS from'} {args.expect_ledger}")
     if figures["store"] == "postgresql":
         figures["pg_mb"] = _pg_sizes(str(db))
         print("PostgreSQL     " + ", ".join(f"{k} {v:,.1f} MB" for k, v in figures["pg_mb"].items()))

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("scaling.jsonl"))
     parser.add_argument("--only", help="run only the rows whose name contains this")
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--expect-ledger", type=Path, help="every run's ledger must be this")
     args = parser.parse_args(argv)
     rows = []
     for name, flags in RUNS:
@@ -42,17 +43,20 @@ def main(argv: list[str] | None = None) -> int:
             before = args.out.read_text().count("\n") if args.out.exists() else 0
             cmd = [sys.executable, str(HERE / "replay_throughput.py"), "--log", str(args.log),
                    *flags, *extra, "--json", str(args.out)]  # fmt: skip
+            if args.expect_ledger:
+                cmd += ["--expect-ledger", str(args.expect_ledger)]
             print(f"== {name}, {store}", flush=True)
             subprocess.run(cmd, check=True)
             figures = json.loads(args.out.read_text().splitlines()[before])
             rows.append((name, store, figures))
     print("\n| run | store | events/s | peak RSS, all processes | peak PSS | of which PostgreSQL"
-          " (RSS) | processes | load average (1 min) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          " (RSS) | processes | ledger | load average (1 min) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for name, store, f in rows:
+        same = {True: "same", False: "DIFF", None: "—"}[f.get("ledger_as_expected")]
         print(f"| {name} | {store} | {f['events_per_s']:,.0f} | {f['peak_rss_all_mb']:,.0f} MB"
               f" | {f['peak_pss_all_mb']:,.0f} MB | {f['peak_rss_postgres_mb']:,.0f} MB"
-              f" | {f['processes']} | {f['load_average'][0]:.1f} |")  # fmt: skip
+              f" | {f['processes']} | {same} | {f['load_average'][0]:.1f} |")  # fmt: skip
     return 0
 
 
