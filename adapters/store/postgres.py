@@ -35,12 +35,12 @@ from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
 from omniconsole.adapters.store.pg_reader import PostgresReader
 from omniconsole.adapters.store.pg_schema import (
-    CONFLICT_KEYS,
     DDL,
     NOTIFY_CHANNEL,
     SCHEMA_VERSION,
     TABLES,
     UPSERT,
+    Upsert,
 )
 from omniconsole.domain.records import RECORD_TYPES, StoreRecord
 
@@ -153,7 +153,7 @@ class PostgresWriter:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             conn.execute(DDL)
-            for record_type in CONFLICT_KEYS:
+            for record_type in UPSERT:
                 table = TABLES[record_type]
                 conn.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table}"
@@ -197,36 +197,38 @@ class PostgresWriter:
         if not rows:
             return
         self._pending[record_type] = []
-        conflict = CONFLICT_KEYS.get(record_type)
-        if conflict is not None:
-            rows = _dedupe(record_type, rows, *conflict)
-        try:
-            self._copy(record_type, rows, conflict is not None)
-        except psycopg.DataError:
-            # a NUL in some text (see `_clean`): undo this batch only, and write it clean
+        upsert = UPSERT.get(record_type)
+        # one INSERT may not meet the same key twice: a batch that holds a key k times
+        # goes in k rounds, in order, so each row meets the ones before as in SQLite
+        rounds = [rows] if upsert is None else _rounds(record_type, rows, upsert)
+        for batch in rounds:
             try:
-                self.conn.execute("ROLLBACK TO SAVEPOINT batch")
-                clean = [tuple(_clean(v) for v in row) for row in rows]
-                self._copy(record_type, clean, conflict is not None)
+                self._copy(record_type, batch, upsert)
+            except psycopg.DataError:
+                # a NUL in some text (see `_clean`): undo this batch only, write it clean
+                try:
+                    self.conn.execute("ROLLBACK TO SAVEPOINT batch")
+                    clean = [tuple(_clean(v) for v in row) for row in batch]
+                    self._copy(record_type, clean, upsert)
+                except psycopg.Error as exc:
+                    raise self._fail("write", exc) from None
             except psycopg.Error as exc:
                 raise self._fail("write", exc) from None
-        except psycopg.Error as exc:
-            raise self._fail("write", exc) from None
 
     def _copy(
-        self, record_type: type[StoreRecord], rows: Sequence[Sequence[Any]], staged: bool
+        self, record_type: type[StoreRecord], rows: Sequence[Sequence[Any]], upsert: Upsert | None
     ) -> None:
         conn = self.conn
         table = TABLES[record_type]
-        target = f"_stage_{table}" if staged else table
+        target = table if upsert is None else f"_stage_{table}"
         columns = ", ".join(record_type._fields)
         with conn.cursor() as cur:
             cur.execute("SAVEPOINT batch")
             with cur.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            if staged:
-                cur.execute(UPSERT[record_type])
+            if upsert is not None:
+                cur.execute(upsert.statement)
                 cur.execute(f"TRUNCATE {target}")
 
     async def checkpoint(self, meta: Mapping[str, str]) -> None:
@@ -282,20 +284,21 @@ class PostgresWriter:
         ]
 
 
-def _dedupe(
-    record_type: type[StoreRecord],
-    rows: Sequence[StoreRecord],
-    keys: tuple[str, ...],
-    update: bool,
-) -> list[StoreRecord]:
-    """One row per key: the last (an update wins) or the first (an ignore keeps it)."""
-    where = [record_type._fields.index(k) for k in keys]
-    out: dict[tuple[Any, ...], StoreRecord] = {}
+def _rounds(
+    record_type: type[StoreRecord], rows: Sequence[StoreRecord], upsert: Upsert
+) -> list[list[StoreRecord]]:
+    """`rows` split so that no round holds a key twice: round k has each key's k-th row."""
+    where = [record_type._fields.index(k) for k in upsert.keys]
+    seen: dict[tuple[Any, ...], int] = {}
+    rounds: list[list[StoreRecord]] = []
     for row in rows:
         key = tuple(row[i] for i in where)
-        if update or key not in out:
-            out[key] = row
-    return list(out.values())
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(row)
+    return rounds
 
 
 class PostgresProfiles:

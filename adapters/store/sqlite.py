@@ -106,6 +106,12 @@ def table_of(record_type: type[StoreRecord]) -> str:
     return _TABLES[record_type][0]
 
 
+def write_rule(record_type: type[StoreRecord]) -> tuple[str, str, str]:
+    """(table, verb, conflict clause) records of `record_type` are written with: the
+    PostgreSQL store follows the same rules (`pg_schema`)."""
+    return _TABLES[record_type]
+
+
 def _bulk_insert(record_type: type[StoreRecord]) -> str:
     table, verb, conflict = _TABLES[record_type]
     columns = record_type._fields
