@@ -70,6 +70,11 @@ class ThreadSampler:
         self.peak_roots_rss_kb = 0
         self.peak_all_pss_kb = 0
         self._samples = 0
+        #: pid -> CPU seconds it had used when last seen (summed at the end: the CPU the
+        #: whole run cost, which a busy shared machine distorts less than wall time)
+        self.cpu_seen: dict[int, float] = {}
+        self.cpu_start: dict[int, float] = {}
+        self._first = True
         self.peak_python = threading.active_count()
         self.peak_os = _proc_threads()
         self.peak_all_threads = self.peak_os
@@ -96,23 +101,49 @@ class ThreadSampler:
         self.peak_roots_rss_kb = max(
             self.peak_roots_rss_kb, sum(_status(pid, "VmRSS") for pid in others)
         )
+        for pid in [os.getpid(), *children]:
+            used = _cpu_seconds(pid)
+            if used is not None:
+                # processes there at the first sample count from then; later ones whole
+                self.cpu_start.setdefault(pid, used if self._first else 0.0)
+                self.cpu_seen[pid] = used
         if self._samples % 20 == 0:  # ~1 ms a process: not every 50 ms
             pss = pss_kb(os.getpid()) + sum(pss_kb(pid) for pid in children)
             self.peak_all_pss_kb = max(self.peak_all_pss_kb, pss)
         self._samples += 1
+        self._first = False
         self.peak_all_threads = max(self.peak_all_threads, threads)
         self.peak_all_rss_kb = max(self.peak_all_rss_kb, rss)
         self.peak_processes = max(self.peak_processes, 1 + len(children))
 
     def __enter__(self) -> ThreadSampler:
+        self.sample()  # what runs already (a cluster, a server) counts from now
         self._thread.start()
         return self
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU used by every process seen, since the first sample."""
+        return sum(used - self.cpu_start.get(pid, 0.0) for pid, used in self.cpu_seen.items())
+
     def __exit__(self, *exc: object) -> None:
-        self._samples = 0
+        self._samples = 0  # a PSS reading too
         self.sample()
         self._stop.set()
         self._thread.join()
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds `pid` has used (/proc/<pid>/stat), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _peak_rss_mb() -> float:
@@ -243,6 +274,7 @@ def _replay(
     )
     replay = partial(run_replay, options)
     profiler = cProfile.Profile() if args.profile else None
+    load_before = os.getloadavg()
     with ThreadSampler(roots=roots) as threads:
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
@@ -268,7 +300,9 @@ def _replay(
         "ray_nodes": args.ray_nodes,
         "processes": threads.peak_processes,
         "driver_cpu_s": driver_cpu,
+        "all_cpu_s": threads.cpu_seconds,
         "load_average": os.getloadavg(),
+        "load_average_before": load_before,
         "peak_threads": threads.peak_python,
         "peak_os_threads": threads.peak_os,
         "peak_all_threads": threads.peak_all_threads,
@@ -288,6 +322,8 @@ def _replay(
         f" {figures['peak_rss_mb']:,.1f} MB this process (incl. generation)"
     )
     print(f"this process   {driver_cpu:.1f} s of CPU ({driver_cpu / max(events, 1) * 1e6:.1f} µs/event)")
+    print(f"all processes  {threads.cpu_seconds:.1f} s of CPU"
+          f" ({threads.cpu_seconds / max(events, 1) * 1e6:.1f} µs/event)")  # fmt: skip
     print(f"load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"peak threads   {threads.peak_all_threads} all processes;"

@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
             figures = json.loads(args.out.read_text().splitlines()[before])
             rows.append((name, store, figures))
     print("\n| run | store | events/s | peak RSS, all processes | peak PSS | of which PostgreSQL"
-          " (RSS) | processes | ledger | load average (1 min) |")
+          " (RSS) | processes | ledger | load average (1 min, before → after) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for name, store, f in rows:
         same = {True: "same", False: "DIFF", None: "—"}[f.get("ledger_as_expected")]
         print(f"| {name} | {store} | {f['events_per_s']:,.0f} | {f['peak_rss_all_mb']:,.0f} MB"
               f" | {f['peak_pss_all_mb']:,.0f} MB | {f['peak_rss_postgres_mb']:,.0f} MB"
-              f" | {f['processes']} | {same} | {f['load_average'][0]:.1f} |")  # fmt: skip
+              f" | {f['processes']} | {same} | {f.get('load_average_before', [0])[0]:.1f}"
+              f" → {f['load_average'][0]:.1f} |")  # fmt: skip
     return 0
 
 

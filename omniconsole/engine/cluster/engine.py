@@ -39,7 +39,13 @@ from omniconsole.domain.config import load_config
 from omniconsole.domain.events import Event
 from omniconsole.domain.records import StoreRecord
 from omniconsole.domain.timeutil import from_micros, to_micros
-from omniconsole.engine.cluster.connect import alive_nodes, connect, disconnect, ray_module
+from omniconsole.engine.cluster.connect import (
+    ClusterError,
+    alive_nodes,
+    connect,
+    disconnect,
+    ray_module,
+)
 from omniconsole.engine.partition_worker import PartitionSpec
 from omniconsole.engine.partitioned import PartitionFailure, partition_of
 from omniconsole.engine.protocol import Cut
@@ -99,7 +105,9 @@ class RayEngine:
         self.recovered = 0
         try:
             nodes = alive_nodes()
-            self.count = count or max(1, len(nodes))
+            if not nodes:
+                raise ClusterError(f"the Ray cluster at {address} has no live node")
+            self.count = count or len(nodes)
             self._batch: list[list[PartitionLine]] = [[] for _ in range(self.count)]
             self.writer = StoreWriterActor.start(store, fresh=not resume)
             for k in range(self.count):
