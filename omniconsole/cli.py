@@ -153,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run live: HTTP ingest, webhooks, real channels")
     serve.add_argument("--config", type=Path, default=None)
     serve.add_argument("--db", required=True, help=DB_HELP)
+    serve.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="be one stateless ingest process of a Ray cluster: route events to the"
+        " store's live partitions there (started by the first); see docs/cluster.md",
+    )
+    serve.add_argument(
+        "--partitions", type=_partitions, default=None, metavar="N",
+        help="with --ray: live partitions, if none run yet (default: one per node)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--stop", action="store_true", help="with --ray: stop the store's live partitions"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
 

@@ -54,6 +54,16 @@ class PgLocation:
         return PgLocation(self.conninfo, schema)
 
     @property
+    def key(self) -> str:
+        """Which database and schema, however the URL spells it (no user, no password):
+        `host:port/dbname/schema`."""
+        try:
+            info = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        except psycopg.Error:
+            return self.masked
+        return f"{info.get('host', '')}:{info.get('port', '5432')}/{info.get('dbname', '')}/{self.schema}"
+
+    @property
     def masked(self) -> str:
         """The URL with any password replaced by `***` (for messages and the console)."""
         parts = urlsplit(self.conninfo)

@@ -125,12 +125,24 @@ async def serve(
 
 def run_serve(args: argparse.Namespace) -> int:
     """The CLI entry point."""
+    address, partitions = getattr(args, "ray", None), getattr(args, "partitions", None)
+    if address is not None and getattr(args, "stop", False):
+        from omniconsole.engine.cluster.serve import stop_cluster_partitions
+
+        stop_cluster_partitions(args.db, address)
+        return 0
     try:
         config, http, templates = prepare(args.config)
     except ServeError as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)
         return 2
     try:
+        if address is not None:  # a stateless ingest process of a cluster
+            from omniconsole.engine.cluster.serve import serve_cluster
+
+            asyncio.run(serve_cluster(config, http, templates, args.db, args.host, args.port,
+                                      address=address, partitions=partitions))  # fmt: skip
+            return 0
         asyncio.run(serve(config, http, templates, args.db, args.host, args.port))
     except ServeError as exc:
         print(f"omniconsole: error: {exc}", file=sys.stderr)

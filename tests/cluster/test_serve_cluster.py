@@ -1,0 +1,211 @@
+"""`serve` at scale: two stateless ingest processes in front of live partitions on a
+2-node Ray cluster over PostgreSQL pass the live end-to-end path — sign-up → welcome
+email (aiosmtpd); fraud → SMS (Twilio's spec, through Prism); a signed STOP → the next
+alert by email — whichever ingest process each request reaches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+from fault_proxy import FaultProxy
+from peers import LoopbackController, SmtpRecorder, free_port
+from twilio.request_validator import RequestValidator
+
+from omniconsole.adapters.store import store_at
+
+pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
+
+WRITE_KEY = "wk-cluster"
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "cluster-auth-token-not-real"
+MiB = 1 << 20
+
+
+class Arrivals(list[Any]):
+    """A list that signals every append (the peers append what they receive)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Event()
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """Wait on the peer's signal (no fixed sleep) until `count` items arrived."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self) < count:
+            self.changed.clear()
+            if len(self) >= count:
+                break
+            left = deadline - loop.time()
+            if left <= 0 or not await asyncio.to_thread(self.changed.wait, left):
+                raise AssertionError(f"expected {count} arrivals, got {len(self)}: {list(self)}")
+
+
+@pytest.fixture
+def two_nodes(
+    smtp_server: LoopbackController, twilio_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """A 2-node cluster whose nodes have the channels' settings in their environment
+    (the partitions send from there, as on a real cluster where `ray start` runs with
+    them)."""
+    from ray.cluster_utils import Cluster
+
+    for key, value in {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_server.port),
+        "SMTP_FROM": "hello@omni.example.com",
+        "SMTP_STARTTLS": "false",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_SMS_FROM": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_proxy.url,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    node = {"num_cpus": 1, "object_store_memory": 80 * MiB}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+@dataclass
+class Ingest:
+    url: str
+    process: asyncio.subprocess.Process
+
+
+async def start_ingest(address: str, db: str) -> Ingest:
+    """`omniconsole serve --ray ADDRESS` in a process of its own; ready once it listens."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMNICONSOLE_WRITE_KEY": WRITE_KEY, "OMNICONSOLE_PUBLIC_URL": url,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "omniconsole", "serve", "--db", db, "--ray", address,
+        "--port", str(port), "--partitions", "2",
+        env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = []
+    while True:
+        line = await asyncio.wait_for(process.stderr.readline(), 120)
+        if not line:
+            raise AssertionError("ingest process exited:\n" + b"".join(seen).decode())
+        seen.append(line)
+        if b"listening on" in line:
+            break
+    asyncio.get_running_loop().create_task(process.stderr.read())  # keep the pipe drained
+    return Ingest(url, process)
+
+
+@pytest_asyncio.fixture
+async def ingests(two_nodes: Any, pg_url: str) -> AsyncIterator[list[Ingest]]:
+    """Two ingest processes, started one after the other (the first starts the
+    partitions); at the end both stop and the partitions are stopped (`--stop`)."""
+    started: list[Ingest] = []
+    try:
+        for _ in range(2):
+            started.append(await start_ingest(two_nodes.address, pg_url))
+        yield started
+    finally:
+        for ingest in started:
+            with contextlib.suppress(ProcessLookupError):
+                ingest.process.terminate()
+            await asyncio.wait_for(ingest.process.wait(), 60)
+        stop = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "omniconsole", "serve", "--db", pg_url, "--ray",
+            two_nodes.address, "--stop", stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(stop.communicate(), 120)
+        assert stop.returncode == 0 and b"stopped 2 live partitions" in err, err
+
+
+def basic(user: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:".encode()).decode()
+
+
+async def post_batch(session: aiohttp.ClientSession, url: str, batch: list[dict[str, Any]]) -> None:
+    async with session.post(f"{url}/v1/batch", json={"batch": batch},
+                            headers={"Authorization": basic(WRITE_KEY)}) as response:  # fmt: skip
+        assert response.status == 200, await response.text()
+
+
+def track(customer: str, event: str, mid: str) -> dict[str, Any]:
+    return {"type": "track", "userId": customer, "event": event, "messageId": mid,
+            "properties": {}}  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_two_ingest_processes_on_a_two_node_cluster_pass_the_live_path(
+    ingests: list[Ingest],
+    smtp_recorder: SmtpRecorder,
+    twilio_proxy: FaultProxy,
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    smtp_recorder.envelopes = Arrivals()
+    twilio_proxy.seen = Arrivals()
+    first, second = ingests
+    identify = {
+        "type": "identify", "userId": "live-1", "messageId": "m-1",
+        "traits": {"email": "ana@example.com", "phone": "+14155550101", "first_name": "Ana"},
+    }  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        # sign-up, through the first ingest process → the welcome email
+        await post_batch(session, first.url, [identify, track("live-1", "Signed Up", "m-2")])
+        await smtp_recorder.envelopes.wait_for(1)
+        assert smtp_recorder.envelopes[0].rcpt_tos == ["ana@example.com"]
+
+        # fraud, through the second → an SMS that Twilio's own schema accepts
+        await post_batch(session, second.url, [track("live-1", "Fraud Suspected", "m-3")])
+        await twilio_proxy.seen.wait_for(1)
+        assert twilio_proxy.seen[0].status == 201
+        assert twilio_proxy.seen[0].form["To"] == ["+14155550101"]
+
+        # STOP, signed as Twilio signs it, to the second
+        path = "/webhooks/twilio/inbound"
+        form = {"From": "+14155550101", "To": "+15005550006", "Body": "STOP",
+                "MessageSid": "SM" + "2" * 32, "AccountSid": ACCOUNT_SID}  # fmt: skip
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(second.url + path, form)
+        async with session.post(second.url + path, data=form,
+                                headers={"X-Twilio-Signature": signature}) as response:  # fmt: skip
+            assert response.status == 200
+
+        # the next alert, through the first: no SMS any more, an email instead
+        await post_batch(session, first.url, [track("live-1", "Fraud Suspected", "m-4")])
+        await smtp_recorder.envelopes.wait_for(2)
+        assert len(twilio_proxy.seen) == 1, "an SMS went out after STOP"
+
+        # a retry of an event already committed is a duplicate, wherever it arrives
+        await post_batch(session, second.url, [track("live-1", "Fraud Suspected", "m-4")])
+
+    with contextlib.closing(store_at(pg_url).reader()) as reader:
+        reader.export_ledger(tmp_path / "ledger.jsonl")
+        assert len(reader.message_ids()) == 5  # m-1..m-4 and the STOP, nothing twice
+    ledger = [orjson.loads(x) for x in (tmp_path / "ledger.jsonl").read_bytes().splitlines()]
+    sent = [(x["journey"], x["step"], x["channel"]) for x in ledger if x["outcome"] == "sent"]
+    assert ("onboarding", "welcome", "email") in sent
+    assert sent.count(("fraud_alert", "alert", "sms")) == 1
+    assert sent.count(("fraud_alert", "alert", "email")) == 1
