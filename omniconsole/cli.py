@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "console":
             from omniconsole.tui import run_console
 
-            run_console(Path(args.db), _operator(args))
+            run_console(args.db if is_postgres_url(args.db) else Path(args.db), _operator(args))
             return 0
         if args.command == "demo":
             from omniconsole.tui import run_demo

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["run_console", "run_demo", "run_replay_console"]
 
 
-def run_console(db: Path, operator: OperatorActions | None = None) -> None:
-    """Attach the console, read-only, to the store at `db` (`operator`: the running
-    service's agent actions)."""
+def run_console(db: Path | str, operator: OperatorActions | None = None) -> None:
+    """Attach the console, read-only, to the store at `db` (a SQLite file or a
+    `postgresql://` URL; `operator`: the running service's agent actions)."""
     from omniconsole.tui.app import run_console as run
 
     run(db, operator)

@@ -81,7 +81,7 @@ class ConsoleApp(App[None]):
 
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         *,
         demo: DemoRunner | None = None,
         poll_interval: float = 0.2,
@@ -94,7 +94,8 @@ class ConsoleApp(App[None]):
         `operator`: the running service's agent actions (None: not available).
         `store_label`: how the header names the store (default: its path)."""
         super().__init__()
-        self.db = Path(db)
+        # a `postgresql://` URL stays text (a Path would fold its `//`)
+        self.db: Path | str = db if isinstance(db, str) and "://" in db else Path(db)
         self.demo = demo
         self.operator = operator
         self.store_label = store_label or str(db)
@@ -381,9 +382,9 @@ class ConsoleApp(App[None]):
             self._poll_now()
 
 
-def run_console(db: Path, operator: OperatorActions | None = None) -> None:
+def run_console(db: Path | str, operator: OperatorActions | None = None) -> None:
     """Attach the console, read-only, to the store at `db` (it may not exist yet)."""
-    ConsoleApp(Path(db), operator=operator).run()
+    ConsoleApp(db, operator=operator).run()
 
 
 def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
