@@ -332,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"log file not found: {args.log}")
             if not is_postgres_url(args.db):
                 Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-            run_demo(args.log, Path(args.db), args.config)
+            run_demo(args.log, args.db if is_postgres_url(args.db) else Path(args.db), args.config)
             return 0
         if args.command == "serve":
             from omniconsole.engine.serve import run_serve

@@ -25,7 +25,7 @@ def run_console(db: Path | str, operator: OperatorActions | None = None) -> None
     run(db, operator)
 
 
-def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
+def run_demo(log: Path, db: Path | str, config_dir: Path | None = None) -> None:
     """Replay `log` into a fresh store at `db` inside the console."""
     from omniconsole.tui.app import run_demo as run
 

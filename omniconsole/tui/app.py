@@ -387,13 +387,25 @@ def run_console(db: Path | str, operator: OperatorActions | None = None) -> None
     ConsoleApp(db, operator=operator).run()
 
 
-def run_demo(log: Path, db: Path, config_dir: Path | None = None) -> None:
-    """Replay `log` into a fresh store at `db` inside the console, paced and controllable."""
-    runner = DemoRunner(Path(log), Path(db), config_dir)
-    ConsoleApp(Path(db), demo=runner).run()
+def run_demo(log: Path, db: Path | str, config_dir: Path | None = None) -> None:
+    """Replay `log` into a fresh store at `db` inside the console, paced and controllable.
+    A `postgresql://` store's ledger, report and rejects go to `out/demo.*`."""
+    if isinstance(db, str) and "://" in db:
+        beside = Path("out/demo.db")
+        beside.parent.mkdir(parents=True, exist_ok=True)
+        options = ReplayOptions(
+            log=Path(log), db=db, ledger=beside.with_suffix(".ledger.jsonl"),
+            report=beside.with_suffix(".report.json"),
+            rejects=beside.with_suffix(".rejects.jsonl"), config_dir=config_dir,
+            checkpoint_seconds=0.2,
+        )  # fmt: skip
+        runner = DemoRunner(Path(log), beside, config_dir, options=options)
+    else:
+        runner = DemoRunner(Path(log), Path(db), config_dir)
+    ConsoleApp(db, demo=runner).run()
 
 
 def run_replay_console(options: ReplayOptions) -> None:
     """Run a replay described by `options` inside the console (`replay --tui`)."""
     runner = DemoRunner(options.log, Path(options.db), options.config_dir, options=options)
-    ConsoleApp(Path(options.db), demo=runner).run()
+    ConsoleApp(options.db, demo=runner).run()

@@ -98,3 +98,27 @@ def test_a_console_attached_before_the_run_follows_it_live(pg_url: str, tmp_path
     assert mid.state == "ready" and mid.status == "running"
     assert 0 < (mid.ledger_rows or 0) < (end.ledger_rows or 0)
     assert end.status == "done"
+
+
+@pytest.mark.asyncio
+async def test_the_console_runs_a_replay_into_postgresql_and_shows_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """`demo --db postgresql://…` and `replay --tui`: the console drives the replay and
+    its views fill from the PostgreSQL store."""
+    from omniconsole.tui.app import ConsoleApp
+    from omniconsole.tui.demo import DemoRunner
+
+    run = replace(options(SAMPLE, tmp_path, pg_url, 2), checkpoint_seconds=0.2)
+    runner = DemoRunner(SAMPLE, tmp_path / "demo.db", options=run)
+    runner.pacer.set_speed(None)
+    app = ConsoleApp(pg_url, demo=runner, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(1200):  # up to 60 s of the app's own time, in steps
+            latest = app.latest
+            if app._demo_done and latest is not None and latest.status.status == "done":
+                break
+            await pilot.pause(0.05)
+        assert app._demo_error is None
+        assert app.latest is not None and (app.latest.status.ledger_rows or 0) >= 100
+        assert app.latest.status.path.startswith("postgresql://")  # the store it shows
