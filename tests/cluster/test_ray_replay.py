@@ -146,3 +146,24 @@ def test_the_command_line_runs_a_replay_on_the_cluster_one_partition_per_node(
     assert code == 0
     assert same_outputs(tmp_path / "whole", out) == []
     assert len(epochs(pg_url)) == 1 + 3  # the main store and one part per node
+
+
+def test_ray_auto_starts_ray_on_this_machine_for_the_run_and_stops_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """`--ray auto` in a fresh process: a local Ray instance just for the run."""
+    import subprocess
+    import sys
+
+    replay(SAMPLE, tmp_path / "whole")
+    out = tmp_path / "auto"
+    out.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "omniconsole", "replay", str(SAMPLE), "--db", pg_url,
+         "--ray", "auto", "--partitions", "2", "--ledger", str(out / "ledger.jsonl"),
+         "--report", str(out / "report.json"), "--rejects", str(out / "rejects.jsonl")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert same_outputs(tmp_path / "whole", out) == []
+    assert "Traceback" not in done.stderr
