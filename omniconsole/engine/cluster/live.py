@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import inspect
 import os
 import threading
 import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import ray
@@ -88,15 +90,7 @@ class LivePartitionActor:
             target=self.loop.run_forever, name="live-adapters", daemon=True
         )
         self._loop_thread.start()
-        self.engine = LiveEngine(
-            config,
-            store,
-            self.adapters.by_channel,
-            templates,
-            self.loop,
-            Metrics(),
-            not_configured=self.adapters.not_configured,
-        )
+        self.engine = _live_engine(config, store, self.adapters, templates, self.loop, settings)
         self.engine.start()
 
     def submit(self, events: list[Event]) -> IngestResult:
@@ -113,6 +107,51 @@ class LivePartitionActor:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self.adapters.aclose(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def _live_engine(
+    config: EngineConfig,
+    store: Store,
+    adapters: Any,
+    templates: TemplateSet,
+    loop: asyncio.AbstractEventLoop,
+    settings: Any,
+) -> LiveEngine:
+    """The live engine of one partition, as `serve` builds it on one machine.
+
+    `LiveEngine` is changing hands (the `live` branch moves delivery onto a loop of its
+    own and takes delivery settings instead of a loop): this builds either shape."""
+    parameters = inspect.signature(LiveEngine).parameters
+    build: Any = LiveEngine
+    if "loop" in parameters:
+        return cast(LiveEngine, build(config, store, adapters.by_channel, templates, loop,
+                                      Metrics(), not_configured=adapters.not_configured))  # fmt: skip
+    return cast(LiveEngine, build(config, store, adapters.by_channel, templates, Metrics(),
+                                  delivery=getattr(settings, "delivery", None),
+                                  not_configured=adapters.not_configured))  # fmt: skip
+
+
+def merge_results(parts: list[tuple[list[int], IngestResult]]) -> IngestResult:
+    """One request's result from its partitions' (each with the request's indexes of the
+    events it took): counts added, id sets joined, refused events named by their index
+    in the whole request."""
+    merged: dict[str, Any] = {}
+    for item in dataclasses.fields(IngestResult):
+        values = [getattr(result, item.name) for _, result in parts]
+        if item.name == "rejected":
+            merged[item.name] = tuple(
+                sorted((indexes[i], why) for indexes, result in parts for i, why in values_of(result))
+            )
+        elif all(isinstance(v, int) for v in values):
+            merged[item.name] = sum(values)
+        elif all(isinstance(v, frozenset) for v in values):
+            merged[item.name] = frozenset().union(*values)
+    return IngestResult(**merged)
+
+
+def values_of(result: IngestResult) -> list[tuple[int, str]]:
+    """The (index, reason) pairs a partition refused."""
+    return list(getattr(result, "rejected", ()))
 
 
 def share_rate_limits(adapters: Mapping[Channel, Any]) -> None:
@@ -234,21 +273,22 @@ class ClusterIngest:
     async def accept(self, events: list[Event]) -> IngestResult:
         """Each event to its customer's partition; return once all have committed (a
         partition's failure raises: the HTTP front answers 503, the sender retries)."""
-        groups: dict[int, list[Event]] = defaultdict(list)
-        for event in events:
-            groups[partition_of(event.customer, len(self.actors))].append(event)
-        refs = [self.actors[k].submit.remote(group) for k, group in groups.items()]
+        groups: dict[int, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            groups[partition_of(event.customer, len(self.actors))].append(index)
+        refs = [self.actors[k].submit.remote([events[i] for i in indexes])
+                for k, indexes in groups.items()]  # fmt: skip
         results: list[IngestResult] = await asyncio.gather(*refs)
-        return IngestResult(
-            accepted=sum(r.accepted for r in results),
-            duplicates=sum(r.duplicates for r in results),
-            duplicate_ids=frozenset().union(*(r.duplicate_ids for r in results)),
-        )
+        return merge_results(list(zip(groups.values(), results, strict=True)))
 
     async def customer_for_phone(self, phone: str) -> str | None:
         """The customer whose profile holds this number, in any partition."""
         customers = await asyncio.to_thread(self._customers_for_phone, phone)
         return customers[0] if customers else None
+
+    async def customers_for_phone(self, phone: str) -> list[str]:
+        """Every customer whose profile holds this number, in any partition."""
+        return await asyncio.to_thread(self._customers_for_phone, phone)
 
     def _customers_for_phone(self, phone: str) -> list[str]:
         with self._reader_lock:
