@@ -99,10 +99,18 @@ class PostgresReader:
         return count
 
     def export_rejects(self, out: Path) -> int:
+        # The driver writes the lines it refused (the main store); a partition writes
+        # the events of the customers it quarantined in its own part. Ordered as SQLite
+        # orders them: by line, then the main store before the parts, then as written.
+        arms = ["SELECT line, reason, raw, -1 AS part, id FROM rejects"]
+        arms += [
+            f'SELECT line, reason, raw, {k}, id FROM "{schema}".rejects'
+            for k, schema in enumerate(self.parts)
+        ]
         count = 0
         with out.open("wb") as handle:
-            for line, reason, raw in self._conn.execute(
-                "SELECT line, reason, raw FROM rejects ORDER BY line"
+            for line, reason, raw, _, _ in self._conn.execute(
+                " UNION ALL ".join(arms) + " ORDER BY 1, 4, 5"
             ):
                 handle.write(orjson.dumps({"line": line, "reason": reason, "raw": raw}) + b"\n")
                 count += 1
@@ -155,7 +163,8 @@ class PostgresReader:
 
     def pending_outbox(self) -> list[OutboxEntry]:
         rows = self._conn.execute(
-            "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY decided_at"
+            "SELECT payload FROM outbox WHERE status IN ('pending', 'retrying', 'reconciling')"
+            " ORDER BY decided_at"
         ).fetchall()
         return [OutboxEntry.from_json(r[0]) for r in rows]
 
@@ -167,6 +176,14 @@ class PostgresReader:
                 (last_id,),
             ).fetchall()
         ]
+
+    def quarantined(self) -> dict[str, tuple[str, str]]:
+        return {
+            str(c): (str(since), str(reason))
+            for c, since, reason in self._conn.execute(
+                "SELECT customer, since, reason FROM quarantine ORDER BY since, customer"
+            )
+        }
 
     def inbox(self, customer: str) -> list[InboxItem]:
         return [

@@ -26,14 +26,30 @@ from __future__ import annotations
 
 import re
 
-from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION
+from omniconsole.adapters.store.base import StoreError
+from omniconsole.adapters.store.schema import SCHEMA, SCHEMA_VERSION, outbox_migration
 from omniconsole.adapters.store.sqlite import write_rule
 from omniconsole.domain.records import RECORD_TYPES, StoreRecord
 
-__all__ = ["DDL", "NOTIFY_CHANNEL", "SCHEMA_VERSION", "TABLES", "UPSERT", "Upsert"]
+__all__ = [
+    "DDL",
+    "NOTIFY_CHANNEL",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "UPSERT",
+    "StoreFenced",
+    "Upsert",
+    "postgres_outbox_migration",
+]
 
 #: NOTIFY channel: every committed checkpoint announces its store's schema name on it
 NOTIFY_CHANNEL = "omniconsole_checkpoint"
+
+
+
+class StoreFenced(StoreError):
+    """Another writer opened this store since this one did: this one may not commit."""
+
 
 FENCE = """
 CREATE TABLE IF NOT EXISTS fence (
@@ -52,6 +68,22 @@ def postgres_ddl(sqlite_schema: str) -> str:
 
 
 DDL = postgres_ddl(SCHEMA) + FENCE
+
+#: SQLite's JSON path on a text column (`payload ->> '$.category'`)
+_JSON_FIELD = re.compile(r"(\w+) ->> '\$\.(\w+)'")
+
+
+def postgres_outbox_migration(columns: set[str]) -> list[str]:
+    """SQLite's outbox migration (`schema.outbox_migration`: the columns a store lacks,
+    then the delivery runner's partial indexes) in PostgreSQL's dialect: the same column
+    types as `postgres_ddl` gives, and the payload read as `jsonb`. A store made now
+    has every column, so this is just the indexes."""
+    statements = []
+    for statement in outbox_migration(columns):
+        if statement.startswith("ALTER TABLE"):
+            statement = postgres_ddl(statement)
+        statements.append(_JSON_FIELD.sub(r"\1::jsonb ->> '\2'", statement))
+    return statements
 
 
 def _primary_keys(sqlite_schema: str) -> dict[str, tuple[str, ...]]:

@@ -33,6 +33,7 @@ import psycopg
 from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
+from omniconsole.adapters.store.pg_outbox import PostgresOutbox
 from omniconsole.adapters.store.pg_reader import PostgresReader
 from omniconsole.adapters.store.pg_schema import (
     DDL,
@@ -40,7 +41,9 @@ from omniconsole.adapters.store.pg_schema import (
     SCHEMA_VERSION,
     TABLES,
     UPSERT,
+    StoreFenced,
     Upsert,
+    postgres_outbox_migration,
 )
 from omniconsole.domain.records import RECORD_TYPES, StoreRecord
 
@@ -48,10 +51,6 @@ from omniconsole.domain.records import RECORD_TYPES, StoreRecord
 BATCH_ROWS = 5000
 #: partitions of one run: schemas are cheap, but each partition holds connections
 MAX_PARTITIONS = 256
-
-
-class StoreFenced(StoreError):
-    """Another writer opened this store since this one did: this one may not commit."""
 
 
 def _clean(value: Any) -> Any:
@@ -92,6 +91,9 @@ class PostgresStore:
 
     def reader(self) -> PostgresReader:
         return PostgresReader(self.location)
+
+    def outbox(self) -> PostgresOutbox:
+        return PostgresOutbox(self.location)
 
     def part(self, index: int, count: int) -> PostgresStore:
         return PostgresStore(self.location.at(f"{self.location.schema}_p{index}"))
@@ -153,6 +155,16 @@ class PostgresWriter:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             conn.execute(DDL)
+            columns = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = %s AND table_name = 'outbox'",
+                    (schema,),
+                )
+            }
+            for statement in postgres_outbox_migration(columns):
+                conn.execute(statement)
             for record_type in UPSERT:
                 table = TABLES[record_type]
                 conn.execute(
@@ -166,7 +178,7 @@ class PostgresWriter:
             self.epoch = int(row[0]) if row else 0
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', %s)"
-                " ON CONFLICT (key) DO NOTHING",
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 (str(SCHEMA_VERSION),),
             )
             conn.commit()
@@ -273,6 +285,11 @@ class PostgresWriter:
                 (stamp,),
             )
         ]
+
+    async def quarantined(self) -> dict[str, str]:
+        """customer -> reason, for every quarantined customer."""
+        return {str(r[0]): str(r[1]) for r in self.conn.execute(
+            "SELECT customer, reason FROM quarantine")}  # fmt: skip
 
     async def timer_heads(self) -> list[tuple[str, str]]:
         """(customer, earliest due) for every customer with pending timers."""

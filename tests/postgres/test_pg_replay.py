@@ -7,6 +7,7 @@ nothing in what the run writes out, whatever the partitions, stopped and resumed
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +21,14 @@ from store_logs import (
     options,
     replay,
     same_outputs,
+    signups_at_one_instant,
     write_tricky_log,
 )
 
 from omniconsole.adapters.store import store_at
 from omniconsole.cli import main
 from omniconsole.domain.clock import Pacer
+from omniconsole.domain.config import shipped_config_dir
 from omniconsole.engine.replay import run_replay
 
 pytestmark = pytest.mark.postgres
@@ -129,3 +132,34 @@ def test_the_command_line_replays_into_postgresql_and_inbox_reads_it(
     assert main(["inbox", row[0], "--db", pg_url]) == 0
     shown = capsys.readouterr().out
     assert shown.strip() and "no in-app messages" not in shown
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_customer_quarantined_in_a_partition_is_in_the_rejects_as_on_sqlite(
+    pg_url: str, tmp_path: Path, partitions: int
+) -> None:
+    """A customer whose events fail is quarantined by its partition, in its part's
+    schema: the rejects list its lines among the driver's own, in SQLite's order."""
+    config = tmp_path / "config"
+    shutil.copytree(shipped_config_dir(), config)
+    (config / "journeys" / "far_future.toml").write_text(
+        'name = "far_future"\ncategory = "lifecycle"\n[entry]\nevent = "Joined Club"\n'
+        'rule = "every"\n[[step]]\nname = "remind"\nafter = "520000w"\nchannels = ["email"]\n'
+    )  # its step is due after datetime's end: entering it raises OverflowError
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join([
+        b'{"type":"identify","userId":"q-1","timestamp":"2026-03-02T08:00:00Z",'
+        b'"traits":{"email":"q@example.com"}}',
+        b'{"type":"track","userId":"q-1","event":"Joined Club","timestamp":"2026-03-02T08:00:01Z"}',
+        b"{not json",
+        b'{"type":"track","userId":"q-1","event":"Signed Up","timestamp":"2026-03-02T09:00:00Z"}',
+        *signups_at_one_instant("2026-03-02T09:30:00Z"),
+    ]) + b"\n")  # fmt: skip
+    on_sqlite = replay(log, tmp_path / "sqlite", None, partitions, config_dir=config)
+    assert replay(log, tmp_path / "pg", pg_url, partitions, config_dir=config) == on_sqlite
+    assert same_outputs(tmp_path / "sqlite", tmp_path / "pg") == []
+    rejects = [orjson.loads(x) for x in (tmp_path / "pg" / "rejects.jsonl").read_bytes().splitlines()]
+    assert [r["line"] for r in rejects] == [2, 3, 4]
+    assert "OverflowError" in rejects[0]["reason"] and "is quarantined" in rejects[2]["reason"]
+    with contextlib.closing(store_at(pg_url).reader()) as reader:
+        assert list(reader.quarantined()) == ["q-1"]

@@ -111,8 +111,9 @@ def test_a_writer_that_was_replaced_can_no_longer_commit(pg_url: str) -> None:
 def test_text_with_nul_characters_is_stored_and_the_replay_goes_on(
     pg_url: str, tmp_path: Path
 ) -> None:
-    """PostgreSQL text cannot hold NUL: a rejected line carrying a NUL byte and a trait
-    sent as \\u0000 are stored with U+FFFD instead; the decisions are SQLite's."""
+    """PostgreSQL text cannot hold NUL: a rejected line carrying a NUL byte is stored
+    with U+FFFD instead; a trait sent as \\u0000 is refused at the door, as on SQLite;
+    the decisions are SQLite's."""
     log = tmp_path / "nul.jsonl"
     log.write_bytes(
         b'{"type":"identify","userId":"c-nul","timestamp":"2026-03-02T00:00:00Z",'
@@ -126,8 +127,12 @@ def test_text_with_nul_characters_is_stored_and_the_replay_goes_on(
     assert (tmp_path / "pg" / "ledger.jsonl").read_bytes() == (
         tmp_path / "sqlite" / "ledger.jsonl"
     ).read_bytes()
-    assert rows(pg_url, "SELECT email FROM omniconsole.profiles") == [("a\ufffdb@example.com",)]
-    (raw,) = rows(pg_url, "SELECT raw FROM omniconsole.rejects")[0]
+    assert rows(pg_url, "SELECT email FROM omniconsole.profiles") == [(None,)]
+    assert rows(pg_url, "SELECT line, reason FROM omniconsole.rejects ORDER BY line")[0] == (
+        1,
+        "field 'traits.email' contains a NUL character",
+    )
+    (raw,) = rows(pg_url, "SELECT raw FROM omniconsole.rejects WHERE line = 3")[0]
     assert raw == '{"type":"tr\ufffdck"}'
 
 
