@@ -12,18 +12,17 @@ import asyncio
 import shutil
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from live_fakes import NOW, QUICK, AskableProvider, MovableClock, Provider, order
 
 from omniconsole.adapters.channels.fake import (
     FakeChannelAdapter,
-    ReconcilingFakeAdapter,
     ambiguous,
     permanent,
 )
@@ -36,8 +35,6 @@ from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.domain.events import Event
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 from omniconsole.engine.live import LiveEngine
-
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 class StuckAdapter(FakeChannelAdapter):
@@ -139,59 +136,6 @@ async def test_a_send_in_flight_at_a_crash_is_sent_once_on_restart(tmp_path: Pat
 # ---- outages, expiry, ambiguity: the outbox keeps every decided send --------------------
 
 
-class Watched:
-    """Mixin: signal a condition after every send, so tests wait on it (no sleeps)."""
-
-    changed: threading.Condition
-
-    def watch(self) -> None:
-        self.changed = threading.Condition()
-
-    async def send(self, message: OutboundMessage) -> DeliveryResult:
-        try:
-            return await super().send(message)  # type: ignore[misc,no-any-return]
-        finally:
-            with self.changed:
-                self.changed.notify_all()
-
-    def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-        with self.changed:
-            assert self.changed.wait_for(predicate, timeout), what
-
-
-class Provider(Watched, FakeChannelAdapter):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.watch()
-
-
-class AskableProvider(Watched, ReconcilingFakeAdapter):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.watch()
-
-    async def reconcile(self, message: OutboundMessage, since: datetime) -> DeliveryResult | None:
-        try:
-            return await super().reconcile(message, since)
-        finally:
-            with self.changed:
-                self.changed.notify_all()
-
-
-class MovableClock:
-    """Real time from NOW on (retries come due); a test may jump it forward."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self.jump = timedelta(0)
-
-    def now(self) -> datetime:
-        return NOW + self.jump + timedelta(seconds=time.monotonic() - self.start)
-
-
-QUICK = DeliverySettings(retry_base=0.02, retry_max=0.05, reconcile_after=0.02)
-
-
 def live(
     db: Path,
     adapters: dict[Channel, FakeChannelAdapter],
@@ -211,14 +155,6 @@ def live(
     )
     engine.start()
     return engine
-
-
-def order(customer: str, n: int, **traits: Any) -> list[Event]:
-    return [
-        Event("identify", customer, NOW, traits=traits, message_id=f"{customer}-id"),
-        Event("track", customer, NOW, "Order Completed", properties={"order_id": f"A{n}"},
-              message_id=f"{customer}-order-{n}"),
-    ]  # fmt: skip
 
 
 def outcomes(db: Path) -> list[tuple[str, str, str, str | None]]:
