@@ -35,8 +35,10 @@ from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
+    LimiterFactory,
     RetryPolicy,
     Sleep,
+    pace_guards,
 )
 from omniconsole.adapters.channels.settings import SmtpSettings
 from omniconsole.domain.channels import Category, Channel
@@ -202,6 +204,10 @@ class SmtpEmailAdapter:
             sleep=sleep,
             rand=rand,
         )
+
+    def pace_with(self, make: LimiterFactory) -> None:
+        """Pace the provider calls with limiters from `make` (a `PacedAdapter`)."""
+        pace_guards(self.name, {Channel.EMAIL: self._guard}, make)
 
     def health(self) -> dict[Channel, HealthState]:
         """Circuit state per channel, for the console."""

@@ -27,7 +27,10 @@ from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
+    LimiterFactory,
     RetryPolicy,
+    TokenBucket,
+    pace_guards,
 )
 from omniconsole.domain.channels import ALL_CHANNELS, Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
@@ -98,8 +101,13 @@ class FakeChannelAdapter:
         retry: RetryPolicy | None = None,
         failure_threshold: int = 5,
         reset_timeout: float = 30.0,
+        rate: float = 0.0,
     ) -> None:
+        """`rate`: provider calls a second on each channel (0: unlimited), paced with
+        real sleeps (the retries' backoff sleeps not at all)."""
         self._retry = retry or RetryPolicy(attempts=3)
+        self._rate = rate
+        self._pacer: LimiterFactory | None = None
         self._failure_threshold = failure_threshold
         self._reset_timeout = reset_timeout
         #: while set, every attempt fails transiently with this code (a provider outage)
@@ -134,13 +142,24 @@ class FakeChannelAdapter:
 
     def _guard(self, channel: Channel) -> DeliveryGuard:
         if channel not in self._guards:
-            self._guards[channel] = DeliveryGuard(
+            guard = DeliveryGuard(
                 retry=self._retry,
                 breaker=CircuitBreaker(self._failure_threshold, self._reset_timeout),
                 sleep=_no_sleep,
                 rand=lambda: 0.0,
             )
+            guard.bucket = TokenBucket(self._rate)
+            guard.pace_with(guard.bucket)
+            if self._pacer is not None:
+                pace_guards(self.name, {channel: guard}, self._pacer)
+            self._guards[channel] = guard
         return self._guards[channel]
+
+    def pace_with(self, make: LimiterFactory) -> None:
+        """Pace the provider calls with limiters from `make` (a `PacedAdapter`); the
+        channels' guards are made on first use, so each is paced as it is made."""
+        self._pacer = make
+        pace_guards(self.name, self._guards, make)
 
     def health(self) -> dict[Channel, HealthState]:
         """Circuit state per channel used so far."""

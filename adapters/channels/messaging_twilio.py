@@ -30,9 +30,11 @@ from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
+    LimiterFactory,
     RetryPolicy,
     Sleep,
     is_transient_status,
+    pace_guards,
 )
 from omniconsole.adapters.channels.settings import DEFAULT_TWILIO_API_BASE_URL, TwilioSettings
 from omniconsole.domain.channels import Channel
@@ -211,6 +213,10 @@ class TwilioMessagingAdapter:
         if s.messaging_service_sid:
             served.add(Channel.RCS)
         return frozenset(served)
+
+    def pace_with(self, make: LimiterFactory) -> None:
+        """Pace the provider calls with limiters from `make` (a `PacedAdapter`)."""
+        pace_guards(self.name, self._guards, make)
 
     def health(self) -> dict[Channel, HealthState]:
         """Circuit state per configured channel, for the console."""

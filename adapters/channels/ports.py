@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
+from omniconsole.adapters.channels.resilience import LimiterFactory
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult, OutboundMessage
 
@@ -42,4 +43,17 @@ class ReconcilingAdapter(ChannelAdapter, Protocol):
         """The provider's record of `message`, sent by an attempt that started at `since`:
         an ok result with the provider's id when it has it; None when it has not (send
         again); a failed result when it could not be asked (ask again later)."""
+        ...
+
+
+@runtime_checkable
+class PacedAdapter(ChannelAdapter, Protocol):
+    """An adapter whose provider calls may be paced from outside: with limiters shared
+    by several processes (`serve --ray` keeps one per provider and channel for the whole
+    cluster) instead of its own token bucket per channel."""
+
+    def pace_with(self, make: LimiterFactory) -> None:
+        """From now on, pace each rate-limited channel's provider calls (retries
+        included) with `make(self.name, channel, rate, burst)`, at the rate and burst
+        this adapter paces that channel at on its own."""
         ...

@@ -28,9 +28,11 @@ from omniconsole.adapters.channels.resilience import (
     CircuitBreaker,
     DeliveryGuard,
     HealthState,
+    LimiterFactory,
     RetryPolicy,
     Sleep,
     is_transient_status,
+    pace_guards,
 )
 from omniconsole.adapters.channels.settings import FcmSettings
 from omniconsole.domain.channels import Channel
@@ -170,6 +172,10 @@ class FcmPushAdapter:
             sleep=sleep,
             rand=rand,
         )
+
+    def pace_with(self, make: LimiterFactory) -> None:
+        """Pace the provider calls with limiters from `make` (a `PacedAdapter`)."""
+        pace_guards(self.name, {Channel.PUSH: self._guard}, make)
 
     def health(self) -> dict[Channel, HealthState]:
         """Circuit state per channel, for the console."""

@@ -16,6 +16,11 @@ after asking the provider, may send it again.
 
 The retries here are the quick ones, inside one delivery; a send that still fails
 transiently goes back to the outbox, which tries again later with its own backoff.
+
+Each guard paces its provider calls with its own `TokenBucket` — the limit of one
+process. Where several processes send for one provider (`serve --ray`: a partition per
+node), `DeliveryGuard.pace_with` swaps in another `Limiter` (one bucket the processes
+share); an adapter offers that through `PacedAdapter.pace_with` (`ports.py`).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
+from omniconsole.domain.channels import Channel
 from omniconsole.domain.messages import DeliveryResult
 
 __all__ = [
@@ -34,10 +40,13 @@ __all__ = [
     "CircuitBreaker",
     "DeliveryGuard",
     "HealthState",
+    "Limiter",
+    "LimiterFactory",
     "RetryPolicy",
     "Sleep",
     "TokenBucket",
     "is_transient_status",
+    "pace_guards",
 ]
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -51,6 +60,19 @@ CIRCUIT_OPEN = "circuit_open"
 def is_transient_status(status: int) -> bool:
     """Whether an HTTP status is worth retrying: 408, 429 and every 5xx."""
     return status in (408, 429) or 500 <= status <= 599
+
+
+class Limiter(Protocol):
+    """Paces the calls to a provider."""
+
+    async def acquire(self) -> None:
+        """Return once one more call may go to the provider."""
+        ...
+
+
+#: Makes the limiter for one adapter's calls on one channel, from the adapter's name,
+#: the channel, and the rate and burst the adapter paces that channel at on its own.
+LimiterFactory = Callable[[str, Channel, float, float], Limiter]
 
 
 class TokenBucket:
@@ -183,9 +205,16 @@ class DeliveryGuard:
     ) -> None:
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker(clock=clock)
-        self.limiter = TokenBucket(rate_per_second, clock=clock, sleep=sleep)
+        self.bucket = TokenBucket(rate_per_second, clock=clock, sleep=sleep)
+        self.limiter: Limiter = self.bucket
         self._sleep = sleep
         self._rand = rand
+
+    def pace_with(self, limiter: Limiter) -> None:
+        """Pace this channel's provider calls with `limiter` rather than the guard's own
+        bucket (`bucket`, which keeps the rate it was made with). Every attempt takes a
+        slot from it, retries included."""
+        self.limiter = limiter
 
     @property
     def state(self) -> HealthState:
@@ -217,3 +246,12 @@ class DeliveryGuard:
             if n + 1 < self.retry.attempts:
                 await self._sleep(self.retry.delay(n, self._rand))
         return result
+
+
+def pace_guards(adapter: str, guards: Mapping[Channel, DeliveryGuard], make: LimiterFactory) -> None:
+    """Pace each channel's guard of `adapter` with the limiter `make` gives for it (at
+    the guard's own rate and burst); a channel without a rate limit stays unpaced."""
+    for channel, guard in guards.items():
+        bucket = guard.bucket
+        if bucket.rate > 0:
+            guard.pace_with(make(adapter, channel, bucket.rate, bucket.burst))

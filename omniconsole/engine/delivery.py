@@ -27,10 +27,10 @@ saturated the providers are, ingest answers as fast as without them:
   Outcomes committed here whose ledger line never was (a crash between) are handed
   over again at start.
 
-Threads: `start`/`wake`/`stop`/`backlog`/`in_flight` may be called from any thread;
-the workers run on the runner's loop; the outbox connection on its own thread
-(`outbox_thread.py`), which commits the outcomes that arrive together in one
-transaction.
+Threads: `start`/`wake`/`stop`/`backlog`/`in_flight` may be called from any thread
+(`pace_with` before `start`); the workers run on the runner's loop; the outbox
+connection on its own thread (`outbox_thread.py`), which commits the outcomes that
+arrive together in one transaction.
 
 (Over 400 lines: one class whose parts — attempt, reconcile, expire, commit an
 outcome — share the in-flight sets and the loop, and read best together.)
@@ -50,8 +50,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from omniconsole.adapters.channels.ports import ChannelAdapter, ReconcilingAdapter
-from omniconsole.adapters.channels.resilience import CIRCUIT_OPEN
+from omniconsole.adapters.channels.ports import ChannelAdapter, PacedAdapter, ReconcilingAdapter
+from omniconsole.adapters.channels.resilience import CIRCUIT_OPEN, LimiterFactory
 from omniconsole.adapters.channels.settings import DeliverySettings
 from omniconsole.adapters.store.base import OutboxQueue
 from omniconsole.domain.channels import Category, Channel
@@ -160,6 +160,18 @@ class DeliveryRunner:
             self._db.close()
             raise
         self._thread.start()
+
+    def pace_with(self, make: LimiterFactory) -> list[str]:
+        """Pace every adapter's provider calls with limiters from `make` instead of the
+        adapter's own token buckets (`PacedAdapter`: `serve --ray` shares one bucket per
+        provider and channel across the cluster); the names of the adapters paced so.
+        Call before `start`."""
+        paced: list[str] = []
+        for adapter in {id(a): a for a in self.adapters.values()}.values():
+            if isinstance(adapter, PacedAdapter):
+                adapter.pace_with(make)
+                paced.append(adapter.name)
+        return paced
 
     def wake(self) -> None:
         """New rows were committed: look for due sends now rather than at the next poll."""
