@@ -1,7 +1,10 @@
 """`serve` at scale: two stateless ingest processes in front of live partitions on a
 2-node Ray cluster over PostgreSQL pass the live end-to-end path — sign-up → welcome
 email (aiosmtpd); fraud → SMS (Twilio's spec, through Prism); a signed STOP → the next
-alert by email — whichever ingest process each request reaches.
+alert by email, for every profile holding the number, in whichever partition —
+whichever ingest process each request reaches. Each partition runs the hardened live
+engine: its sends leave from the outbox of its part, paced by the cluster's one bucket
+per provider and channel; once the partitions are gone, ingest and /healthz say 503.
 """
 
 from __future__ import annotations
@@ -134,12 +137,39 @@ async def ingests(two_nodes: Any, pg_url: str) -> AsyncIterator[list[Ingest]]:
             with contextlib.suppress(ProcessLookupError):
                 ingest.process.terminate()
             await asyncio.wait_for(ingest.process.wait(), 60)
-        stop = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "omniconsole", "serve", "--db", pg_url, "--ray",
-            two_nodes.address, "--stop", stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(stop.communicate(), 120)
-        assert stop.returncode == 0 and b"stopped 2 live partitions" in err, err
+        _, err = await stop_partitions(pg_url, two_nodes.address)
+        assert b"live partitions" in err, err  # 2, or 0 if the test stopped them
+
+
+async def stop_partitions(db: str, address: str) -> tuple[int | None, bytes]:
+    """`omniconsole serve --ray ADDRESS --stop`: its exit status and stderr."""
+    stop = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "omniconsole", "serve", "--db", db, "--ray", address, "--stop",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(stop.communicate(), 120)
+    assert stop.returncode == 0, err
+    return stop.returncode, err
+
+
+async def slots_taken(address: str) -> dict[str, float]:
+    """Send slots each of the cluster's rate-limit buckets handed out, asked from a
+    driver of its own (as an operator would)."""
+    script = (
+        "import json, ray\n"
+        f"ray.init(address={address!r}, logging_level='error', log_to_driver=False)\n"
+        "names = ['email_smtp-email', 'twilio-sms']\n"
+        "got = {n: ray.get(ray.get_actor('rate-' + n, namespace='omniconsole').served.remote())"
+        " for n in names}\n"
+        "print(json.dumps(got))\n"
+    )
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(probe.communicate(), 120)
+    assert probe.returncode == 0, err
+    return dict(orjson.loads(out.splitlines()[-1]))
 
 
 def basic(user: str) -> str:
@@ -160,6 +190,7 @@ def track(customer: str, event: str, mid: str) -> dict[str, Any]:
 @pytest.mark.asyncio
 async def test_two_ingest_processes_on_a_two_node_cluster_pass_the_live_path(
     ingests: list[Ingest],
+    two_nodes: Any,
     smtp_recorder: SmtpRecorder,
     twilio_proxy: FaultProxy,
     pg_url: str,
@@ -168,44 +199,80 @@ async def test_two_ingest_processes_on_a_two_node_cluster_pass_the_live_path(
     smtp_recorder.envelopes = Arrivals()
     twilio_proxy.seen = Arrivals()
     first, second = ingests
+    phone = "+14155550101"
     identify = {
         "type": "identify", "userId": "live-1", "messageId": "m-1",
-        "traits": {"email": "ana@example.com", "phone": "+14155550101", "first_name": "Ana"},
+        "traits": {"email": "ana@example.com", "phone": phone, "first_name": "Ana"},
+    }  # fmt: skip
+    # live-4 holds the same number, and lives in the other partition (crc32 % 2)
+    sharer = {
+        "type": "identify", "userId": "live-4", "messageId": "m-5",
+        "traits": {"email": "bo@example.com", "phone": phone, "first_name": "Bo"},
     }  # fmt: skip
     async with aiohttp.ClientSession() as session:
+        async with session.get(f"{first.url}/healthz") as response:
+            health = await response.json()
+            assert response.status == 200 and health["accepting"] is True
+            assert [p["partition"] for p in health["partitions"]] == [0, 1]
+
         # sign-up, through the first ingest process → the welcome email
         await post_batch(session, first.url, [identify, track("live-1", "Signed Up", "m-2")])
         await smtp_recorder.envelopes.wait_for(1)
         assert smtp_recorder.envelopes[0].rcpt_tos == ["ana@example.com"]
+        await post_batch(session, second.url, [sharer])
 
         # fraud, through the second → an SMS that Twilio's own schema accepts
         await post_batch(session, second.url, [track("live-1", "Fraud Suspected", "m-3")])
         await twilio_proxy.seen.wait_for(1)
         assert twilio_proxy.seen[0].status == 201
-        assert twilio_proxy.seen[0].form["To"] == ["+14155550101"]
+        assert twilio_proxy.seen[0].form["To"] == [phone]
 
-        # STOP, signed as Twilio signs it, to the second
+        # STOP, signed as Twilio signs it, to the second: both holders opt out
         path = "/webhooks/twilio/inbound"
-        form = {"From": "+14155550101", "To": "+15005550006", "Body": "STOP",
+        form = {"From": phone, "To": "+15005550006", "Body": "STOP",
                 "MessageSid": "SM" + "2" * 32, "AccountSid": ACCOUNT_SID}  # fmt: skip
         signature = RequestValidator(AUTH_TOKEN).compute_signature(second.url + path, form)
         async with session.post(second.url + path, data=form,
                                 headers={"X-Twilio-Signature": signature}) as response:  # fmt: skip
             assert response.status == 200
 
-        # the next alert, through the first: no SMS any more, an email instead
-        await post_batch(session, first.url, [track("live-1", "Fraud Suspected", "m-4")])
-        await smtp_recorder.envelopes.wait_for(2)
+        # the next alerts, through the first: no SMS any more, an email instead — for
+        # the customer who sent STOP and for the other one holding the number
+        await post_batch(session, first.url, [track("live-1", "Fraud Suspected", "m-4"),
+                                              track("live-4", "Fraud Suspected", "m-6")])  # fmt: skip
+        await smtp_recorder.envelopes.wait_for(3)
         assert len(twilio_proxy.seen) == 1, "an SMS went out after STOP"
+        assert sorted(e.rcpt_tos[0] for e in smtp_recorder.envelopes[1:]) == [
+            "ana@example.com", "bo@example.com"]  # fmt: skip
 
         # a retry of an event already committed is a duplicate, wherever it arrives
         await post_batch(session, second.url, [track("live-1", "Fraud Suspected", "m-4")])
 
+        # every send took its slot from the cluster's bucket of its provider
+        slots = await slots_taken(two_nodes.address)
+        assert slots["email_smtp-email"] >= 3 and slots["twilio-sms"] >= 1, slots
+
+        # the partitions stopped: ingest refuses (the sender retries), /healthz says so
+        _, err = await stop_partitions(pg_url, two_nodes.address)
+        assert b"stopped 2 live partitions" in err, err
+        batch = {"batch": [track("live-1", "Fraud Suspected", "m-7")]}
+        async with session.post(f"{first.url}/v1/batch", json=batch,
+                                headers={"Authorization": basic(WRITE_KEY)}) as response:  # fmt: skip
+            assert response.status == 503
+        async with session.get(f"{first.url}/healthz") as response:
+            assert response.status == 503
+            assert (await response.json())["accepting"] is False
+
     with contextlib.closing(store_at(pg_url).reader()) as reader:
         reader.export_ledger(tmp_path / "ledger.jsonl")
-        assert len(reader.message_ids()) == 5  # m-1..m-4 and the STOP, nothing twice
+        # m-1..m-6 and the STOP for each holder of the number, nothing twice
+        assert len(reader.message_ids()) == 8
+        assert set(reader.customers_for_phone(phone)) == {"live-1", "live-4"}
     ledger = [orjson.loads(x) for x in (tmp_path / "ledger.jsonl").read_bytes().splitlines()]
-    sent = [(x["journey"], x["step"], x["channel"]) for x in ledger if x["outcome"] == "sent"]
-    assert ("onboarding", "welcome", "email") in sent
-    assert sent.count(("fraud_alert", "alert", "sms")) == 1
-    assert sent.count(("fraud_alert", "alert", "email")) == 1
+    sent = [(x["customer"], x["journey"], x["step"], x["channel"]) for x in ledger
+            if x["outcome"] == "sent"]  # fmt: skip
+    assert ("live-1", "onboarding", "welcome", "email") in sent
+    alerts = sorted(x for x in sent if x[1] == "fraud_alert")
+    assert alerts == [("live-1", "fraud_alert", "alert", "email"),
+                      ("live-1", "fraud_alert", "alert", "sms"),
+                      ("live-4", "fraud_alert", "alert", "email")]  # fmt: skip

@@ -4,16 +4,28 @@
                         │ each event to its customer's partition (crc32 % N)
                         ▼
                  LivePartitionActor k (named, on a cluster node): the live engine of
-                 one partition over its part of the PostgreSQL store — shard,
-                 governor, dispatchers with real adapters, store writer — committing
-                 before it answers; the outbox as on one machine
-                        │ sends paced by one token bucket per provider (`rate_limit`)
+                 one partition over its part of the PostgreSQL store (`LiveEngine`,
+                 as `serve` runs it on one machine) — shard, governor, dispatchers,
+                 store writer, committing before it answers; its delivery runner
+                 sends from the part's outbox on a loop and threads of its own
+                        │ sends paced by one token bucket per provider and channel
+                        ▼ for the whole cluster (`rate_limit`)
 
-An ingest process answers an HTTP request only once every partition its events went to
-has committed them (the partition's group commit, as `serve` on one machine). It keeps
-no state: the partitions are found by name (`live-<schema>-p<k>`) and created by the
-first ingest process that finds them missing, detached from it — so ingest processes
-come and go, and `omniconsole serve --ray … --stop` stops the partitions.
+Every guarantee of `serve` holds per partition, because each partition *is* that live
+engine: nothing decided is lost to a provider outage (it waits in the outbox), an
+ambiguous send is never repeated blindly, each outcome is committed at once on the
+outbox's own connection, a customer whose events fail is quarantined. An ingest process
+answers an HTTP request only once every partition its events went to has committed them
+(the partition's group commit); events the door refuses are refused for their request
+alone, before any partition sees them. An opt-out from a phone number reaches every
+profile holding it, in whichever partition (`customers_for_phone` reads the whole
+store). `/healthz` answers 503 whenever a partition does not accept: a failed request
+says so at once, a check every `HEALTH_EVERY` seconds says when all are back.
+
+An ingest process keeps no state: the partitions are found by name
+(`live-<store>-p<k>`) and created by the first ingest process that finds them missing,
+detached from it — so ingest processes come and go, and `omniconsole serve --ray …
+--stop` stops the partitions.
 
 A partition sends with adapters built from the environment of the node it runs on (set
 the channels' variables where `ray start` runs, as for `serve`). Ray restarts a
@@ -30,21 +42,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import os
 import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from omniconsole.adapters.channels.registry import build_adapters
-from omniconsole.adapters.channels.resilience import TokenBucket
 from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
@@ -53,10 +62,10 @@ from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
-from omniconsole.domain.events import Event
+from omniconsole.domain.events import Event, EventError, check_event
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.engine.cluster.connect import alive_nodes
-from omniconsole.engine.cluster.rate_limit import NAMESPACE, ClusterBucket
+from omniconsole.engine.cluster.rate_limit import NAMESPACE, ClusterBucket, cluster_limiter
 from omniconsole.engine.live import LiveEngine
 from omniconsole.engine.partitioned import partition_of
 
@@ -75,22 +84,35 @@ HEALTH_EVERY = 2.0
 class LivePartitionActor:
     """One partition's live engine. `submit` calls run on Ray's worker threads (up to
     CONCURRENT_REQUESTS at once, each waiting for its commit); the engine's own commit
-    thread, delivery loop and actors run beside them."""
+    thread, delivery loop, outbox thread and actors run beside them."""
 
     def __init__(self, index: int, config: EngineConfig, store: Store,
                  templates: TemplateSet) -> None:  # fmt: skip
-        """Runs on a worker thread: build the adapters from this node's environment and
-        start the live engine from the part's last checkpoint."""
+        """Runs on a worker thread: build the adapters from this node's environment, pace
+        them with the cluster's buckets, and start the live engine from the part's last
+        checkpoint (it takes up the sends its outbox still holds)."""
         self.index = index
         settings = load_channel_settings(os.environ)
-        self.adapters = build_adapters(settings)
-        share_rate_limits(self.adapters.by_channel)
-        self.loop = asyncio.new_event_loop()  # the adapters' loop
-        self._loop_thread = threading.Thread(
-            target=self.loop.run_forever, name="live-adapters", daemon=True
+        adapters = build_adapters(settings)
+        self.engine = LiveEngine(
+            config,
+            store,
+            adapters.by_channel,
+            templates,
+            Metrics(),
+            delivery=settings.delivery,
+            not_configured=adapters.not_configured,
         )
-        self._loop_thread.start()
-        self.engine = _live_engine(config, store, self.adapters, templates, self.loop, settings)
+        #: the cluster's buckets this partition's sends are paced by
+        self.buckets: list[ClusterBucket] = []
+
+        def limiter(adapter: str, channel: Channel, rate: float, burst: float) -> ClusterBucket:
+            self.buckets.append(cluster_limiter(adapter, channel, rate, burst))
+            return self.buckets[-1]
+
+        self.engine.runner.pace_with(limiter)
+        self._stopped = False
+        self._stop_lock = threading.Lock()
         self.engine.start()
 
     def submit(self, events: list[Event]) -> IngestResult:
@@ -98,37 +120,18 @@ class LivePartitionActor:
         return self.engine.submit(events).result()
 
     def health(self) -> dict[str, Any]:
-        """Runs on a worker thread: the engine's /healthz details."""
-        return {"partition": self.index, **self.engine.health()}
+        """Runs on a worker thread: the engine's /healthz details, and the send slots
+        this partition took from each of the cluster's buckets."""
+        paced = {bucket.provider: bucket.acquired for bucket in self.buckets}
+        return {"partition": self.index, **self.engine.health(), "rate_limits": paced}
 
     def stop(self) -> None:
-        """Runs on a worker thread: let sends in flight answer, commit, stop."""
-        self.engine.stop()
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.adapters.aclose(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-
-
-def _live_engine(
-    config: EngineConfig,
-    store: Store,
-    adapters: Any,
-    templates: TemplateSet,
-    loop: asyncio.AbstractEventLoop,
-    settings: Any,
-) -> LiveEngine:
-    """The live engine of one partition, as `serve` builds it on one machine.
-
-    `LiveEngine` is changing hands (the `live` branch moves delivery onto a loop of its
-    own and takes delivery settings instead of a loop): this builds either shape."""
-    parameters = inspect.signature(LiveEngine).parameters
-    build: Any = LiveEngine
-    if "loop" in parameters:
-        return cast(LiveEngine, build(config, store, adapters.by_channel, templates, loop,
-                                      Metrics(), not_configured=adapters.not_configured))  # fmt: skip
-    return cast(LiveEngine, build(config, store, adapters.by_channel, templates, Metrics(),
-                                  delivery=getattr(settings, "delivery", None),
-                                  not_configured=adapters.not_configured))  # fmt: skip
+        """Runs on a worker thread: stop taking events, let sends in flight answer,
+        commit their outcomes, close the adapters (once; a second call does nothing)."""
+        with self._stop_lock:
+            if not self._stopped:
+                self._stopped = True
+                self.engine.stop()
 
 
 def merge_results(parts: list[tuple[list[int], IngestResult]]) -> IngestResult:
@@ -140,38 +143,13 @@ def merge_results(parts: list[tuple[list[int], IngestResult]]) -> IngestResult:
         values = [getattr(result, item.name) for _, result in parts]
         if item.name == "rejected":
             merged[item.name] = tuple(
-                sorted((indexes[i], why) for indexes, result in parts for i, why in values_of(result))
+                sorted((indexes[i], why) for indexes, result in parts for i, why in result.rejected)
             )
         elif all(isinstance(v, int) for v in values):
             merged[item.name] = sum(values)
         elif all(isinstance(v, frozenset) for v in values):
             merged[item.name] = frozenset().union(*values)
     return IngestResult(**merged)
-
-
-def values_of(result: IngestResult) -> list[tuple[int, str]]:
-    """The (index, reason) pairs a partition refused."""
-    return list(getattr(result, "rejected", ()))
-
-
-def share_rate_limits(adapters: Mapping[Channel, Any]) -> None:
-    """Pace every channel's sends by its provider's bucket in the cluster (`rate_limit`)
-    instead of this process's own.
-
-    Each adapter runs its sends through a `DeliveryGuard` per channel, whose `limiter`
-    is the local token bucket; the cluster's bucket replaces it with the same rate and
-    burst. (The adapters keep their guards private; they are looked up by name here.)
-    """
-    for channel, adapter in adapters.items():
-        guards = getattr(adapter, "_guards", None)
-        if not isinstance(guards, dict):
-            guard = getattr(adapter, "_guard", None)
-            guards = {channel: guard} if guard is not None else {}
-        for guarded, guard in guards.items():
-            local = getattr(guard, "limiter", None)
-            if isinstance(local, TokenBucket) and local.rate > 0:
-                name = guarded.value if isinstance(guarded, Channel) else str(guarded)
-                guard.limiter = ClusterBucket(name, local.rate, local.burst)
 
 
 def store_key(store: Store) -> str:
@@ -261,30 +239,45 @@ def stop_partitions(store: Store) -> int:
 
 
 class ClusterIngest:
-    """The HTTP front's `IngestSink` over the cluster's live partitions."""
+    """The HTTP front's `IngestSink` over the cluster's live partitions. Its methods run
+    on the HTTP server's event loop (the store lookups on a worker thread)."""
 
-    def __init__(self, actors: list[Any], reader: StoreReader) -> None:
+    def __init__(self, actors: list[Any], store: Store, reader: StoreReader) -> None:
         self.actors = actors
+        self.store = store
         self.reader = reader
         self._reader_lock = threading.Lock()
-        self._health: dict[str, Any] = {"engine": "starting", "partitions": len(actors)}
+        self._health: dict[str, Any] = {"accepting": False, "engine": "starting",
+                                        "partitions": len(actors)}  # fmt: skip
         self._checked = 0.0
+        self._check_task: asyncio.Task[None] | None = None
 
     async def accept(self, events: list[Event]) -> IngestResult:
-        """Each event to its customer's partition; return once all have committed (a
-        partition's failure raises: the HTTP front answers 503, the sender retries)."""
+        """Each event to its customer's partition; return once all have committed. An
+        event the door refuses is refused here, for its request alone; a partition's
+        failure raises (the HTTP front answers 503, the sender retries) and marks this
+        front not accepting until a check finds every partition accepting again."""
+        rejected: list[tuple[int, str]] = []
         groups: dict[int, list[int]] = defaultdict(list)
         for index, event in enumerate(events):
+            try:
+                check_event(event)
+            except EventError as exc:
+                rejected.append((index, str(exc)))
+                continue
             groups[partition_of(event.customer, len(self.actors))].append(index)
         refs = [self.actors[k].submit.remote([events[i] for i in indexes])
                 for k, indexes in groups.items()]  # fmt: skip
-        results: list[IngestResult] = await asyncio.gather(*refs)
-        return merge_results(list(zip(groups.values(), results, strict=True)))
-
-    async def customer_for_phone(self, phone: str) -> str | None:
-        """The customer whose profile holds this number, in any partition."""
-        customers = await asyncio.to_thread(self._customers_for_phone, phone)
-        return customers[0] if customers else None
+        try:
+            results: list[IngestResult] = await asyncio.gather(*refs)
+        except Exception as exc:
+            self._health = self._down(exc)
+            raise
+        parts = list(zip(groups.values(), results, strict=True))
+        if rejected:  # as a part of its own: its events, and each refused by position
+            refused = tuple((k, why) for k, (_, why) in enumerate(rejected))
+            parts.append(([index for index, _ in rejected], IngestResult(0, rejected=refused)))
+        return merge_results(parts)
 
     async def customers_for_phone(self, phone: str) -> list[str]:
         """Every customer whose profile holds this number, in any partition."""
@@ -292,22 +285,44 @@ class ClusterIngest:
 
     def _customers_for_phone(self, phone: str) -> list[str]:
         with self._reader_lock:
-            return self.reader.customers_for_phone(phone)
+            try:
+                return self.reader.customers_for_phone(phone)
+            except Exception:  # the connection was lost (a database restart): once more
+                with contextlib.suppress(Exception):
+                    self.reader.close()
+                self.reader = self.store.reader()
+                return self.reader.customers_for_phone(phone)
 
     def health(self) -> dict[str, Any]:
-        """The last check of every partition (refreshed in the background)."""
-        if time.monotonic() - self._checked > HEALTH_EVERY:
+        """The last check of every partition (refreshed in the background every
+        `HEALTH_EVERY` seconds); `accepting` only while every partition accepts."""
+        running = self._check_task is not None and not self._check_task.done()
+        if time.monotonic() - self._checked > HEALTH_EVERY and not running:
             self._checked = time.monotonic()
-            asyncio.get_running_loop().create_task(self._check())
+            self._check_task = asyncio.get_running_loop().create_task(self.check())
         return dict(self._health)
 
-    async def _check(self) -> None:
+    async def check(self) -> None:
+        """Ask every partition how it is (at most `HEALTH_EVERY` seconds each)."""
         try:
-            answers = await asyncio.gather(*(a.health.remote() for a in self.actors))
+            async with asyncio.timeout(max(HEALTH_EVERY, 5.0)):
+                answers = await asyncio.gather(*(a.health.remote() for a in self.actors))
         except Exception as exc:
-            self._health = {"engine": "degraded", "error": f"{type(exc).__name__}",
-                            "partitions": len(self.actors)}  # fmt: skip
+            self._health = self._down(exc)
             return
-        running = all(a.get("engine") == "running" for a in answers)
-        self._health = {"engine": "running" if running else "degraded",
-                        "partitions": answers}  # fmt: skip
+        accepting = all(a.get("accepting") is True for a in answers)
+        self._health = {
+            "accepting": accepting,
+            "engine": "running" if accepting else "degraded",
+            "quarantined": sum(int(a.get("quarantined") or 0) for a in answers),
+            "partitions": answers,
+        }
+
+    def close(self) -> None:
+        """Release the store connection."""
+        with self._reader_lock, contextlib.suppress(Exception):
+            self.reader.close()
+
+    def _down(self, exc: BaseException) -> dict[str, Any]:
+        return {"accepting": False, "engine": "degraded", "error": type(exc).__name__,
+                "partitions": len(self.actors)}  # fmt: skip

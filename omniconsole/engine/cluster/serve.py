@@ -8,7 +8,6 @@ customer's partition (`live.py`). `--stop` stops the partitions (each commits fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 
@@ -58,10 +57,12 @@ async def serve_cluster(
     count = partitions or len(alive_nodes())
     actors = await asyncio.to_thread(live_partitions, store, count, config, templates, meta)
     await asyncio.gather(*(a.health.remote() for a in actors))  # every one has started
-    _say(f"{len(actors)} live partitions on the Ray cluster at {address}; store {store.describe()}")
     reader = await asyncio.to_thread(store.reader)
+    ingest = ClusterIngest(actors, store, reader)
+    await ingest.check()
+    _say(f"{len(actors)} live partitions on the Ray cluster at {address}; store {store.describe()}")
     metrics = Metrics()
-    runner = web.AppRunner(build_app(ClusterIngest(actors, reader), http, metrics))
+    runner = web.AppRunner(build_app(ingest, http, metrics))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -76,8 +77,7 @@ async def serve_cluster(
         await stop.wait()
     finally:
         await runner.cleanup()
-        with contextlib.suppress(Exception):
-            reader.close()
+        ingest.close()
 
 
 def stop_cluster_partitions(db: str, address: str) -> int:
