@@ -185,6 +185,10 @@ class PostgresReader:
             )
         }
 
+    def decision_count(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(SUM(total), 0) FROM counters").fetchone()
+        return int(row[0]) if row else 0
+
     def inbox(self, customer: str) -> list[InboxItem]:
         return [
             InboxItem(at, journey, step, subject, body, bool(read))

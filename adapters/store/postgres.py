@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from omniconsole.adapters.store.pg_location import PgLocation
 from omniconsole.adapters.store.pg_outbox import PostgresOutbox
 from omniconsole.adapters.store.pg_reader import PostgresReader
 from omniconsole.adapters.store.pg_schema import (
+    COUNTERS_BACKFILL,
     DDL,
     NOTIFY_CHANNEL,
     SCHEMA_VERSION,
@@ -45,12 +46,28 @@ from omniconsole.adapters.store.pg_schema import (
     Upsert,
     postgres_outbox_migration,
 )
-from omniconsole.domain.records import RECORD_TYPES, StoreRecord
+from omniconsole.adapters.store.progress import Progress
+from omniconsole.adapters.store.tally import Tally
+from omniconsole.domain.records import (
+    RECORD_TYPES,
+    CounterRecord,
+    HourCounterRecord,
+    InstanceCounterRecord,
+    InstanceRecord,
+    LedgerRecord,
+    StoreRecord,
+)
 
 #: rows queued per table before they go to PostgreSQL (inside the open checkpoint)
 BATCH_ROWS = 5000
 #: partitions of one run: schemas are cheap, but each partition holds connections
 MAX_PARTITIONS = 256
+#: the journey of each staged instance the store does not hold yet (an entry)
+NEW_INSTANCES = (
+    "SELECT s.journey FROM (SELECT DISTINCT customer, journey, instance"
+    " FROM _stage_journey_instances) AS s WHERE NOT EXISTS (SELECT 1 FROM journey_instances t"
+    " WHERE t.customer = s.customer AND t.journey = s.journey AND t.instance = s.instance)"
+)
 
 
 def _clean(value: Any) -> Any:
@@ -113,6 +130,25 @@ class PostgresStore:
         names = [self.part(k, count).location.schema for k in range(count)]
         return {PARTS_KEY: orjson.dumps(names).decode()}
 
+    def publish_progress(self, progress: Progress) -> None:
+        fact = orjson.dumps(asdict(progress)).decode()
+        try:  # on a connection of its own: the replay's transaction holds its rows
+            with self.location.connect(autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO progress (id, fact) VALUES (1, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET fact = EXCLUDED.fact",
+                    (fact,),
+                )
+        except (StoreError, psycopg.Error):
+            pass  # progress is a courtesy: never stop the replay for it
+
+    def forget_progress(self) -> None:
+        with (
+            contextlib.suppress(StoreError, psycopg.Error),
+            self.location.connect(autocommit=True) as conn,
+        ):
+            conn.execute("DELETE FROM progress")
+
     def remove_parts(self) -> None:
         pattern = f"^{re.escape(self.location.schema)}_p[0-9]+$"
         with self.location.connect(autocommit=True) as conn:
@@ -134,6 +170,8 @@ class PostgresWriter:
         self._conn: psycopg.Connection[Any] | None = None
         self._pending: dict[type[StoreRecord], list[StoreRecord]] = {t: [] for t in RECORD_TYPES}
         self.epoch = 0
+        #: the console's counts of what this checkpoint writes (see `tally`)
+        self.tally = Tally()
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -165,6 +203,7 @@ class PostgresWriter:
             }
             for statement in postgres_outbox_migration(columns):
                 conn.execute(statement)
+            self._backfill_counters(conn)
             for record_type in UPSERT:
                 table = TABLES[record_type]
                 conn.execute(
@@ -187,6 +226,18 @@ class PostgresWriter:
             raise self._fail("open", exc) from None
         self._conn = conn
 
+    def _backfill_counters(self, conn: psycopg.Connection[Any]) -> None:
+        """A store written before the console's counts were kept gets them, once (in
+        the transaction that opens it)."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit() or int(row[0]) >= 3:
+            return  # a new store, or one that has counted from the start
+        counted = conn.execute("SELECT EXISTS (SELECT 1 FROM counters)").fetchone()
+        if counted is not None and counted[0]:
+            return
+        for statement in COUNTERS_BACKFILL:
+            conn.execute(statement)
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
@@ -199,6 +250,8 @@ class PostgresWriter:
         if not records:
             return
         record_type = type(records[0])
+        if record_type is LedgerRecord:
+            self.tally.add_decisions(records)  # type: ignore[arg-type]
         pending = self._pending[record_type]
         pending.extend(records)
         if len(pending) >= BATCH_ROWS:
@@ -239,13 +292,24 @@ class PostgresWriter:
             with cur.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            entered: list[str] | None = None
+            if record_type is InstanceRecord:  # an instance not held yet was just entered
+                entered = [str(r[0]) for r in cur.execute(NEW_INSTANCES).fetchall()]
             if upsert is not None:
                 cur.execute(upsert.statement)
                 cur.execute(f"TRUNCATE {target}")
+        if entered is not None:  # counted once the rows are in (a retry counts once)
+            self.tally.add_instances([InstanceRecord._make(r) for r in rows], entered)
 
     async def checkpoint(self, meta: Mapping[str, str]) -> None:
-        """Write everything queued and `meta`, and commit them as one transaction —
-        unless another writer has taken this store over since `open` (StoreFenced)."""
+        """Write everything queued, the counts of it, and `meta`; commit them as one
+        transaction — unless another writer has taken this store over since `open`
+        (StoreFenced)."""
+        self._write(InstanceRecord)  # its entries are counted as it is written
+        decisions, hours, instances = self.tally.records()
+        self._pending[CounterRecord].extend(decisions)
+        self._pending[HourCounterRecord].extend(hours)
+        self._pending[InstanceCounterRecord].extend(instances)
         for record_type in RECORD_TYPES:
             self._write(record_type)
         conn = self.conn
