@@ -43,6 +43,7 @@ from omniconsole.adapters.store.console_rows import (
     StoreStatus,
 )
 from omniconsole.adapters.store.parts import PartsError
+from omniconsole.adapters.store.progress import Progress
 from omniconsole.adapters.store.schema import SCHEMA_VERSION
 from omniconsole.domain.config import CapRule, JourneyDef
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
@@ -350,9 +351,12 @@ class ConsoleReader:
     """The console's read-only view of one store. Use from one thread at a time."""
 
     def __init__(self, path: Path | str) -> None:
-        """Remember the path; nothing is opened until the first read."""
-        self.path = Path(path)
-        self.connection = ConsoleConnection(self.path)
+        """Remember the path (or `postgresql://` URL); nothing is opened until the first
+        read."""
+        self.connection = ConsoleConnection(path if isinstance(path, str) else Path(path))
+        self.path = self.connection.path
+        #: how the store is named on screen (a URL's password masked)
+        self.where = self.connection.where
 
     def close(self) -> None:
         """Close the connection (it is reopened on the next read)."""
@@ -362,15 +366,19 @@ class ConsoleReader:
     def read(self) -> Iterator[ConsoleCut]:
         """One committed cut; raises `sqlite3.Error` or `PartsError` when unreadable."""
         with self.connection.read() as cut:
-            yield ConsoleCut(str(self.path), cut)
+            yield ConsoleCut(self.where, cut)
 
     def changed(self) -> bool:
         """Whether anything was committed since the last `read` (cheap; True when unsure)."""
         return self.connection.changed()
 
+    def progress(self) -> Progress | None:
+        """How far a running replay has read, beside the committed cut (None: none)."""
+        return self.connection.progress()
+
     def status(self) -> StoreStatus:
         """Whether the store can be read, and its run facts (never raises)."""
-        where = str(self.path)
+        where = self.where
         if not self.connection.exists():
             self.close()
             return StoreStatus(where, "missing")

@@ -278,15 +278,17 @@ class StoreCut:
 
     def cap_counts(self, scope: str, since: str, until: str, limit: int) -> tuple[int, int]:
         """(customers with capped sends in (since, until], of them at `limit` or more)."""
+        # portable SQL (PostgreSQL reads it too): no SUM over a boolean, a named subquery
         sql = (
-            "SELECT COUNT(*), COALESCE(SUM(n >= ?), 0) FROM ("
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN n >= ? THEN 1 ELSE 0 END), 0) FROM ("
             "SELECT customer, COUNT(*) AS n FROM cap_usage WHERE at > ? AND at <= ?"
         )
         args: list[object] = [limit, since, until]
         if scope != "all":
             sql += " AND channel = ?"
             args.append(scope)
-        counted, full = self.conn.execute(sql + " GROUP BY customer)", args).fetchone()
+        counted, full = self.conn.execute(sql + " GROUP BY customer) AS per_customer",
+                                          args).fetchone()  # fmt: skip
         return int(counted), int(full)
 
     def most_capped(self, since: str, until: str, limit: int) -> list[tuple[str, int]]:

@@ -1,19 +1,31 @@
 """The console's connection to a PostgreSQL store: the subset of `sqlite3` it uses.
 
-The console's queries (`reader.py`) are written once, in the SQL both stores speak, and
-run over a DB-API connection. For SQLite that is `sqlite3` itself; for PostgreSQL it is
-`PgConsoleConnection`, which takes the same calls and turns the few SQLite-isms the
-console's SQL keeps into PostgreSQL's:
+The console's queries (`console_queries.py`, `console_customers.py`) are written once,
+in the SQL both stores speak, and run over a DB-API connection
+(`console_connection.ConsoleConnection`). For SQLite that is `sqlite3` itself; for
+PostgreSQL it is `PgConsoleConnection`, which takes the same calls and turns the few
+SQLite-isms the console's SQL keeps into PostgreSQL's:
 
 - `?` placeholders become `%s` (and a literal `%` is doubled);
 - a part is named as SQLite attaches it — `main.`, `p0.`, `p1.` … — and becomes the
   part's schema; unqualified tables are the TEMP views over every part
   (`pg_reader.attach_part_views`), as SQLite's TEMP views are;
+- JSON reads on text columns (`state ->> '$.traits.name'`, `json_valid(state)`) are
+  PostgreSQL's, spelled as the store's indexes spell them (`pg_schema.postgres_json`),
+  so the same indexes serve them;
 - `x = ? COLLATE NOCASE` becomes `lower(x) = lower(?)`, `LIKE` (ASCII-case-insensitive
-  in SQLite) becomes `ILIKE`;
+  in SQLite) becomes `ILIKE`, `instr` is `strpos`;
+- SQLite's O(1) counts by the largest row id (ids are dense there; a PostgreSQL
+  identity skips the numbers of a rolled-back transaction): decisions are the sum of
+  the engine's `counters`, profiles a `count(*)`;
 - `sqlite_master` lists the tables and views the console may read; PRAGMAs are no-ops;
 - `BEGIN` opens a read-only REPEATABLE READ transaction: like SQLite's read
   transaction, every query inside it sees the same committed checkpoint.
+
+`data_version()` stands for SQLite's `PRAGMA data_version`: the database's snapshot
+(`pg_current_snapshot()`), which changes whenever a write transaction starts or ends —
+so a poll that finds it unchanged reads nothing (another database of the same server
+writing can only cause a needless read).
 
 Rows answer by index and by column name, as `sqlite3.Row`; a whole-number `numeric`
 (PostgreSQL's SUM of integers) comes back as an int. Errors are raised as
@@ -33,8 +45,12 @@ import psycopg
 
 from omniconsole.adapters.store.pg_location import PgLocation
 from omniconsole.adapters.store.pg_reader import attach_part_views
+from omniconsole.adapters.store.pg_schema import postgres_json
 
 _PART = re.compile(r"\b(main|p\d+)\.(?=[a-z_])")
+_DENSE_LEDGER = re.compile(r"COALESCE\(MAX\(id\), 0\) FROM (\w+)\.ledger\b")
+_DENSE_PROFILES = re.compile(r"COALESCE\(MAX\(rowid\), 0\) FROM (\w+)\.profiles\b")
+_INSTR = re.compile(r"\binstr\(")
 _NOCASE = re.compile(r"([\w.]+)\s*=\s*\?\s+COLLATE\s+NOCASE", re.I)
 _LIKE = re.compile(r"\bLIKE\b")
 _TABLES = (
@@ -124,9 +140,12 @@ def translate(sql: str, main_schema: str) -> str:
         schema = main_schema if name == "main" else f"{main_schema}_{name}"
         return f'"{schema}".'
 
+    sql = _DENSE_LEDGER.sub(r"COALESCE(SUM(total), 0) FROM \1.counters", sql)
+    sql = _DENSE_PROFILES.sub(r"count(*) FROM \1.profiles", sql)
     sql = _PART.sub(part, sql)
     sql = _NOCASE.sub(lambda m: f"lower({m.group(1)}) = lower(?)", sql)
     sql = _LIKE.sub("ILIKE", sql)
+    sql = _INSTR.sub("strpos(", postgres_json(sql))
     return sql.replace("%", "%%").replace("?", "%s")
 
 
@@ -161,6 +180,20 @@ class PgConsoleConnection:
         except psycopg.Error as exc:
             raise sqlite3.OperationalError(self.location.scrub(exc)) from None
         return ConsoleCursor(cursor)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction (`BEGIN`) is open, as `sqlite3.Connection` says."""
+        return self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def data_version(self) -> str:
+        """Changes whenever a write transaction of the database starts or ends (see
+        the module doc); raises `sqlite3.OperationalError` when it cannot be asked."""
+        try:
+            row = self._conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(self.location.scrub(exc)) from None
+        return str(row[0]) if row else ""
 
     def schema_identity(self) -> int | None:
         """The main schema's object id: another value means the store was made anew."""

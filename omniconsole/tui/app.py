@@ -98,7 +98,6 @@ class ConsoleApp(App[None]):
         self.db: Path | str = db if isinstance(db, str) and "://" in db else Path(db)
         self.demo = demo
         self.operator = operator
-        self.store_label = store_label or str(db)
         self.poll_interval = poll_interval
         self.theme = theme
         #: The newest snapshot (event loop only).
@@ -108,6 +107,8 @@ class ConsoleApp(App[None]):
         self._request = PollRequest()
         #: the poll worker's collector (its snapshots are also read here, never changed)
         self._collector = SnapshotCollector(ConsoleReader(self.db))
+        #: how the header names the store (never a URL's password)
+        self.store_label = store_label or self._collector.reader.where
         #: The customer the pane shows (id, email, phone or name as typed).
         self.customer_query: str | None = None
         self._pages: dict[str, PageRequest] = {
@@ -148,7 +149,8 @@ class ConsoleApp(App[None]):
                 try:
                     snapshot = collector.collect(request)
                 except Exception as exc:  # a bug must not kill the console silently
-                    status = StoreStatus(str(self.db), "error", f"store read failed: {exc!r}")
+                    where = collector.reader.where  # never a URL's password
+                    status = StoreStatus(where, "error", f"store read failed: {exc!r}")
                     snapshot = Snapshot(collector.seq, request, status, error=status.detail)
                     collector.reader.close()
                     collector.last = None

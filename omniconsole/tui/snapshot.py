@@ -27,7 +27,7 @@ from omniconsole.adapters.store.console_rows import (
     StoreStatus,
 )
 from omniconsole.adapters.store.parts import PartsError
-from omniconsole.adapters.store.progress import Progress, read_progress
+from omniconsole.adapters.store.progress import Progress
 
 __all__ = [
     "CustomerLookup",
@@ -119,7 +119,7 @@ class SnapshotCollector:
 
     def collect(self, request: PollRequest) -> Snapshot:
         """Read what `request.view` needs from one cut; errors become part of the snapshot."""
-        progress = read_progress(self.reader.path)
+        progress = self.reader.progress()
         if self.reader.changed():
             self._cache.clear()
         cached = self._cache.get(request)
@@ -136,7 +136,7 @@ class SnapshotCollector:
         return snapshot
 
     def _collect(self, request: PollRequest) -> Snapshot:
-        where = str(self.reader.path)
+        where = self.reader.where
         if not self.reader.connection.exists():
             self.reader.close()
             return Snapshot(self.seq, request, StoreStatus(where, "missing"))
