@@ -166,6 +166,10 @@ class OutboxQueue(Protocol):
     def update(self, updates: Sequence[OutboxUpdate]) -> None:
         """Commit these outcomes, in one transaction."""
 
+    def hasten(self, message_id: str, now: str) -> bool:
+        """A `reconciling` send the provider has since reported on (a status callback)
+        is due at `now`, so the provider is asked at once; whether one was."""
+
     def backlog(self) -> dict[str, dict[str, Any]]:
         """Per channel: sends waiting in each state (`OUTBOX_WAITING`) and `oldest`."""
 

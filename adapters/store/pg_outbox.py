@@ -34,6 +34,7 @@ from omniconsole.adapters.store.pg_location import PgLocation
 from omniconsole.adapters.store.pg_schema import StoreFenced
 from omniconsole.domain.records import (
     OUTBOX_FINAL,
+    OUTBOX_RECONCILING,
     OUTBOX_WAITING,
     OutboxEntry,
     OutboxRow,
@@ -182,6 +183,24 @@ class PostgresOutbox:
                     raise self._fail("commit to", exc) from None
             except psycopg.Error as exc:
                 raise self._fail("commit to", exc) from None
+
+    def hasten(self, message_id: str, now: str) -> bool:
+        """A `reconciling` send the provider has reported on is due at `now`
+        (`StoreFenced` once this store has another writer)."""
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SELECT epoch FROM fence WHERE id = 1")
+                fence = cur.fetchone()
+                self._check_fence(int(fence[0]) if fence else -1)
+                cur.execute(
+                    "UPDATE outbox SET next_attempt_at = %s WHERE message_id = %s"
+                    f" AND status = '{OUTBOX_RECONCILING}' AND settled = 0"
+                    " AND next_attempt_at > %s",
+                    (now, message_id, now),
+                )
+                return cur.rowcount > 0
+        except psycopg.Error as exc:
+            raise self._fail("commit to", exc) from None
 
     def backlog(self) -> dict[str, dict[str, Any]]:
         """Per channel: how many sends wait in each state, and the oldest decision."""

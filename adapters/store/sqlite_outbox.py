@@ -19,6 +19,7 @@ from typing import Any
 
 from omniconsole.domain.records import (
     OUTBOX_FINAL,
+    OUTBOX_RECONCILING,
     OUTBOX_WAITING,
     OutboxEntry,
     OutboxRow,
@@ -122,6 +123,15 @@ class SqliteOutbox:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def hasten(self, message_id: str, now: str) -> bool:
+        """A `reconciling` send the provider has reported on is due at `now`."""
+        cur = self._conn.execute(  # autocommit: one statement, its own transaction
+            "UPDATE outbox SET next_attempt_at = ? WHERE message_id = ?"
+            f" AND status = '{OUTBOX_RECONCILING}' AND settled = 0 AND next_attempt_at > ?",
+            (now, message_id, now),
+        )
+        return cur.rowcount > 0
 
     def backlog(self) -> dict[str, dict[str, Any]]:
         """Per channel: how many sends wait in each state, and the oldest decision."""

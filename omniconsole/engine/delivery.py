@@ -179,6 +179,30 @@ class DeliveryRunner:
             with contextlib.suppress(RuntimeError):  # the loop just closed
                 self._loop.call_soon_threadsafe(self._wake_all)
 
+    def heard_of(self, message_id: str) -> None:
+        """The provider reported on this send (a status callback): if it waits in
+        `reconciling`, ask the provider now rather than at its backoff, so a callback
+        that proves the send landed settles it at once. Any thread."""
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop just closed
+                self._loop.call_soon_threadsafe(self._hasten, message_id)
+
+    def _hasten(self, message_id: str) -> None:
+        task = asyncio.ensure_future(self._hasten_now(message_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _hasten_now(self, message_id: str) -> None:
+        now = outbox_stamp(self._now())
+        try:
+            hastened = await self._call(lambda o: o.hasten(message_id, now))
+        except Exception:  # the send is asked about at its backoff anyway
+            log.exception("hastening the reconciliation of %s failed", message_id)
+            return
+        if hastened:
+            self._reconcile_tries.pop(message_id, None)
+            self._wake_all()
+
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Take no new sends; give those in flight `drain_seconds` to answer (their
         outcomes are committed and handed to `on_final`); cancel the rest (they stay

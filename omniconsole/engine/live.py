@@ -57,6 +57,9 @@ from omniconsole.engine.protocol import Cut, DeliveringEngine
 
 log = logging.getLogger("omniconsole.live")
 
+#: events in which a provider reports on one of our sends (`properties.message_id`)
+_PROVIDER_REPORTS = frozenset({"Message Delivered", "Message Failed"})
+
 
 @dataclass(slots=True)
 class _Request:
@@ -318,6 +321,10 @@ class LiveEngine:
         self._counts["applied"] += 1
         self._counts["late"] += int(late)
         self.engine.add(event.line, event, now, late, raw)
+        if event.name in _PROVIDER_REPORTS:
+            sent = event.properties.get("message_id")
+            if isinstance(sent, str):
+                self.runner.heard_of(sent)
 
     def _settle(self, now: datetime) -> None:
         """Final outcomes from the runner: ledger line, cap usage, settled outbox row, and

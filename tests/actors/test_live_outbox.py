@@ -409,3 +409,40 @@ class Watching(Metrics):
     def send_recorded(self, channel: str, outcome: str) -> None:
         super().send_recorded(channel, outcome)
         self.done.set()
+
+
+def test_a_status_callback_settles_a_send_waiting_to_be_reconciled_at_once(
+    tmp_path: Path,
+) -> None:
+    """The provider's answer was lost, so the send waits an hour to be asked about; a
+    delivery callback for it proves it landed: the provider is asked now, and it is
+    `sent` — once, with no second attempt."""
+    db = tmp_path / "live.db"
+    email = AskableProvider()
+    email.script(ambiguous(landed=True))
+    engine = LiveEngine(
+        load_config(shipped_config_dir()),
+        SqliteStore(db),
+        {Channel.EMAIL: email},
+        None,
+        Metrics(),
+        delivery=DeliverySettings(retry_base=0.02, retry_max=0.05, reconcile_after=3600.0),
+        clock=MovableClock(),
+        tick=0.05,
+        poll=0.05,
+    )
+    engine.start()
+    engine.submit(order("c-1", 1, email="ana@example.com")).result(10)
+    email.wait(lambda: len(email.attempts) == 1, "the receipt was never attempted")
+    [(sent_id, status)] = outbox(db)
+    assert status in ("pending", "reconciling")
+    callback = Event(
+        "track", "c-1", NOW, "Message Delivered",
+        properties={"channel": "email", "message_id": sent_id},
+        message_id="provider:delivered:1",
+    )  # fmt: skip
+    engine.submit([callback]).result(10)
+    email.wait(lambda: len(email.questions) == 1, "the provider was not asked after its callback")
+    engine.stop()
+    assert len(email.attempts) == 1
+    assert outcomes(db) == [("c-1", "email", "sent", None)]

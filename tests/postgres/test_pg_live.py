@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,33 @@ def test_an_outbox_whose_store_another_writer_took_over_sends_and_commits_nothin
         old.update([sent])
     old.close()
     assert [s for _, s in outbox(pg_url)] == ["retrying"]
+
+
+def test_a_status_callback_settles_a_send_waiting_to_be_reconciled_at_once(pg_url: str) -> None:
+    email = AskableProvider()
+    email.script(ambiguous(landed=True))
+    engine = LiveEngine(
+        load_config(shipped_config_dir()),
+        store_at(pg_url),
+        {Channel.EMAIL: email},
+        None,
+        Metrics(),
+        delivery=replace(QUICK, reconcile_after=3600.0),  # not asked before the callback
+        clock=MovableClock(),
+        tick=0.05,
+        poll=0.05,
+    )
+    engine.start()
+    engine.submit(order("c-1", 1, email="ana@example.com")).result(10)
+    email.wait(lambda: len(email.attempts) == 1, "the receipt was never attempted")
+    [(sent_id, _)] = outbox(pg_url)
+    callback = Event(
+        "track", "c-1", NOW, "Message Delivered",
+        properties={"channel": "email", "message_id": sent_id},
+        message_id="provider:delivered:1",
+    )  # fmt: skip
+    engine.submit([callback]).result(10)
+    email.wait(lambda: len(email.questions) == 1, "the provider was not asked after its callback")
+    engine.stop()
+    assert len(email.attempts) == 1
+    assert outcomes(pg_url) == [("c-1", "email", "sent", None)]
