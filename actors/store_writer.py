@@ -29,11 +29,15 @@ class StoreWriterActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         """Runs on the writer thread: close the store (uncommitted rows are rolled back)."""
-        self.loop.run_until_complete(self.store.close())
-        self.loop.close()
+        try:
+            self.loop.run_until_complete(self.store.close())
+        finally:  # a store that failed to open may fail to close: the loop closes anyway
+            self.loop.close()
 
     def on_failure(self, *_: Any) -> None:
-        self.on_stop()
+        """Runs on the writer thread after an uncaught error (also in `on_start`)."""
+        if not self.loop.is_closed():
+            self.on_stop()
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the writer thread."""
