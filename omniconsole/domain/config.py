@@ -13,6 +13,18 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from omniconsole.domain.channel_config import (
+    POLICY_KEYS as CHANNEL_POLICY_KEYS,
+)
+from omniconsole.domain.channel_config import (
+    STEP_KEYS as CHANNEL_STEP_KEYS,
+)
+from omniconsole.domain.channel_config import (
+    ChannelPolicy,
+    StepChoice,
+    parse_channel_policy,
+    parse_step_choice,
+)
 from omniconsole.domain.channels import CATEGORY_NAMES, CHANNEL_NAMES, Category, Channel
 from omniconsole.domain.timeutil import TimeFormatError, format_duration, parse_duration
 
@@ -66,6 +78,8 @@ class Policy:
     quiet_hours: QuietHours | None
     suppressions: tuple[SuppressionRule, ...]
     max_deferral: timedelta
+    #: engagement, on_block, topics, tracking (`domain.channel_config`); None: all off
+    channel_policy: ChannelPolicy | None = None
 
     #: how far back cap usage matters; derived from `caps` when the policy is built
     longest_window: timedelta = field(init=False)
@@ -102,6 +116,8 @@ class Policy:
                 "channels": sorted(qh.channels),
                 "categories": sorted(qh.categories),
             }
+        if self.channel_policy is not None:
+            table.update(self.channel_policy.to_json())
         return table
 
     @classmethod
@@ -127,6 +143,8 @@ class StepDef:
     after: timedelta | None
     on_event: str | None
     unless_since_entry: tuple[str, ...]
+    #: select, on_block, send_at, digest (`domain.channel_config`); None: the list as is
+    choice: StepChoice | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +159,8 @@ class JourneyDef:
     goal_event: str | None
     steps: tuple[StepDef, ...]
     source: str
+    #: the preference-centre topic its messages belong to (a `[[topic]]` of the policy)
+    topic: str | None = None
 
     def step(self, name: str) -> StepDef:
         """The step called `name`."""
@@ -174,8 +194,12 @@ class JourneyDef:
                 step["on_event"] = s.on_event
             if s.unless_since_entry:
                 step["unless_since_entry"] = list(s.unless_since_entry)
+            if s.choice is not None:
+                step.update(s.choice.to_json())
             steps.append(step)
         table["step"] = steps
+        if self.topic is not None:
+            table["topic"] = self.topic
         return table
 
     @classmethod
@@ -320,6 +344,7 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     r = _Reader(source, table)
     r.check_keys(
         {"capped_categories", "uncapped_channels", "cap", "quiet_hours", "suppression", "deferral"}
+        | CHANNEL_POLICY_KEYS
     )
     capped = frozenset(
         Category(c) for c in r.names("capped_categories", CATEGORY_NAMES, "category")
@@ -364,7 +389,15 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     if deferral is not None:
         deferral.check_keys({"max_after_due"})
         max_deferral = deferral.duration("max_after_due")
-    return Policy(capped, uncapped, tuple(caps), quiet, tuple(suppressions), max_deferral)
+    return Policy(
+        capped,
+        uncapped,
+        tuple(caps),
+        quiet,
+        tuple(suppressions),
+        max_deferral,
+        parse_channel_policy(r),
+    )
 
 
 def load_journey(path: Path) -> JourneyDef:
@@ -375,7 +408,7 @@ def load_journey(path: Path) -> JourneyDef:
 def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
     """Validate a journey table (a journey file as read); errors name `source`."""
     r = _Reader(source, table)
-    r.check_keys({"name", "category", "entry", "goal", "step"})
+    r.check_keys({"name", "category", "entry", "goal", "step", "topic"})
     name = r.text("name")
     category = Category(r.choice("category", CATEGORY_NAMES))
     entry = r.sub("entry")
@@ -395,7 +428,8 @@ def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
     if not step_tables:
         raise r.fail("step", "a journey needs at least one [[step]]")
     for st in step_tables:
-        st.check_keys({"name", "channels", "after", "on_event", "unless_since_entry"})
+        st.check_keys({"name", "channels", "after", "on_event", "unless_since_entry"}
+                      | CHANNEL_STEP_KEYS)  # fmt: skip
         step_name = st.text("name")
         if any(s.name == step_name for s in steps):
             raise st.fail("name", f"step {step_name!r} is defined twice")
@@ -409,9 +443,13 @@ def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
                 "after", "give exactly one of 'after' (e.g. \"0h\", \"72h\") or 'on_event'"
             )
         steps.append(
-            StepDef(step_name, channels, after, on_event, st.strings("unless_since_entry"))
-        )
-    return JourneyDef(name, category, entry_event, rule, lifetime, goal_event, tuple(steps), source)
+            StepDef(step_name, channels, after, on_event, st.strings("unless_since_entry"),
+                    parse_step_choice(st, category))
+        )  # fmt: skip
+    topic = r.opt_str("topic")
+    return JourneyDef(
+        name, category, entry_event, rule, lifetime, goal_event, tuple(steps), source, topic
+    )
 
 
 def load_config(directory: Path) -> EngineConfig:
@@ -429,7 +467,45 @@ def load_config(directory: Path) -> EngineConfig:
         if any(j.name == journey.name for j in journeys):
             raise ConfigError(f"{path.name}: key 'name': journey {journey.name!r} is defined twice")
         journeys.append(journey)
+    check_channel_rules(policy, journeys)
     return EngineConfig(policy, tuple(journeys), directory)
+
+
+def check_channel_rules(policy: Policy, journeys: list[JourneyDef]) -> None:
+    """What one file cannot check alone: a journey's topic is a policy `[[topic]]`, a
+    topic is transactional for all its journeys or none, and affinity and best-hour
+    steps have the policy's `[engagement]` to learn from."""
+    chan = policy.channel_policy
+    topics = {} if chan is None else {t.name: t for t in chan.topics}
+    kinds: dict[str, tuple[bool, str]] = {}
+    for journey in journeys:
+        if journey.topic is not None:
+            if journey.topic not in topics:
+                allowed = ", ".join(sorted(topics)) or "none: add [[topic]] to policy.toml"
+                raise ConfigError(
+                    f"{journey.source}: key 'topic': unknown topic {journey.topic!r}; "
+                    f"topics in policy.toml: {allowed}"
+                )
+            transactional = journey.category is Category.TRANSACTIONAL
+            seen = kinds.setdefault(journey.topic, (transactional, journey.name))
+            if seen[0] != transactional:
+                raise ConfigError(
+                    f"{journey.source}: key 'topic': topic {journey.topic!r} holds the "
+                    f"transactional and non-transactional journeys {seen[1]!r} and "
+                    f"{journey.name!r}; a transactional topic cannot be turned off, so it "
+                    "may hold only transactional journeys"
+                )
+        for i, step in enumerate(journey.steps):
+            choice = step.choice
+            learns = choice is not None and (
+                choice.select == "affinity" or choice.send_at is not None
+            )
+            if learns and (chan is None or chan.engagement is None):
+                key = "select" if choice is not None and choice.select == "affinity" else "send_at"
+                raise ConfigError(
+                    f"{journey.source}: key 'step[{i}].{key}': needs an [engagement] table in "
+                    "policy.toml (the history window and the population's rates and hour)"
+                )
 
 
 def shipped_config_dir() -> Path:

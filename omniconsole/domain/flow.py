@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from omniconsole.domain.channel_rules import ChannelRules
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig, JourneyDef, StepDef
 from omniconsole.domain.events import Event
@@ -111,6 +112,9 @@ class CustomerFlow:
             for j in config.journeys
         }
         self.step_names = {j.name: frozenset(s.name for s in j.steps) for j in config.journeys}
+        # Affinity, send time, digests, topics: None unless the config turns one on, so
+        # the shipped config's flow never looks further.
+        self.rules = ChannelRules.for_config(config)
 
     # ---- driving ----
 
@@ -140,18 +144,25 @@ class CustomerFlow:
 
     def apply(self, profile: Profile, now: datetime, event: Event, effects: Effects) -> Flow:
         """Apply one event at clock time `now`."""
+        rules = self.rules
         if event.kind == "identify":
             profile.traits.update(event.traits)
+            if rules is not None:
+                rules.on_traits(profile, event.traits)
             return
         if event.traits:
             profile.traits.update(event.traits)
+            if rules is not None:
+                rules.on_traits(profile, event.traits)
         name = event.name or ""
         props = event.properties
         if name in self.suppression_events:
             profile.event_times[name] = now
+        # a topic's (un)subscribe is the topic's alone, not the channel's
+        topical = rules is not None and rules.on_event(profile, now, name, props)
         if name == "Unsubscribed" or name == "Subscribed":
             channel = props.get("channel")
-            if isinstance(channel, str):
+            if isinstance(channel, str) and not topical:
                 if name == "Unsubscribed":
                     profile.opt_out(channel)
                 else:
@@ -304,6 +315,12 @@ class CustomerFlow:
             self._finish_step(profile, journey, inst, step, now, effects)
             return
         message_id = f"{profile.customer}:{journey.name}:{inst.number}:{step.name}"
+        joined = None
+        if self.rules is not None and step.choice is not None:
+            digest = self.rules.open_digest(profile, journey, step, now)
+            if digest is not None:  # a digest of this step is open: join it
+                self.rules.join(digest, message_id, inst.properties)
+                joined = digest.message_id
         req = self._request(
             profile,
             journey,
@@ -316,6 +333,8 @@ class CustomerFlow:
             False,
             exited=False,
             props=inst.properties,
+            fresh=True,
+            joined=joined,
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
@@ -391,9 +410,17 @@ class CustomerFlow:
         *,
         exited: bool,
         props: dict[str, Any],
+        fresh: bool = False,
+        joined: str | None = None,
     ) -> SendRequest:
         category = journey.category
         usable = profile.usable_channels(channels, category)
+        plan = None
+        if self.rules is not None and not exited:
+            usable, plan, props = self.rules.plan(
+                profile, journey, step, message_id, channels, usable, now,
+                resend=resend, fresh=fresh, joined=joined, props=props,
+            )  # fmt: skip
         return SendRequest(
             customer=profile.customer,
             seq=profile.next_decision_seq(),
@@ -414,6 +441,7 @@ class CustomerFlow:
             exited=exited,
             recipient=profile.recipient() if self.with_recipient else None,
             properties=props,
+            plan=plan,
         )
 
     def _settle(
@@ -427,6 +455,11 @@ class CustomerFlow:
         effects: Effects,
     ) -> None:
         now = req.now
+        if req.plan is not None and self.rules is not None:
+            self.rules.settled(
+                profile, req.plan, req.message_id, journey.name, step.name, req.properties,
+                decision,
+            )  # fmt: skip
         if decision.outcome == DEFERRED and decision.until is not None:
             profile.add_timer(
                 Timer(
@@ -457,6 +490,8 @@ class CustomerFlow:
                     req.resend,
                 )
             )
+            if self.rules is not None:
+                self.rules.sent(profile, str(decision.channel), now)
         if inst is not None and not req.resend:
             self._finish_step(profile, journey, inst, step, now, effects)
 

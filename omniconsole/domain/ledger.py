@@ -17,7 +17,7 @@ def ledger_line(
     """The ledger object for one decision. `outcome` is final here (sent/failed/...)."""
     channel = decision.channel
     handoff = decision.handoff if outcome == "sent" else None
-    return {
+    line = {
         "at": format_timestamp(req.now),
         "customer": req.customer,
         "journey": req.journey,
@@ -29,6 +29,9 @@ def ledger_line(
         "reason": reason,
         "handoff_from": None if handoff is None else handoff.to_json(),
     }
+    if decision.extra is not None:
+        line.update(decision.extra)  # extra keys: only where channel rules are configured
+    return line
 
 
 def encode_line(line: dict[str, Any]) -> str:

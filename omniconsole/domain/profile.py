@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from omniconsole.domain.channel_state import ChannelState
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.messages import Handoff, Recipient
 
@@ -137,6 +138,8 @@ class Profile:
     sent: list[SentMessage] = field(default_factory=list)  # most recent last
     decision_seq: int = 0
     timer_seq: int = 0
+    #: affinity and best-hour history, topic choices, open digests; None while unused
+    channel_state: ChannelState | None = None
 
     # ---- reachability and consent (SPEC §3) ----
 
@@ -287,6 +290,7 @@ class Profile:
             ],
             decision_seq=raw["decision_seq"],
             timer_seq=raw["timer_seq"],
+            channel_state=ChannelState.from_json(raw.get("channel_state")),
         )  # fmt: skip
 
 

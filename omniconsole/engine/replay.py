@@ -31,6 +31,7 @@ from omniconsole.actors.runtime import ActorEngine
 from omniconsole.adapters.store import Store, is_postgres_url, store_at
 from omniconsole.adapters.store.base import LedgerSummary
 from omniconsole.adapters.store.parts import PARTS_KEY
+from omniconsole.domain.channel_plan import DIGESTED
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
@@ -355,7 +356,7 @@ def build_report(
         c.value: {o: by_channel.get(c.value, {}).get(o, 0) for o in OUTCOMES} for c in Channel
     }
     no_channel = by_channel.get(None, {})
-    return {
+    report = {
         "events": asdict(counts),
         "journeys": journeys,
         "channels": channels,
@@ -364,3 +365,7 @@ def build_report(
         "decisions": {o: sum(v.get(o, 0) for v in by_channel.values()) for o in OUTCOMES},
         "unrouted": {o: no_channel.get(o, 0) for o in OUTCOMES if no_channel.get(o, 0)},
     }
+    joined = no_channel.get(DIGESTED, 0)
+    if joined:  # only where digests are configured (docs/channels.md)
+        report["digested"] = joined
+    return report
