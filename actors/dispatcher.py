@@ -34,6 +34,7 @@ from omniconsole.domain.records import (
 )
 from omniconsole.domain.templates import TemplateError, TemplateSet
 from omniconsole.domain.timeutil import to_micros
+from omniconsole.domain.tracking import LinkTracker
 
 
 def final_record(entry: OutboxEntry, outcome: str, reason: str | None) -> LedgerRecord:
@@ -55,12 +56,15 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         *,
         live: bool = False,
         templates: TemplateSet | None = None,
+        tracker: LinkTracker | None = None,
     ) -> None:
         super().__init__()
         self.channel = channel
         self.writer = writer
         self.templates = templates
         self.live = live
+        # click redirects and the open pixel (`[tracking]`); None: links as written
+        self.tracker = tracker
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the dispatcher thread."""
@@ -140,6 +144,10 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
                     req.journey, req.step, str(self.channel), recipient, decision.handoff,
                     req.properties,
                 )  # fmt: skip
+        if self.tracker is not None:
+            text, html = self.tracker.track(
+                req.message_id, self.channel, req.customer, recipient.traits, text, html
+            )
         handoff = decision.handoff
         return OutboxEntry(
             line=ledger_line(req, decision, "sent", None),

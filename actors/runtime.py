@@ -51,6 +51,7 @@ from omniconsole.domain.flow import TimedEvent
 from omniconsole.domain.records import EventRecord, StoreRecord, event_record
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import parse_timestamp
+from omniconsole.domain.tracking import LinkTracker
 
 if TYPE_CHECKING:
     from omniconsole.engine.protocol import Cut
@@ -70,6 +71,8 @@ class LiveWiring:
 
     templates: TemplateSet | None
     available: frozenset[Channel]
+    #: rewrites links for click tracking and adds the open pixel; None: off
+    tracker: LinkTracker | None = None
 
 
 class ActorEngine:
@@ -102,6 +105,7 @@ class ActorEngine:
                 self.writer,
                 live=live is not None,
                 templates=None if live is None else live.templates,
+                tracker=None if live is None else live.tracker,
             )
         self.governor = FatigueGovernorActor.start(config.policy, self.dispatchers, self.writer)
         available = None if live is None else live.available | {Channel.IN_APP}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from omniconsole.domain.channel_state import ChannelState
 from omniconsole.domain.events import Event
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "HttpSettings",
     "IngestResult",
     "IngestSink",
+    "PreferenceSource",
     "SettingsError",
 ]
 
@@ -71,6 +73,16 @@ class IngestSink(Protocol):
     def health(self) -> dict[str, Any]:
         """JSON-able details for `/healthz`, e.g. `{"channels": {...}, "queue": 3}`.
         `"accepting": False` means events handed in now would not be stored: 503."""
+        ...
+
+
+@runtime_checkable
+class PreferenceSource(Protocol):
+    """What the preference page reads: a customer's topic choices as last committed.
+    Runs on the server's event loop."""
+
+    async def channel_state(self, customer: str) -> ChannelState | None:
+        """The customer's channel state (topic choices among it), None if none is stored."""
         ...
 
 

@@ -27,7 +27,12 @@ Routes:
   sends one, and without it a retry could not be told from a new message).
 - `GET /unsubscribe`, `POST /unsubscribe` — RFC 8058 one-click unsubscribe links, signed
   over customer, channel and message id (`domain.unsubscribe`): one link, one message,
-  and using it again changes nothing.
+  and using it again changes nothing. With topics configured, the page also shows the
+  preference centre's form (`preferences.py`).
+- `GET`/`POST /preferences` — the signed preference page (`preferences.py`), when the
+  policy names `[[topic]]`s.
+- `GET /c/<token>`, `GET /o/<token>` — click redirects and the open pixel of tracked
+  live sends (`tracking_routes.py`), when the policy has `[tracking]`.
 - `GET /healthz` (JSON; 503 whenever events handed in now would not be stored) and
   `GET /metrics` (Prometheus text format).
 - `POST /operator/v1/consent` — agent actions (`adapters.http.operator`).
@@ -39,7 +44,7 @@ import binascii
 import hmac
 import logging
 from base64 import b64decode
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape as html_escape
 from typing import Any, Final
@@ -54,8 +59,16 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from omniconsole.adapters.http.body import BodyError, read_body, read_form
 from omniconsole.adapters.http.metrics import CONTENT_TYPE, Metrics
 from omniconsole.adapters.http.operator import add_operator_routes
-from omniconsole.adapters.http.ports import HttpSettings, IngestResult, IngestSink
+from omniconsole.adapters.http.ports import (
+    HttpSettings,
+    IngestResult,
+    IngestSink,
+    PreferenceSource,
+)
+from omniconsole.adapters.http.preferences import PreferencePages
+from omniconsole.adapters.http.tracking_routes import PREFETCH_WINDOW, add_tracking_routes
 from omniconsole.domain.events import MAX_ID_CHARS, Event, EventError, check_text, event_from_dict
+from omniconsole.domain.preferences import TopicView
 from omniconsole.domain.timeutil import format_timestamp
 from omniconsole.domain.unsubscribe import link_message_id
 
@@ -240,6 +253,8 @@ class _Service:
             if settings.twilio_auth_token is not None
             else None
         )
+        #: the preference centre, shown under the unsubscribe button too; None: no topics
+        self.preferences: PreferencePages | None = None
 
     # ---- shared helpers ------------------------------------------------------
 
@@ -522,7 +537,7 @@ class _Service:
         target = self._unsubscribe_target(request)
         if target is None:
             return web.Response(status=403, text="This unsubscribe link is not valid.\n")
-        _, channel, _ = target
+        customer, channel, _ = target
         page = (
             "<!doctype html><title>Unsubscribe</title>"
             f"<p>Stop receiving {html_escape(channel)} messages from us?</p>"
@@ -530,6 +545,12 @@ class _Service:
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             "<button>Unsubscribe</button></form>"
         )
+        if self.preferences is not None:
+            # the unsubscribe page grows into the preference centre
+            state = await self.preferences.source.channel_state(customer)
+            page += "<h2>Or choose what you hear about</h2>" + self.preferences.form(
+                customer, state
+            )
         return web.Response(text=page, content_type="text/html")
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
@@ -609,11 +630,17 @@ def build_app(
     metrics: Metrics,
     *,
     clock: Clock = _utc_now,
+    topics: Sequence[TopicView] = (),
+    preference_source: PreferenceSource | None = None,
+    tracking: bool = False,
+    click_window: float = PREFETCH_WINDOW,
 ) -> web.Application:
     """The aiohttp application of `omniconsole serve` (routes in the module docstring).
 
     `clock` gives the receive time used for a missing `timestamp` and for webhook
-    events; it must return an aware datetime.
+    events; it must return an aware datetime. `topics` with a `preference_source` adds
+    the preference page; `tracking` the click and open routes (`click_window`: seconds
+    within which fetching every link of a message is a scanner).
     """
     if settings.twilio_auth_token is None:
         log.warning("TWILIO_AUTH_TOKEN is not set: Twilio webhooks will be refused (403)")
@@ -631,6 +658,14 @@ def build_app(
     app.router.add_post(INBOUND_PATH, service.twilio_inbound)
     app.router.add_get(UNSUBSCRIBE_PATH, service.unsubscribe_page)
     app.router.add_post(UNSUBSCRIBE_PATH, service.unsubscribe)
+    secret = settings.link_secret or settings.write_key
+    if topics and preference_source is not None:
+        service.preferences = PreferencePages(
+            sink, preference_source, topics, secret, metrics, clock, settings.body_timeout
+        )
+        service.preferences.add_routes(app)
+    if tracking:
+        add_tracking_routes(app, sink, secret, metrics, clock, window=click_window)
     app.router.add_get("/healthz", service.healthz)
     app.router.add_get("/metrics", service.metrics_page)
     add_operator_routes(app, sink, settings.operator_key, clock)

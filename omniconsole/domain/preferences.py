@@ -20,6 +20,8 @@ of the customer.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,14 +34,38 @@ from omniconsole.domain.channels import CHANNEL_NAMES, Category, Channel
 TOPICS_TRAIT = "topics"
 
 
+def page_token(secret: str, customer: str) -> str:
+    """The token of `customer`'s preference page link: only we can mint one."""
+    return hmac.new(
+        secret.encode(), f"preferences\n{customer}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
+
+
+def page_token_valid(secret: str, customer: str, token: str) -> bool:
+    """Whether `token` is the preference page token of `customer`."""
+    try:
+        return hmac.compare_digest(page_token(secret, customer), token)
+    except (TypeError, UnicodeError):
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class TopicView:
     """A topic as the preference page and the console show it."""
 
-    name: str
-    label: str
+    topic: TopicDef
     channels: tuple[Channel, ...]  # every channel its journeys may use, in list order
     transactional: bool
+
+    @property
+    def name(self) -> str:
+        """The topic's name."""
+        return self.topic.name
+
+    @property
+    def label(self) -> str:
+        """The topic as customers read it."""
+        return self.topic.label
 
 
 def topic_views(topics: Iterable[TopicDef], journeys: Iterable[Any]) -> list[TopicView]:
@@ -55,7 +81,7 @@ def topic_views(topics: Iterable[TopicDef], journeys: Iterable[Any]) -> list[Top
             transactional = transactional or journey.category is Category.TRANSACTIONAL
             for step in journey.steps:
                 channels.extend(c for c in step.channels if c not in channels)
-        views.append(TopicView(topic.name, topic.label, tuple(channels), transactional))
+        views.append(TopicView(topic, tuple(channels), transactional))
     return views
 
 

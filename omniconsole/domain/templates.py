@@ -13,6 +13,17 @@ sub-table per channel plus `default` for every channel without its own::
     [nudge_day3.default.handoff]        # used instead when the send is a handoff
     text = "Since ${handoff_phrase}, here is the next step."
 
+A digest step (`digest = "6h"`, one message for several triggers) lists its items with
+the step's `item` template, rendered per trigger from its properties, and a `digest`
+table used instead when the message holds more than one item::
+
+    [alert]
+    properties = { product_name = "an item you viewed", price = "a lower price" }
+    item = "${product_name} is now ${price}"
+
+    [alert.default.digest]              # ${items}: the items; ${item_count}: how many
+    text = "${item_count} price drops: ${items}"
+
 Placeholders are `string.Template` (`${name}`). Every placeholder is checked when the
 templates load, so a typo fails start-up, not a send. No placeholder ever renders
 empty: a property a template uses needs a default that reads well in its place (an
@@ -36,6 +47,7 @@ from omniconsole.domain.messages import Handoff, Recipient
 
 __all__ = [
     "BASE_VARIABLES",
+    "DIGEST_VARIABLES",
     "HANDOFF_VARIABLES",
     "Rendered",
     "TemplateError",
@@ -52,6 +64,10 @@ BASE_VARIABLES: frozenset[str] = frozenset(
 HANDOFF_VARIABLES: frozenset[str] = frozenset(
     {"handoff_channel", "handoff_action", "handoff_phrase"}
 )
+#: Variables only a `digest` table may use: the items listed, and how many.
+DIGEST_VARIABLES: frozenset[str] = frozenset({"items", "item_count"})
+#: the property of a digest send that carries its triggers' properties
+ITEMS_PROPERTY = "items"
 DEFAULT_KEY = "default"
 _FIELDS = ("subject", "text", "html")
 
@@ -100,12 +116,14 @@ class _Variant:
 class _Entry:
     plain: _Variant
     handoff: _Variant | None
+    digest: _Variant | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class _Step:
     properties: Mapping[str, str]
     entries: Mapping[str, _Entry]
+    item: Template | None = None  # one item of a digest
 
 
 class TemplateSet:
@@ -160,11 +178,37 @@ class TemplateSet:
         )
         variant = entry.handoff if handoff is not None and entry.handoff else entry.plain
         escaped = {k: html_lib.escape(v) for k, v in values.items()}
+        items = None if properties is None else properties.get(ITEMS_PROPERTY)
+        if (
+            entry.digest is not None
+            and step_templates.item is not None
+            and isinstance(items, list)
+            and len(items) > 1
+        ):
+            variant = entry.digest
+            texts = [_item(step_templates, item) for item in items]
+            values.update(items="; ".join(texts), item_count=str(len(texts)))
+            escaped.update(
+                items="<ul>" + "".join(f"<li>{html_lib.escape(t)}</li>" for t in texts) + "</ul>",
+                item_count=str(len(texts)),
+            )
         return Rendered(
             subject=variant.subject.substitute(values),
             text=variant.text.substitute(values),
             html=variant.html.substitute(escaped) if variant.html is not None else None,
         )
+
+
+def _item(step: _Step, item: object) -> str:
+    """One item of a digest: the step's `item` template over that trigger's properties."""
+    assert step.item is not None
+    values = dict(step.properties)
+    if isinstance(item, Mapping):
+        for name in step.properties:
+            value = item.get(name)
+            if value is not None and str(value).strip():
+                values[name] = str(value)
+    return step.item.substitute(values)
 
 
 def _compile(
@@ -196,11 +240,11 @@ def _variant(
     fallback: _Variant | None,
     needs_subject: bool,
 ) -> _Variant:
-    extra = set(table) - set(_FIELDS) - ({"handoff"} if fallback is None else set())
+    extra = set(table) - set(_FIELDS) - ({"handoff", "digest"} if fallback is None else set())
     if extra:
         raise TemplateError(
             f"{source}: [{where}] unknown key(s) {', '.join(sorted(extra))}; "
-            f"expected {', '.join(_FIELDS)}" + (", handoff" if fallback is None else "")
+            f"expected {', '.join(_FIELDS)}" + (", handoff, digest" if fallback is None else "")
         )
     compiled = {
         name: _compile(source, where, name, table[name], allowed)
@@ -236,9 +280,12 @@ def _load_step(source: str, step: str, table: object) -> _Step:
     if clash:
         raise TemplateError(f"{source}: [{step}] properties shadow built-in variables: {clash}")
     allowed = BASE_VARIABLES | frozenset(raw_props)
+    item: Template | None = None
+    if "item" in table:
+        item = _compile(source, step, "item", table["item"], frozenset(raw_props))
     entries: dict[str, _Entry] = {}
     for key, value in table.items():
-        if key == "properties":
+        if key in ("properties", "item"):
             continue
         if key != DEFAULT_KEY and key not in CHANNEL_NAMES:
             raise TemplateError(
@@ -261,10 +308,26 @@ def _load_step(source: str, step: str, table: object) -> _Step:
                 plain,
                 False,
             )
-        entries[key] = _Entry(plain=plain, handoff=handoff)
+        digest = None
+        if "digest" in value:
+            if not isinstance(value["digest"], dict):
+                raise TemplateError(f"{source}: {where}.digest must be a table")
+            if item is None:
+                raise TemplateError(
+                    f"{source}: [{where}.digest] lists items, but [{step}] has no item "
+                    'template (item = "...")'
+                )
+            digest = _variant(
+                source, f"{where}.digest", value["digest"], allowed | DIGEST_VARIABLES, plain,
+                False,
+            )  # fmt: skip
+        entries[key] = _Entry(plain=plain, handoff=handoff, digest=digest)
     if not entries:
         raise TemplateError(f"{source}: [{step}] has no channel or default table")
-    for where, field_name, template in _templates_of(step, entries):
+    checked = _templates_of(step, entries)
+    if item is not None:
+        checked.append((step, "item", item))
+    for where, field_name, template in checked:
         for name in template.get_identifiers():
             if name in raw_props and not raw_props[name].strip():
                 raise TemplateError(
@@ -272,7 +335,7 @@ def _load_step(source: str, step: str, table: object) -> _Step:
                     f"[{step}] properties is empty: an event without {name} would render a "
                     "gap; give a default that reads well in its place"
                 )
-    return _Step(properties=dict(raw_props), entries=entries)
+    return _Step(properties=dict(raw_props), entries=entries, item=item)
 
 
 def _templates_of(step: str, entries: Mapping[str, _Entry]) -> list[tuple[str, str, Template]]:
@@ -282,6 +345,8 @@ def _templates_of(step: str, entries: Mapping[str, _Entry]) -> list[tuple[str, s
         variants = [(f"{step}.{key}", entry.plain)]
         if entry.handoff is not None:
             variants.append((f"{step}.{key}.handoff", entry.handoff))
+        if entry.digest is not None:
+            variants.append((f"{step}.{key}.digest", entry.digest))
         for where, variant in variants:
             for field_name in _FIELDS:
                 template = getattr(variant, field_name)

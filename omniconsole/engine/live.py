@@ -44,7 +44,8 @@ from omniconsole.adapters.channels.ports import ChannelAdapter
 from omniconsole.adapters.channels.settings import DeliverySettings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
-from omniconsole.adapters.store.base import Store, StoreReader
+from omniconsole.adapters.store.base import ProfileSource, Store, StoreReader
+from omniconsole.domain.channel_state import ChannelState
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Clock, RealClock
 from omniconsole.domain.config import EngineConfig
@@ -52,6 +53,7 @@ from omniconsole.domain.events import Event, EventError, check_event
 from omniconsole.domain.records import OUTBOX_SENT, CapUsageRecord, HealthRecord
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
+from omniconsole.domain.tracking import LinkTracker
 from omniconsole.engine.delivery import DeliveryRunner, Outcome
 from omniconsole.engine.protocol import Cut, DeliveringEngine
 
@@ -85,6 +87,7 @@ class LiveEngine:
         shards: int = 2,
         max_active: int = 50_000,
         poll: float = 0.5,
+        tracker: LinkTracker | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -99,7 +102,7 @@ class LiveEngine:
             store,
             resume=True,
             shards=shards,
-            live=LiveWiring(templates, frozenset(adapters)),
+            live=LiveWiring(templates, frozenset(adapters), tracker),
         )
         self.runner = DeliveryRunner(
             self.adapters,
@@ -117,6 +120,7 @@ class LiveEngine:
         self._queries: StoreReader | None = None
         self._lookups: StoreReader | None = None
         self._lookups_lock = threading.Lock()
+        self._profiles: ProfileSource | None = None  # the preference page's reads
         self._seen: set[str] = set()
         self._last: datetime | None = None
         self._ledger_id = 0
@@ -165,7 +169,7 @@ class LiveEngine:
                 self._step([])  # the outcomes that came in while draining
             except BaseException:
                 log.exception("the last checkpoint failed")
-        for reader in (self._queries, self._lookups):
+        for reader in (self._queries, self._lookups, self._profiles):
             if reader is not None:
                 reader.close()
         self.engine.stop()
@@ -188,6 +192,18 @@ class LiveEngine:
     async def customers_for_phone(self, phone: str) -> list[str]:
         """IngestSink: every customer whose profile holds this phone number."""
         return await asyncio.to_thread(self._customers_for_phone, phone)
+
+    async def channel_state(self, customer: str) -> ChannelState | None:
+        """PreferenceSource: the customer's channel state as last committed (every
+        accepted event is committed before `accept` returns)."""
+        return await asyncio.to_thread(self._channel_state, customer)
+
+    def _channel_state(self, customer: str) -> ChannelState | None:
+        with self._lookups_lock:
+            if self._profiles is None:
+                self._profiles = self.store.profiles()
+            raw = self._profiles.load(customer)
+        return None if raw is None else ChannelState.from_json(raw.get("channel_state"))
 
     def _customers_for_phone(self, phone: str) -> list[str]:
         with self._lookups_lock:

@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -20,10 +21,13 @@ from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import HttpSettings, SettingsError
 from omniconsole.adapters.http.service import build_app
+from omniconsole.adapters.http.tracking_routes import PREFETCH_WINDOW
 from omniconsole.adapters.store import StoreError, is_postgres_url, store_at
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
+from omniconsole.domain.preferences import topic_views
 from omniconsole.domain.templates import TemplateError, TemplateSet, load_templates
+from omniconsole.domain.tracking import LinkTracker
 from omniconsole.engine.live import LiveEngine
 
 
@@ -34,11 +38,15 @@ class ServeError(Exception):
 def check_templates(config: EngineConfig, templates: TemplateSet) -> None:
     """Every step of every journey renders on every channel it may use, or refuse to start."""
     probe = Recipient(customer="c-check", email="check@example.com", phone="+10000000000")
+    two: dict[str, Any] = {"items": [{}, {}]}  # a digest's message lists items
     for journey in config.journeys:
         for step in journey.steps:
+            digest = step.choice is not None and step.choice.digest is not None
             for channel in step.channels:
                 try:
                     templates.render(journey.name, step.name, str(channel), probe)
+                    if digest:
+                        templates.render(journey.name, step.name, str(channel), probe, None, two)
                 except TemplateError as exc:
                     raise ServeError(f"templates: {exc}") from None
                 except (KeyError, ValueError) as exc:
@@ -46,6 +54,38 @@ def check_templates(config: EngineConfig, templates: TemplateSet) -> None:
                         f"templates: {journey.name}.{step.name} on {channel}: "
                         f"unknown variable {exc}"
                     ) from None
+
+
+def link_tracker(config: EngineConfig, http: HttpSettings) -> LinkTracker | None:
+    """The click and open tracking of `[tracking]`, or None (off, or no public URL)."""
+    chan = config.policy.channel_policy
+    tracking = None if chan is None else chan.tracking
+    if tracking is None:
+        return None
+    if http.public_url is None:
+        print(
+            "omniconsole serve: tracking: OMNICONSOLE_PUBLIC_URL is not set, so links are "
+            "sent as written (no click or open tracking)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    tracker = LinkTracker(
+        http.public_url,
+        http.link_secret or http.write_key,
+        tracking.clicks,
+        tracking.opens,
+        tracking.channels,
+    )
+    what = " and ".join(
+        w for w, on in (("clicks", tracking.clicks), ("opens", tracking.opens)) if on
+    )
+    print(
+        f"omniconsole serve: tracking: {what or 'nothing'} on {', '.join(sorted(tracking.channels))}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return tracker
 
 
 def prepare(
@@ -76,6 +116,7 @@ async def serve(
     env: Mapping[str, str] | None = None,
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    click_window: float = PREFETCH_WINDOW,
 ) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM when `stop` is None)."""
     loop = asyncio.get_running_loop()
@@ -93,6 +134,7 @@ async def serve(
         store = store_at(db)
     except StoreError as exc:
         raise ServeError(str(exc)) from None
+    tracker = link_tracker(config, http)
     # The adapters run on the delivery runner's own loop and threads, never this one:
     # however slow the providers, the HTTP front answers at its own pace.
     engine = LiveEngine(
@@ -103,9 +145,21 @@ async def serve(
         metrics,
         delivery=settings.delivery,
         not_configured=adapters.not_configured,
+        tracker=tracker,
     )
     await asyncio.to_thread(engine.start)
-    runner = web.AppRunner(build_app(engine, http, metrics))
+    chan = config.policy.channel_policy
+    topics = topic_views(chan.topics, config.journeys) if chan is not None else []
+    app = build_app(
+        engine,
+        http,
+        metrics,
+        topics=topics,
+        preference_source=engine,
+        tracking=tracker is not None,
+        click_window=click_window,
+    )
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
