@@ -257,11 +257,15 @@ def _extra(plan: ChannelPlan) -> dict[str, Any]:
 
 def _notes(plan: ChannelPlan) -> str:
     notes: list[str] = []
-    if plan.digest is not None:
-        notes.append(
-            f"a {plan.digest.window} digest of {plan.digest.items} triggers"
-            + (f" (joined by {', '.join(plan.digest.joined)})" if plan.digest.joined else "")
-        )
+    digest = plan.digest
+    if digest is not None:
+        if digest.joined:
+            notes.append(
+                f"a {digest.window} digest of {digest.items} triggers (joined by "
+                f"{', '.join(digest.joined)})"
+            )
+        else:
+            notes.append(f"a {digest.window} digest that no other trigger joined")
     if plan.topic_off and plan.topic is not None and plan.joined is None:
         notes.append(f"topic {plan.topic} is off on {', '.join(sorted(plan.topic_off))}")
     return "; ".join(notes)

@@ -61,6 +61,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+#: characters of a token's signature (16 bytes, base64url without padding)
+_MAC_CHARS = 22
+
+
 def _mac(secret: str, body: str) -> str:
     return _b64(hmac.new(secret.encode(), b"track\n" + body.encode(), hashlib.sha256).digest()[:16])
 
@@ -76,13 +80,15 @@ def mint(secret: str, tracked: Tracked) -> str:
     if tracked.kind == "click":
         payload.update(i=tracked.index, n=tracked.count, l=tracked.url)
     body = _b64(orjson.dumps(payload))
-    return f"{body}.{_mac(secret, body)}"
+    # no separator: a token is only [A-Za-z0-9_-], so no punctuation after a link in
+    # text is ever read as part of it
+    return body + _mac(secret, body)
 
 
 def read(secret: str, token: str) -> Tracked | None:
     """What `token` stands for, or None when it was not minted with `secret`."""
-    body, dot, mac = token.rpartition(".")
-    if not dot or not body:
+    body, mac = token[:-_MAC_CHARS], token[-_MAC_CHARS:]
+    if not body:
         return None
     try:
         if not hmac.compare_digest(_mac(secret, body), mac):
