@@ -20,8 +20,9 @@ usable channel that can go now, and defers as SPEC §4 when none can. Unset, a b
 does what SPEC §4 says: a full own cap passes to the next channel, quiet hours defer.
 
 Every decision carries its explanation as extra ledger keys (`Decision.extra`):
-`affinity` (the scores of the usable channels), `switched_from`, `send_at`, `digest`,
-`joined`, `topic_off` — only the ones that apply.
+`affinity` (the scores of the usable channels; `preferred` when the customer's stated
+preferred channel outranked them), `switched_from`, `send_at`, `digest`, `joined`,
+`topic_off` — only the ones that apply.
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ def _decide(
     capped = all_channel_caps(req, chosen, policy, usage)
     if capped is not None:
         return capped
+    if plan.scores and req.preferred == chosen:
+        extra["preferred"] = str(chosen)  # a stated preference outranked the scores
     return sent(req, chosen, _how(req, plan, chosen, extra))
 
 
