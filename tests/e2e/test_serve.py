@@ -74,6 +74,18 @@ async def service(
     smtp_recorder: SmtpRecorder,
     twilio_proxy: FaultProxy,
 ) -> AsyncIterator[Service]:
+    async for running in start_service(tmp_path, smtp_server, smtp_recorder, twilio_proxy, None):
+        yield running
+
+
+async def start_service(
+    tmp_path: Path,
+    smtp_server: LoopbackController,
+    smtp_recorder: SmtpRecorder,
+    twilio_proxy: FaultProxy,
+    config_dir: Path | None,
+) -> AsyncIterator[Service]:
+    """`serve` with `config_dir` (None: the shipped config) on a free port."""
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     env = {
@@ -90,7 +102,7 @@ async def service(
     }
     smtp_recorder.envelopes = Arrivals()
     twilio_proxy.seen = Arrivals()
-    config, http, templates = prepare(None, env)
+    config, http, templates = prepare(config_dir, env)
     ready, stop = asyncio.Event(), asyncio.Event()
     db = tmp_path / "live.db"
     task = asyncio.create_task(
@@ -251,3 +263,103 @@ async def test_a_stop_from_a_shared_number_opts_out_every_profile_that_holds_it(
     sent = sorted((x["customer"], x["channel"]) for x in ledger_lines(service.db)
                   if x["outcome"] == "sent")  # fmt: skip
     assert sent == [("house-1", "email"), ("house-2", "email")]
+
+
+# ---- channel intelligence: tracked links, the preference page (config/examples/channels) ----
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "examples" / "channels"
+
+
+@pytest_asyncio.fixture
+async def channels_service(
+    tmp_path: Path,
+    smtp_server: LoopbackController,
+    smtp_recorder: SmtpRecorder,
+    twilio_proxy: FaultProxy,
+) -> AsyncIterator[Service]:
+    async for running in start_service(
+        tmp_path, smtp_server, smtp_recorder, twilio_proxy, EXAMPLE_CONFIG
+    ):
+        yield running
+
+
+def stored_events(db: Path, name: str) -> list[dict[str, Any]]:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT payload FROM events ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    events = [orjson.loads(r[0]) for r in rows]
+    return [e for e in events if e.get("event") == name]
+
+
+@pytest.mark.asyncio
+async def test_tracked_links_and_the_preference_page_end_to_end(
+    channels_service: Service, smtp_recorder: SmtpRecorder
+) -> None:
+    """The welcome email's link is a signed redirect that records the click, its pixel
+    records the open, and its List-Unsubscribe link opens the preference page, where
+    turning `deals` off on email withdraws consent for the next price drop."""
+    import email
+    import email.policy
+    import re
+
+    service = channels_service
+    identify = {"type": "identify", "userId": "live-9", "messageId": "p-1",
+                "traits": {"email": "cy@example.com", "first_name": "Cy"}}  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        await post_batch(session, service.url, [identify, track("live-9", "Signed Up", "p-2")])
+        await smtp_recorder.envelopes.wait_for(1)
+        mail = email.message_from_bytes(
+            smtp_recorder.envelopes[0].content, policy=email.policy.default
+        )
+        html_part = mail.get_body(("html",))
+        assert html_part is not None
+        html = html_part.get_content()
+        assert "https://app.example.com/login" not in html
+        (click,) = re.findall(rf'href="({re.escape(service.url)}/c/[\w-]+)"', html)
+        (pixel,) = re.findall(rf'src="({re.escape(service.url)}/o/[\w-]+)"', html)
+
+        async with session.get(pixel) as response:
+            assert response.status == 200 and response.content_type == "image/gif"
+        async with session.get(click, allow_redirects=False) as response:
+            assert response.status == 302
+            assert response.headers["Location"] == "https://app.example.com/login"
+        async with session.get(click[:-4] + "AAAA", allow_redirects=False) as response:
+            assert response.status == 404, "a forged token never redirects"
+
+        unsubscribe = re.search(r"<(http[^>]+/unsubscribe\?[^>]+)>", mail["List-Unsubscribe"])
+        assert unsubscribe is not None
+        async with session.get(unsubscribe.group(1)) as response:
+            page = await response.text()
+        assert 'value="One-Click"' in page and "Price drops" in page
+        assert "Receipts and security alerts (always on)" in page
+        action = re.search(r'<form method="post" action="(/preferences\?[^"]+)"', page)
+        assert action is not None
+        kept = {name: "on" for name in re.findall(r'name="([a-z_]+:[a-z_]+)" checked', page)}
+        del kept["deals:email"]
+        async with session.post(
+            service.url + action.group(1).replace("&amp;", "&"), data=kept
+        ) as response:
+            assert response.status == 200
+            assert "Saved." in await response.text()
+
+        await post_batch(session, service.url, [track("live-9", "Price Dropped", "p-3")])
+    await service.shutdown()
+
+    opened = stored_events(service.db, "Message Opened")
+    clicked = stored_events(service.db, "Message Clicked")
+    welcome = "live-9:onboarding:1:welcome"
+    assert [(e["properties"]["message_id"], e["properties"]["channel"]) for e in opened] == [
+        (welcome, "email")
+    ]
+    assert [(e["properties"]["message_id"], e["properties"]["link"]) for e in clicked] == [
+        (welcome, "https://app.example.com/login")
+    ]
+    (topic_off,) = stored_events(service.db, "Unsubscribed")
+    assert topic_off["properties"] == {"topic": "deals", "channel": "email",
+                                       "source": "preference-centre"}  # fmt: skip
+    (drop,) = [x for x in ledger_lines(service.db) if x["journey"] == "price_drop"]
+    assert (drop["outcome"], drop["reason"]) == ("suppressed", "consent:topic:deals")
