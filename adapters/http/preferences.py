@@ -89,7 +89,13 @@ class PreferencePages:
         return customer
 
     async def _state(self, customer: str) -> ChannelState | None:
-        return await self.source.channel_state(customer)
+        """The customer's choices; raises `_Unavailable` when they cannot be read (a page
+        showing defaults instead would misstate what the customer chose)."""
+        try:
+            return await self.source.channel_state(customer)
+        except Exception as exc:
+            log.exception("could not read the preferences of a customer")
+            raise _Unavailable from exc
 
     async def page(self, request: web.Request) -> web.Response:
         """`GET /preferences`: the form, as the customer's choices stand."""
@@ -97,7 +103,10 @@ class PreferencePages:
         if customer is None:
             self.metrics.webhook_received("preferences", "forbidden")
             return web.Response(status=403, text="This preferences link is not valid.\n")
-        state = await self._state(customer)
+        try:
+            state = await self._state(customer)
+        except _Unavailable:
+            return _try_again()
         return _html(_page("Your message preferences", self.form(customer, state)))
 
     async def save(self, request: web.Request) -> web.Response:
@@ -110,7 +119,10 @@ class PreferencePages:
             form = await read_form(request, self.body_timeout)
         except BodyError as exc:
             return web.Response(status=exc.status, text=f"{exc.message}\n")
-        state = await self._state(customer)
+        try:
+            state = await self._state(customer)
+        except _Unavailable:
+            return _try_again()
         at = self.clock()
         stamp = format_timestamp(at)
         events: list[Event] = []
@@ -141,11 +153,23 @@ class PreferencePages:
                 await self.sink.accept(events)
             except Exception:
                 log.exception("could not record preference changes")
-                return web.Response(status=503, text="Please try again in a moment.\n")
-            state = await self._state(customer)
+                return _try_again()
+            try:
+                state = await self._state(customer)
+            except _Unavailable:
+                return _try_again()
         self.metrics.webhook_received("preferences", "saved")
         note = "<p><strong>Saved.</strong></p>" if events else "<p>Nothing changed.</p>"
         return _html(_page("Your message preferences", note + self.form(customer, state)))
+
+    async def section(self, customer: str) -> str:
+        """The form under the unsubscribe page's button; empty when the customer's
+        choices cannot be read (the one-click button must work regardless)."""
+        try:
+            state = await self._state(customer)
+        except _Unavailable:
+            return ""
+        return "<h2>Or choose what you hear about</h2>" + self.form(customer, state)
 
     def form(self, customer: str, state: ChannelState | None) -> str:
         """The topics form for `customer` (also shown on the unsubscribe page)."""
@@ -170,6 +194,14 @@ class PreferencePages:
             parts.append("</fieldset>")
         parts.append("<button>Save preferences</button></form>")
         return "".join(parts)
+
+
+class _Unavailable(Exception):
+    """The customer's choices could not be read."""
+
+
+def _try_again() -> web.Response:
+    return web.Response(status=503, text="Please try again in a moment.\n")
 
 
 def _page(title: str, body: str) -> str:

@@ -547,10 +547,7 @@ class _Service:
         )
         if self.preferences is not None:
             # the unsubscribe page grows into the preference centre
-            state = await self.preferences.source.channel_state(customer)
-            page += "<h2>Or choose what you hear about</h2>" + self.preferences.form(
-                customer, state
-            )
+            page += await self.preferences.section(customer)
         return web.Response(text=page, content_type="text/html")
 
     async def unsubscribe(self, request: web.Request) -> web.Response:

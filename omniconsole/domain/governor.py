@@ -125,7 +125,7 @@ def _full(rule: CapRule, usage: CapUsage, now: datetime) -> list[datetime] | Non
     return usage.in_window(rule, now)
 
 
-def _room_at(rule: CapRule, times: list[datetime]) -> datetime | None:
+def room_at(rule: CapRule, times: list[datetime]) -> datetime | None:
     """Earliest time the rule's window has room again, given the counted send times."""
     if rule.limit == 0:
         return None
@@ -160,7 +160,7 @@ def _hhmm(value: time) -> str:
     return _HH_MM[value.hour * 60 + value.minute]
 
 
-def _own_cap_full(
+def own_cap_full(
     policy: Policy, channel: Channel, usage: CapUsage, now: datetime
 ) -> CapRule | None:
     """The first cap scoped to `channel` alone that is full at `now`, if any."""
@@ -187,7 +187,7 @@ def choose_channel(
         if channel not in usable:
             continue
         if check_caps and channel not in policy.uncapped_channels:
-            full = _own_cap_full(policy, channel, usage, req.now)
+            full = own_cap_full(policy, channel, usage, req.now)
             if full is not None:
                 blocked_by_cap = blocked_by_cap or full.reason
                 continue
@@ -322,7 +322,7 @@ def all_channel_caps(
         )
     room: datetime | None = None
     for candidate, candidate_times in full:
-        at = _room_at(candidate, candidate_times)
+        at = room_at(candidate, candidate_times)
         if at is None:
             room = None
             cap = candidate

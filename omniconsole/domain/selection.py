@@ -38,11 +38,11 @@ from omniconsole.domain.governor import (
     CapUsage,
     Decision,
     SendRequest,
-    _own_cap_full,
-    _room_at,
     all_channel_caps,
     in_quiet_hours,
+    own_cap_full,
     quiet_hours,
+    room_at,
     sent,
     suppression,
     unchosen,
@@ -185,7 +185,7 @@ def _decide(
 def _own_cap(policy: Policy, channel: Channel, usage: CapUsage, req: SendRequest) -> CapRule | None:
     if channel in policy.uncapped_channels:
         return None
-    return _own_cap_full(policy, channel, usage, req.now)
+    return own_cap_full(policy, channel, usage, req.now)
 
 
 def _own_cap_block(
@@ -199,7 +199,7 @@ def _own_cap_block(
     """The first choice's own cap is full and `on_block` is defer or suppress."""
     window = format_duration(rule.window)
     if mode == "defer":
-        room = _room_at(rule, usage.in_window(rule, req.now))
+        room = room_at(rule, usage.in_window(rule, req.now))
         if room is not None and room - req.first_due <= policy.max_deferral:
             return Decision(
                 DEFERRED,
