@@ -26,6 +26,7 @@ from omniconsole.adapters.store.console_rows import (
     OutboxRow,
 )
 from omniconsole.adapters.store.console_search import phone_candidates
+from omniconsole.domain.channel_summary import customer_channels
 from omniconsole.domain.config import JourneyDef, Policy
 from omniconsole.domain.profile import Profile
 from omniconsole.domain.timeutil import format_timestamp
@@ -261,4 +262,5 @@ class CustomerQueries:
             config_dir=config_dir,
             outbox=cut.customer_outbox(name),
             inbox=cut.customer_inbox(name),
+            channels=None if profile is None else customer_channels(profile, policy, journeys, now),
         )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omniconsole.domain.channel_summary import ChannelSummary
 from omniconsole.domain.config import CapRule, JourneyDef, Policy
 from omniconsole.domain.messages import Handoff
 from omniconsole.domain.profile import Profile
@@ -297,6 +298,8 @@ class CustomerRecord:
     outbox: Mapping[str, OutboxRow] = field(default_factory=dict)
     #: in-app messages by message id
     inbox: Mapping[str, InboxRow] = field(default_factory=dict)
+    #: topics, affinity scores and best hour; None when the run has no channel rules
+    channels: ChannelSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)

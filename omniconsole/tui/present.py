@@ -24,6 +24,7 @@ from omniconsole.domain.timeutil import format_duration
 __all__ = [
     "HEALTH_LABEL",
     "ConsentLine",
+    "channel_lines",
     "consents",
     "header_parts",
     "policy_lines",
@@ -54,6 +55,7 @@ _STATE_HIDDEN = frozenset(
         "instance_counter",
         "recent_messages",
         "opted_out",
+        "channel_state",  # the Channels section says what it means
     }
 )
 
@@ -154,6 +156,33 @@ def consents(record: CustomerRecord) -> tuple[ConsentLine, ...]:
                     c.usable, c.why)
         for c in consent_report(record.profile)
     )  # fmt: skip
+
+
+def channel_lines(record: CustomerRecord) -> list[tuple[str, str]]:
+    """Topics, affinity and best hour as (label, text), when the run has channel rules."""
+    summary = record.channels
+    if summary is None:
+        return []
+    lines: list[tuple[str, str]] = []
+    for topic in summary.topics:
+        if topic.transactional:
+            state = "always on (transactional)"
+        else:
+            off = [c for c, on in topic.channels if not on]
+            on = [c for c, is_on in topic.channels if is_on]
+            state = "on" if not off else "off" if not on else f"off on {', '.join(off)}"
+        lines.append((f"topic {topic.name}", f"{state} — {topic.label}"))
+    if summary.affinity:
+        lines.append(
+            ("affinity", ", ".join(f"{s.channel} {s.value:.2f} ({s.engaged}/{s.sent})"
+                                   for s in summary.affinity))
+        )  # fmt: skip
+    best = summary.best_hour
+    if best is not None:
+        lines.append(("best hour", f"{best.hour:02d}:00 local, {best.why()}"))
+    if summary.open_digests:
+        lines.append(("digests", f"{summary.open_digests} collecting"))
+    return lines
 
 
 def _describe_state(key: str, value: object) -> str:

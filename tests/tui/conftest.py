@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from worlds import replay_world
+from worlds import CHANNELS_CONFIG, CHANNELS_STORY, replay_world
 
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
@@ -18,6 +18,13 @@ from omniconsole.engine.replay import ReplayOptions, run_replay
 def story(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The story of `worlds.STORY`, replayed in one process up to `worlds.UNTIL`."""
     return replay_world(tmp_path_factory.mktemp("story"))
+
+
+@pytest.fixture(scope="session")
+def channels_story(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`worlds.CHANNELS_STORY` replayed with the example config's channel rules."""
+    return replay_world(tmp_path_factory.mktemp("channels"), CHANNELS_STORY,
+                        config=CHANNELS_CONFIG)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

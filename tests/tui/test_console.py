@@ -437,3 +437,17 @@ async def test_a_replay_runs_inside_the_console(tmp_path: Path, partitions: int)
                 and app.latest.status.decisions >= 100
             ),
         )
+
+
+@pytest.mark.asyncio
+async def test_customer_pane_shows_topics_affinity_and_the_best_hour(channels_story: Path) -> None:
+    app = ConsoleApp(channels_story, poll_interval=0.05)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("colon", *"customer c-1", "enter")
+        await _customer_shown(pilot, app, "c-1")
+        channels = plain(app.screen.query_one("#customer-channels", Static))
+        assert "topic deals" in channels and "off on push" in channels
+        assert "affinity" in channels and "email 0." in channels
+        assert "best hour" in channels and "19:00 local, their most engaged hour" in channels
+        timeline = plain(app.screen.query_one("#customer-timeline", Static))
+        assert "opens a 6h digest" in timeline

@@ -243,3 +243,28 @@ async def test_live_events_applied_a_moment_after_they_happened_are_not_called_l
         assert whys["Product"] == "arrived late: happened 03-02 13:40, applied 20 min later"
     finally:
         await world.stop()
+
+
+def test_a_customer_record_shows_topics_affinity_and_the_best_hour(channels_story: Path) -> None:
+    with ConsoleReader(channels_story).read() as cut:
+        record = cut.customer("c-1")
+    assert record is not None and record.channels is not None
+    topics = {t.name: dict(t.channels) for t in record.channels.topics}
+    assert topics["deals"] == {"push": False, "whatsapp": True, "email": True}
+    assert topics["recommendations"]["whatsapp"] is False  # opt-in there
+    assert record.channels.affinity[0].channel == "email"
+    best = record.channels.best_hour
+    assert best is not None and (best.hour, best.own) == (19, True)
+    assert record.channels.open_digests == 1
+    lines = dict(present.channel_lines(record))
+    assert lines["topic deals"] == "off on push — Price drops"
+    assert lines["topic account"].startswith("always on (transactional)")
+    assert lines["best hour"].startswith("19:00 local, their most engaged hour (3 of 3")
+    assert "channel state" not in dict(present.profile_facts(record))
+
+
+def test_a_run_without_channel_rules_shows_no_channels_section(story: Path) -> None:
+    with ConsoleReader(story).read() as cut:
+        record = cut.customer("c-1")
+    assert record is not None and record.channels is None
+    assert present.channel_lines(record) == []

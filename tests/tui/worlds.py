@@ -95,6 +95,7 @@ def replay_world(
     *,
     partitions: int = 1,
     until: datetime | None = UNTIL,
+    config: Path | None = None,
 ) -> Path:
     """Replay `events` into `folder/store.db` (as `omniconsole replay` would); the store."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,6 +109,20 @@ def replay_world(
             report=folder / "report.json",
             until=until,
             partitions=partitions,
+            config_dir=config,
         )
     )
     return db
+
+
+#: c-1 of a run with `config/examples/channels`: she turned price drops off on push,
+#: opens her email in the New York evening, and a price drop is collecting a digest
+CHANNELS_CONFIG = Path(__file__).resolve().parents[2] / "config" / "examples" / "channels"
+CHANNELS_STORY: list[dict[str, Any]] = [
+    identify("c-1", "2026-01-05T20:00:00Z", first_name="Ana", email="ana@example.com",
+             push_token="tok-ana", timezone="America/New_York",
+             topics={"deals": {"push": False}}),
+    *(track("c-1", f"2026-01-0{d}T00:{d:02d}:00Z", "Message Opened", channel="email")
+      for d in (6, 7, 8)),
+    track("c-1", "2026-01-10T10:00:00Z", "Price Dropped", sku="K1"),
+]  # fmt: skip

@@ -81,6 +81,7 @@ class CustomerScreen(ViewScreen):
                 yield Static(id="customer-timeline")
             with Vertical(id="customer-left"):
                 yield Static(id="customer-consents")
+                yield Static(id="customer-channels")
                 yield Static(id="customer-journeys")
                 yield Static(id="customer-caps")
                 yield Static(id="customer-profile")
@@ -199,6 +200,17 @@ class CustomerScreen(ViewScreen):
             consents.add_row(c.channel, state, c.note if not c.usable else (c.address or ""))
         title = "Consents (o opt out · i opt in)" if self.host_operator() else "Consents"
         self.query_one("#customer-consents", Static).update(_section(title, consents))
+
+        channels = self.query_one("#customer-channels", Static)
+        lines = present.channel_lines(ctx)
+        channels.display = bool(lines)
+        if lines:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="bold")
+            grid.add_column(overflow="fold")
+            for label, value in lines:
+                grid.add_row(label, value)
+            channels.update(_section("Channels (engaged/sent)", grid))
 
         journeys = Table.grid(padding=(0, 1))
         journeys.add_column(style="bold")
