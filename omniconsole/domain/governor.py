@@ -119,7 +119,7 @@ def is_capped(policy: Policy, category: Category, channel: Channel) -> bool:
     return category in policy.capped_categories and channel not in policy.uncapped_channels
 
 
-def _full(rule: CapRule, usage: CapUsage, now: datetime) -> list[datetime] | None:
+def full_times(rule: CapRule, usage: CapUsage, now: datetime) -> list[datetime] | None:
     if not usage.sends or usage.count(rule, now) < rule.limit:
         return None if rule.limit > 0 else []
     return usage.in_window(rule, now)
@@ -133,7 +133,7 @@ def room_at(rule: CapRule, times: list[datetime]) -> datetime | None:
     return ordered[len(ordered) - rule.limit] + rule.window
 
 
-def _quiet(policy: Policy, tz: str, now: datetime) -> tuple[bool, datetime, str]:
+def quiet_at(policy: Policy, tz: str, now: datetime) -> tuple[bool, datetime, str]:
     """Whether `now` is in quiet hours for zone `tz`; when it ends; local time text."""
     qh = policy.quiet_hours
     local = now.astimezone(zone(tz))
@@ -156,7 +156,7 @@ def _quiet(policy: Policy, tz: str, now: datetime) -> tuple[bool, datetime, str]
 _HH_MM = tuple(f"{h:02d}:{m:02d}" for h in range(24) for m in range(60))
 
 
-def _hhmm(value: time) -> str:
+def hhmm(value: time) -> str:
     return _HH_MM[value.hour * 60 + value.minute]
 
 
@@ -165,7 +165,7 @@ def own_cap_full(
 ) -> CapRule | None:
     """The first cap scoped to `channel` alone that is full at `now`, if any."""
     for rule in policy.caps:
-        if rule.scope == channel and _full(rule, usage, now) is not None:
+        if rule.scope == channel and full_times(rule, usage, now) is not None:
             return rule
     return None
 
@@ -198,6 +198,7 @@ def choose_channel(
 def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
     """Decide one send request in the order of SPEC §4."""
     now = req.now
+    names = ", ".join(req.channels)
     if req.exited:
         return Decision(
             SUPPRESSED,
@@ -207,42 +208,21 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
             "(the customer left the journey)",
         )
     if req.plan is not None:
-        # a step with channel rules (affinity, on_block, send time, digest, topic)
+        # a step with channel rules (affinity, on_block, send time, digest, topic); the
+        # SPEC path below stays inline: it runs for every decision of every replay
         from omniconsole.domain.selection import decide_planned
 
         return decide_planned(req, policy, usage)
     usage.prune(now, policy.longest_window)
     channel, why = choose_channel(req, policy, usage)
     if channel is None:
-        return unchosen(req, why or "unreachable")
+        if why == "unreachable":
+            text = f"no usable channel among {names} (missing address, no consent or opted out)"
+        else:
+            text = f"the only usable channels have reached their own cap ({why}); nothing left among {names}"
+        return Decision(SUPPRESSED, None, why, text)
+    transactional = req.category is Category.TRANSACTIONAL
     # (2) suppression rules
-    blocked = suppression(req, channel, policy)
-    if blocked is not None:
-        return blocked
-    # (3) quiet hours
-    quiet = quiet_hours(req, channel, policy)
-    if quiet is not None:
-        return quiet
-    # (4) all-channel caps
-    capped = all_channel_caps(req, channel, policy, usage)
-    if capped is not None:
-        return capped
-    return sent(req, channel)
-
-
-def unchosen(req: SendRequest, why: str) -> Decision:
-    """Step (1) found no channel: suppressed, `unreachable` or the first full own cap."""
-    names = ", ".join(req.channels)
-    if why == "unreachable":
-        text = f"no usable channel among {names} (missing address, no consent or opted out)"
-    else:
-        text = f"the only usable channels have reached their own cap ({why}); nothing left among {names}"
-    return Decision(SUPPRESSED, None, why, text)
-
-
-def suppression(req: SendRequest, channel: Channel, policy: Policy) -> Decision | None:
-    """Step (2): a suppression rule that holds the send back, as its decision."""
-    now = req.now
     for rule in policy.suppressions:
         if req.category not in rule.categories:
             continue
@@ -255,116 +235,80 @@ def suppression(req: SendRequest, channel: Channel, policy: Policy) -> Decision 
                 f"{req.category} message within {format_duration(rule.window)} after "
                 f"{rule.after_event} at {format_timestamp(seen)}",
             )
-    return None
-
-
-def in_quiet_hours(req: SendRequest, channel: Channel, policy: Policy) -> bool:
-    """Whether quiet hours apply to this send on `channel` at `req.now` (step 3)."""
+    # (3) quiet hours
     qh = policy.quiet_hours
-    return (
-        req.category is not Category.TRANSACTIONAL
+    if (
+        not transactional
         and qh is not None
         and channel in qh.channels
         and req.category in qh.categories
-        and _quiet(policy, req.timezone, req.now)[0]
-    )
-
-
-def quiet_hours(req: SendRequest, channel: Channel, policy: Policy) -> Decision | None:
-    """Step (3): quiet hours on `channel`: deferred to their end, local time."""
-    qh = policy.quiet_hours
-    if (
-        req.category is Category.TRANSACTIONAL
-        or qh is None
-        or channel not in qh.channels
-        or req.category not in qh.categories
     ):
-        return None
-    quiet, resume, local = _quiet(policy, req.timezone, req.now)
-    if not quiet:
-        return None
-    return Decision(
-        DEFERRED,
-        channel,
-        "quiet_hours",
-        f"quiet hours {_hhmm(qh.start)}–{_hhmm(qh.end)} in {req.timezone} "
-        f"(it was {local} there): deferred to {_hhmm(qh.end)} local "
-        f"({format_timestamp(resume)})",
-        until=resume,
-    )
-
-
-def all_channel_caps(
-    req: SendRequest, channel: Channel, policy: Policy, usage: CapUsage
-) -> Decision | None:
-    """Step (4): a full all-channel cap: promotional suppressed, lifecycle deferred."""
-    if not is_capped(policy, req.category, channel):
-        return None
-    now = req.now
-    full = [
-        (rule, times)
-        for rule in policy.caps
-        if rule.scope == "all"
-        if (times := _full(rule, usage, now)) is not None
-    ]
-    if not full:
-        return None
-    cap, times = full[0]
-    counted = (
-        f"{len(times)} of {cap.limit} capped messages in the last {format_duration(cap.window)}"
-    )
-    if req.category is Category.PROMOTIONAL:
-        return Decision(
-            SUPPRESSED,
-            channel,
-            cap.reason,
-            f"all-channel cap full ({counted}): promotional messages are dropped",
-        )
-    room: datetime | None = None
-    for candidate, candidate_times in full:
-        at = room_at(candidate, candidate_times)
-        if at is None:
-            room = None
-            cap = candidate
-            break
-        if room is None or at > room:
-            room, cap = at, candidate
-    counted = (
-        f"{len(usage.in_window(cap, now))} of {cap.limit} capped messages "
-        f"in the last {format_duration(cap.window)}"
-    )
-    if room is None or room - req.first_due > policy.max_deferral:
-        return Decision(
-            SUPPRESSED,
-            channel,
-            cap.reason,
-            f"all-channel cap full ({counted}) and no room within "
-            f"{format_duration(policy.max_deferral)} of the step first coming due "
-            f"({format_timestamp(req.first_due)}): dropped",
-        )
-    return Decision(
-        DEFERRED,
-        channel,
-        cap.reason,
-        f"all-channel cap full ({counted}): deferred to {format_timestamp(room)}, "
-        "when the window has room",
-        until=room,
-    )
-
-
-def sent(req: SendRequest, channel: Channel, how: str | None = None) -> Decision:
-    """Every check passed: send on `channel` (a handoff when it continues elsewhere).
-
-    `how` says why this channel, when it was not simply the first usable one."""
+        quiet, resume, local = quiet_at(policy, req.timezone, now)
+        if quiet:
+            return Decision(
+                DEFERRED,
+                channel,
+                "quiet_hours",
+                f"quiet hours {hhmm(qh.start)}–{hhmm(qh.end)} in {req.timezone} "
+                f"(it was {local} there): deferred to {hhmm(qh.end)} local "
+                f"({format_timestamp(resume)})",
+                until=resume,
+            )
+    # (4) all-channel caps
+    if is_capped(policy, req.category, channel):
+        full = [
+            (rule, times)
+            for rule in policy.caps
+            if rule.scope == "all"
+            if (times := full_times(rule, usage, now)) is not None
+        ]
+        if full:
+            cap, times = full[0]
+            counted = f"{len(times)} of {cap.limit} capped messages in the last {format_duration(cap.window)}"
+            if req.category is Category.PROMOTIONAL:
+                return Decision(
+                    SUPPRESSED,
+                    channel,
+                    cap.reason,
+                    f"all-channel cap full ({counted}): promotional messages are dropped",
+                )
+            room: datetime | None = None
+            for candidate, candidate_times in full:
+                at = room_at(candidate, candidate_times)
+                if at is None:
+                    room = None
+                    cap = candidate
+                    break
+                if room is None or at > room:
+                    room, cap = at, candidate
+            counted = (
+                f"{len(usage.in_window(cap, now))} of {cap.limit} capped messages "
+                f"in the last {format_duration(cap.window)}"
+            )
+            if room is None or room - req.first_due > policy.max_deferral:
+                return Decision(
+                    SUPPRESSED,
+                    channel,
+                    cap.reason,
+                    f"all-channel cap full ({counted}) and no room within "
+                    f"{format_duration(policy.max_deferral)} of the step first coming due "
+                    f"({format_timestamp(req.first_due)}): dropped",
+                )
+            return Decision(
+                DEFERRED,
+                channel,
+                cap.reason,
+                f"all-channel cap full ({counted}): deferred to {format_timestamp(room)}, "
+                "when the window has room",
+                until=room,
+            )
     handoff = None
     eng = req.engagement
     if eng is not None and eng.channel != channel:
         handoff = eng
-    if how is None:
-        first = "preferred channel" if req.preferred == channel else "first usable channel"
-        how = f"{first} of {', '.join(req.channels)}"
-    text = f"sent on {channel}: {how}"
-    if req.category is Category.TRANSACTIONAL:
+    first = "preferred channel" if req.preferred == channel else "first usable channel"
+    text = f"sent on {channel}: {first} of {names}"
+    if transactional:
         text += " (transactional: no caps or quiet hours)"
     if handoff is not None:
         text += f"; continues from their {handoff.channel} ({handoff.action} at {handoff.at})"

@@ -38,11 +38,13 @@ from omniconsole.domain.governor import (
     CapUsage,
     Decision,
     SendRequest,
+    own_cap_full,
+    room_at,
+)
+from omniconsole.domain.governor_steps import (
     all_channel_caps,
     in_quiet_hours,
-    own_cap_full,
     quiet_hours,
-    room_at,
     sent,
     suppression,
     unchosen,
@@ -278,13 +280,16 @@ def _how(req: SendRequest, plan: ChannelPlan, chosen: Channel, extra: dict[str, 
     """Why `chosen`, in words, for the explanation of a send."""
     parts: list[str] = []
     switched = extra.get("switched_from")
+    names = ", ".join(req.channels)
+    ranked = ", ".join(s.text() for s in _in_order(plan))
     if req.preferred == chosen:
-        parts.append("preferred channel")
+        parts.append(f"preferred channel of {names}")
+        if plan.scores:
+            parts.append(f"a stated preference outranks affinity (engaged/sent) {ranked}")
     elif plan.scores:
-        ranked = ", ".join(s.text() for s in _in_order(plan))
         parts.append(f"affinity (engaged/sent) ranks the usable channels {ranked}")
     else:
-        parts.append(f"first usable channel of {', '.join(req.channels)}")
+        parts.append(f"first usable channel of {names}")
     if switched is not None:
         parts.append(f"switched from {switched['channel']} ({switched['reason']})")
     best = plan.best_hour

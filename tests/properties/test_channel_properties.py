@@ -293,3 +293,44 @@ def test_history_recorded_by_an_unused_rule_changes_no_decision(
     recording = Run(neutral(SHIPPED), Profile("c-1", traits=dict(traits))).play(events)
     assert recording.lines == plain.lines
     assert all(req.plan is None for req, _ in plain.requests)
+
+
+# ---- the planned path with no rule is SPEC §4 ----
+
+
+@st.composite
+def spec_requests(draw: st.DrawFn) -> tuple[SendRequest, CapUsage]:
+    channels = tuple(draw(st.lists(st.sampled_from(tuple(Channel)), min_size=1, max_size=4,
+                                   unique=True)))  # fmt: skip
+    usable = frozenset(draw(st.sets(st.sampled_from(channels))))
+    now = START + timedelta(minutes=draw(st.integers(0, 7 * 24 * 60)))
+    category = draw(st.sampled_from(tuple(Category)))
+    sends = sorted(
+        (now - timedelta(minutes=m), draw(st.sampled_from(TRACKED_CHANNELS)))
+        for m in draw(st.lists(st.integers(1, 8 * 24 * 60), max_size=6))
+    )
+    ticket = draw(st.one_of(st.none(), st.integers(0, 72)))
+    events = {} if ticket is None else {"Support Ticket Opened": now - ticket * H}
+    req = SendRequest(
+        "c-1", 1, "m", "j", 1, "s", category, channels, usable,
+        draw(st.one_of(st.none(), st.sampled_from(TRACKED_CHANNELS))),
+        draw(st.sampled_from(ZONES)), now,
+        now - timedelta(hours=draw(st.integers(0, 60))), events, None,
+    )  # fmt: skip
+    return req, CapUsage(sends)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=spec_requests())
+def test_an_empty_plan_decides_exactly_as_the_spec(case: tuple[SendRequest, CapUsage]) -> None:
+    """The planned path re-states SPEC §4's steps as functions (`governor_steps`); the
+    inline SPEC path is kept for speed. With no rule they must agree to the letter."""
+    from copy import deepcopy
+    from dataclasses import replace
+
+    from omniconsole.domain.channel_plan import ChannelPlan
+
+    req, usage = case
+    spec = decide(req, SHIPPED.policy, deepcopy(usage))
+    planned = decide(replace(req, plan=ChannelPlan()), SHIPPED.policy, deepcopy(usage))
+    assert planned == spec
