@@ -15,6 +15,7 @@ OUTCOME_VAR: Mapping[str, str] = {
     "deferred": "warning",
     "degraded": "warning",
     "dry_run": "secondary",
+    "digested": "secondary",  # joined another message's digest: neither sent nor held
     "suppressed": "error",
     "failed": "error",
     "circuit_open": "error",

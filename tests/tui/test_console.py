@@ -451,3 +451,36 @@ async def test_customer_pane_shows_topics_affinity_and_the_best_hour(channels_st
         assert "best hour" in channels and "19:00 local, their most engaged hour" in channels
         timeline = plain(app.screen.query_one("#customer-timeline", Static))
         assert "opens a 6h digest" in timeline
+        assert "↳ digested" in timeline and "joined the open 6h digest of" in timeline
+
+
+@pytest.mark.asyncio
+async def test_the_channels_section_is_hidden_when_the_run_has_no_channel_rules(
+    story: Path,
+) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("colon", *"customer c-1", "enter")
+        await _customer_shown(pilot, app, "c-1")
+        assert app.screen.query_one("#customer-channels", Static).display is False
+        assert plain(app.screen.query_one("#customer-consents", Static))
+
+
+@pytest.mark.asyncio
+async def test_the_timeline_filter_finds_a_digest_and_the_trigger_that_joined_it(
+    channels_story: Path,
+) -> None:
+    app = ConsoleApp(channels_story, poll_interval=0.05)
+    async with app.run_test(size=(120, 60)) as pilot:
+        await pilot.press("colon", *"customer c-1", "enter")
+        await _customer_shown(pilot, app, "c-1")
+        await pilot.press("slash", *"digest", "enter")
+
+        def title() -> str:
+            return plain(app.screen.query_one("#customer-timeline", Static))
+
+        await wait_for(pilot, lambda: "2 match “digest”" in title())
+        shown = title()
+        assert "↳ digested price_drop.alert" in shown  # the 11:00 trigger that joined
+        assert "deferred price_drop.alert on email" in shown  # the 10:00 digest it joined
+        assert "Message Opened" not in shown

@@ -116,7 +116,8 @@ def replay_world(
 
 
 #: c-1 of a run with `config/examples/channels`: she turned price drops off on push,
-#: opens her email in the New York evening, and a price drop is collecting a digest
+#: opens her email in the New York evening, and two price drops are collecting a digest
+#: (the second joined the first's)
 CHANNELS_CONFIG = Path(__file__).resolve().parents[2] / "config" / "examples" / "channels"
 CHANNELS_STORY: list[dict[str, Any]] = [
     identify("c-1", "2026-01-05T20:00:00Z", first_name="Ana", email="ana@example.com",
@@ -125,4 +126,5 @@ CHANNELS_STORY: list[dict[str, Any]] = [
     *(track("c-1", f"2026-01-0{d}T00:{d:02d}:00Z", "Message Opened", channel="email")
       for d in (6, 7, 8)),
     track("c-1", "2026-01-10T10:00:00Z", "Price Dropped", sku="K1"),
+    track("c-1", "2026-01-10T11:00:00Z", "Price Dropped", sku="K2"),
 ]  # fmt: skip

@@ -26,7 +26,7 @@ from omniconsole.tui.timeline import timeline
 
 __all__ = ["CustomerScreen"]
 
-_OUTCOME_MARK = {"sent": "✓", "deferred": "⏸", "suppressed": "✗", "failed": "!"}
+_OUTCOME_MARK = {"sent": "✓", "deferred": "⏸", "suppressed": "✗", "failed": "!", "digested": "↳"}
 
 
 def _indented(text: Text) -> Table:
