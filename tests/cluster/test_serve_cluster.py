@@ -99,15 +99,19 @@ class Ingest:
     process: asyncio.subprocess.Process
 
 
-async def start_ingest(address: str, db: str) -> Ingest:
-    """`omniconsole serve --ray ADDRESS` in a process of its own; ready once it listens."""
-    port = free_port()
+async def start_ingest(
+    address: str, db: str, config: Path | None = None, port: int | None = None
+) -> Ingest:
+    """`omniconsole serve --ray ADDRESS` in a process of its own; ready once it listens.
+    `config`: a configuration folder (None: the shipped one)."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "OMNICONSOLE_WRITE_KEY": WRITE_KEY, "OMNICONSOLE_PUBLIC_URL": url,
            "TWILIO_AUTH_TOKEN": AUTH_TOKEN}  # fmt: skip
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "omniconsole", "serve", "--db", db, "--ray", address,
         "--port", str(port), "--partitions", "2",
+        *(["--config", str(config)] if config is not None else []),
         env=env, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
@@ -127,10 +131,41 @@ async def start_ingest(address: str, db: str) -> Ingest:
 async def ingests(two_nodes: Any, pg_url: str) -> AsyncIterator[list[Ingest]]:
     """Two ingest processes, started one after the other (the first starts the
     partitions); at the end both stop and the partitions are stopped (`--stop`)."""
+    async for started in two_ingests(two_nodes, pg_url, None):
+        yield started
+
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "examples" / "channels"
+
+
+@pytest.fixture
+def public_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The first ingest process's port, as the nodes' public URL: the partitions' email
+    adapter signs List-Unsubscribe links from its node's environment, as on a real
+    cluster where `ray start` runs with the service's variables."""
+    port = free_port()
+    monkeypatch.setenv("OMNICONSOLE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OMNICONSOLE_WRITE_KEY", WRITE_KEY)
+    return port
+
+
+@pytest_asyncio.fixture
+async def channel_ingests(
+    public_port: int, two_nodes: Any, pg_url: str
+) -> AsyncIterator[list[Ingest]]:
+    """As `ingests`, with `config/examples/channels` (tracking and topics on)."""
+    async for started in two_ingests(two_nodes, pg_url, EXAMPLE_CONFIG, public_port):
+        yield started
+
+
+async def two_ingests(
+    two_nodes: Any, pg_url: str, config: Path | None, first_port: int | None = None
+) -> AsyncIterator[list[Ingest]]:
     started: list[Ingest] = []
     try:
-        for _ in range(2):
-            started.append(await start_ingest(two_nodes.address, pg_url))
+        for k in range(2):
+            port = first_port if k == 0 else None
+            started.append(await start_ingest(two_nodes.address, pg_url, config, port))
         yield started
     finally:
         for ingest in started:
@@ -276,3 +311,87 @@ async def test_two_ingest_processes_on_a_two_node_cluster_pass_the_live_path(
     assert alerts == [("live-1", "fraud_alert", "alert", "email"),
                       ("live-1", "fraud_alert", "alert", "sms"),
                       ("live-4", "fraud_alert", "alert", "email")]  # fmt: skip
+
+
+def stored_events(url: str, name: str) -> list[dict[str, Any]]:
+    """The events named `name` that the partitions stored, from both parts' schemas."""
+    import psycopg
+
+    rows: list[Any] = []
+    with psycopg.connect(url) as conn:
+        for schema in ("omniconsole_p0", "omniconsole_p1"):
+            rows += conn.execute(f'SELECT payload FROM "{schema}".events').fetchall()
+    events = [orjson.loads(r[0]) for r in rows]
+    return [e for e in events if e.get("event") == name]
+
+
+@pytest.mark.asyncio
+async def test_tracked_links_and_the_preference_page_work_through_any_ingest_process(
+    channel_ingests: list[Ingest], smtp_recorder: SmtpRecorder, pg_url: str, tmp_path: Path
+) -> None:
+    """With the example config, a partition's welcome email carries signed redirects and
+    a pixel that the *other* ingest process accepts; the preference page, opened there,
+    reads the customer's topics from the partition's part of the store; turning `deals`
+    off on email withdraws consent for the next price drop."""
+    import email
+    import email.policy
+    import re
+
+    smtp_recorder.envelopes = Arrivals()
+    first, second = channel_ingests
+    identify = {"type": "identify", "userId": "live-9", "messageId": "p-1",
+                "traits": {"email": "cy@example.com", "first_name": "Cy"}}  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        await post_batch(session, first.url, [identify, track("live-9", "Signed Up", "p-2")])
+        await smtp_recorder.envelopes.wait_for(1)
+        mail = email.message_from_bytes(
+            smtp_recorder.envelopes[0].content, policy=email.policy.default
+        )
+        html_part = mail.get_body(("html",))
+        assert html_part is not None
+        html = html_part.get_content()
+        (click,) = re.findall(rf'href="({re.escape(first.url)}/c/[\w-]+)"', html)
+        (pixel,) = re.findall(rf'src="({re.escape(first.url)}/o/[\w-]+)"', html)
+        # the links name the first process's URL; any ingest process verifies them
+        async with session.get(pixel.replace(first.url, second.url)) as response:
+            assert response.status == 200 and response.content_type == "image/gif"
+        async with session.get(click.replace(first.url, second.url),
+                               allow_redirects=False) as response:  # fmt: skip
+            assert response.status == 302
+            assert response.headers["Location"] == "https://app.example.com/login"
+
+        unsubscribe = re.search(r"<(http[^>]+/unsubscribe\?[^>]+)>", mail["List-Unsubscribe"])
+        assert unsubscribe is not None
+        async with session.get(unsubscribe.group(1).replace(first.url, second.url)) as response:
+            assert response.status == 200
+            page = await response.text()
+        assert 'value="One-Click"' in page and "Price drops" in page
+        action = re.search(r'<form method="post" action="(/preferences\?[^"]+)"', page)
+        assert action is not None
+        kept = {name: "on" for name in re.findall(r'name="([a-z_]+:[a-z_]+)" checked', page)}
+        assert "deals:email" in kept, "the page shows what the partition stored"
+        del kept["deals:email"]
+        async with session.post(second.url + action.group(1).replace("&amp;", "&"),
+                                data=kept) as response:  # fmt: skip
+            assert response.status == 200 and "Saved." in await response.text()
+        # read back through the first process: the page shows the topic off
+        async with session.get(unsubscribe.group(1)) as response:
+            again = await response.text()
+        assert 'name="deals:email" checked' not in again and 'name="deals:email"' in again
+
+        await post_batch(session, first.url, [track("live-9", "Price Dropped", "p-3")])
+    # a click is held a moment (a scanner fetches every link at once); an ingest process
+    # that stops records what it holds
+    second.process.terminate()
+    assert await asyncio.wait_for(second.process.wait(), 60) == 0
+
+    welcome = "live-9:onboarding:1:welcome"
+    opened = stored_events(pg_url, "Message Opened")
+    clicked = stored_events(pg_url, "Message Clicked")
+    assert [e["properties"]["message_id"] for e in opened] == [welcome]
+    assert [e["properties"]["link"] for e in clicked] == ["https://app.example.com/login"]
+    with contextlib.closing(store_at(pg_url).reader()) as reader:
+        reader.export_ledger(tmp_path / "ledger.jsonl")
+    ledger = [orjson.loads(x) for x in (tmp_path / "ledger.jsonl").read_bytes().splitlines()]
+    (drop,) = [x for x in ledger if x["journey"] == "price_drop"]
+    assert (drop["outcome"], drop["reason"]) == ("suppressed", "consent:topic:deals")

@@ -57,13 +57,15 @@ from omniconsole.adapters.channels.registry import build_adapters
 from omniconsole.adapters.channels.settings import load_channel_settings
 from omniconsole.adapters.http.metrics import Metrics
 from omniconsole.adapters.http.ports import IngestResult
-from omniconsole.adapters.store.base import Store, StoreReader
+from omniconsole.adapters.store.base import ProfileSource, Store, StoreReader
 from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
+from omniconsole.domain.channel_state import ChannelState
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.events import Event, EventError, check_event
 from omniconsole.domain.templates import TemplateSet
+from omniconsole.domain.tracking import LinkTracker
 from omniconsole.engine.cluster.connect import alive_nodes
 from omniconsole.engine.cluster.rate_limit import NAMESPACE, ClusterBucket, cluster_limiter
 from omniconsole.engine.live import LiveEngine
@@ -87,10 +89,11 @@ class LivePartitionActor:
     thread, delivery loop, outbox thread and actors run beside them."""
 
     def __init__(self, index: int, config: EngineConfig, store: Store,
-                 templates: TemplateSet) -> None:  # fmt: skip
+                 templates: TemplateSet, tracker: LinkTracker | None = None) -> None:  # fmt: skip
         """Runs on a worker thread: build the adapters from this node's environment, pace
         them with the cluster's buckets, and start the live engine from the part's last
-        checkpoint (it takes up the sends its outbox still holds)."""
+        checkpoint (it takes up the sends its outbox still holds). `tracker` rewrites
+        links as the ingest process that started the partitions verifies them."""
         self.index = index
         settings = load_channel_settings(os.environ)
         adapters = build_adapters(settings)
@@ -102,6 +105,7 @@ class LivePartitionActor:
             Metrics(),
             delivery=settings.delivery,
             not_configured=adapters.not_configured,
+            tracker=tracker,
         )
         #: the cluster's buckets this partition's sends are paced by
         self.buckets: list[ClusterBucket] = []
@@ -190,11 +194,16 @@ class LiveDirectory:
 
 
 def live_partitions(
-    store: Store, count: int, config: EngineConfig, templates: TemplateSet, meta: dict[str, str]
+    store: Store,
+    count: int,
+    config: EngineConfig,
+    templates: TemplateSet,
+    meta: dict[str, str],
+    tracker: LinkTracker | None = None,
 ) -> list[Any]:
     """The store's live partitions: found by name, or created (detached, round robin
-    over the live nodes with soft affinity) by whoever asks first. `count` and `meta`
-    count only if the store has no partitions yet."""
+    over the live nodes with soft affinity) by whoever asks first. `count`, `meta` and
+    `tracker` count only if the store has no partitions yet."""
     key = store_key(store)
     directory = LiveDirectory.options(  # type: ignore[attr-defined]
         name=f"live-{key}", namespace=NAMESPACE, get_if_exists=True, lifetime="detached"
@@ -211,7 +220,7 @@ def live_partitions(
                 get_if_exists=True,
                 lifetime="detached",
                 scheduling_strategy=placement,
-            ).remote(k, config, store.part(k, count), templates)
+            ).remote(k, config, store.part(k, count), templates, tracker)
         )
     return actors
 
@@ -247,6 +256,8 @@ class ClusterIngest:
         self.store = store
         self.reader = reader
         self._reader_lock = threading.Lock()
+        #: each part's profiles, opened on the preference page's first read of the part
+        self._profiles: dict[int, ProfileSource] = {}
         self._health: dict[str, Any] = {"accepting": False, "engine": "starting",
                                         "partitions": len(actors)}  # fmt: skip
         self._checked = 0.0
@@ -293,6 +304,27 @@ class ClusterIngest:
                 self.reader = self.store.reader()
                 return self.reader.customers_for_phone(phone)
 
+    async def channel_state(self, customer: str) -> ChannelState | None:
+        """PreferenceSource: the customer's channel state as their partition last
+        committed it (a partition commits every event before it answers `submit`)."""
+        return await asyncio.to_thread(self._channel_state, customer)
+
+    def _channel_state(self, customer: str) -> ChannelState | None:
+        k = partition_of(customer, len(self.actors))
+        with self._reader_lock:
+            try:
+                raw = self._part_profiles(k).load(customer)
+            except Exception:  # the connection was lost (a database restart): once more
+                with contextlib.suppress(Exception):
+                    self._profiles.pop(k).close()
+                raw = self._part_profiles(k).load(customer)
+        return None if raw is None else ChannelState.from_json(raw.get("channel_state"))
+
+    def _part_profiles(self, k: int) -> ProfileSource:
+        if k not in self._profiles:
+            self._profiles[k] = self.store.part(k, len(self.actors)).profiles()
+        return self._profiles[k]
+
     def health(self) -> dict[str, Any]:
         """The last check of every partition (refreshed in the background every
         `HEALTH_EVERY` seconds); `accepting` only while every partition accepts."""
@@ -319,9 +351,13 @@ class ClusterIngest:
         }
 
     def close(self) -> None:
-        """Release the store connection."""
-        with self._reader_lock, contextlib.suppress(Exception):
-            self.reader.close()
+        """Release the store connections."""
+        with self._reader_lock:
+            sources: list[StoreReader | ProfileSource] = [self.reader, *self._profiles.values()]
+            for source in sources:
+                with contextlib.suppress(Exception):
+                    source.close()
+            self._profiles.clear()
 
     def _down(self, exc: BaseException) -> dict[str, Any]:
         return {"accepting": False, "engine": "degraded", "error": type(exc).__name__,

@@ -19,8 +19,10 @@ from omniconsole.adapters.http.ports import HttpSettings
 from omniconsole.adapters.http.service import build_app
 from omniconsole.adapters.store import store_at
 from omniconsole.domain.config import EngineConfig
+from omniconsole.domain.preferences import topic_views
 from omniconsole.domain.templates import TemplateSet
 from omniconsole.engine.cluster.connect import alive_nodes, connect
+from omniconsole.engine.serve import link_tracker
 
 
 def _say(line: str) -> None:
@@ -55,14 +57,23 @@ async def serve_cluster(
         "journeys": orjson.dumps([j.to_json() for j in config.journeys]).decode(),
     }
     count = partitions or len(alive_nodes())
-    actors = await asyncio.to_thread(live_partitions, store, count, config, templates, meta)
+    # the partitions sign tracked links with this process's secret; every ingest
+    # process verifies them with its own (give them all the same environment)
+    tracker = link_tracker(config, http)
+    actors = await asyncio.to_thread(
+        live_partitions, store, count, config, templates, meta, tracker
+    )
     await asyncio.gather(*(a.health.remote() for a in actors))  # every one has started
     reader = await asyncio.to_thread(store.reader)
     ingest = ClusterIngest(actors, store, reader)
     await ingest.check()
     _say(f"{len(actors)} live partitions on the Ray cluster at {address}; store {store.describe()}")
     metrics = Metrics()
-    runner = web.AppRunner(build_app(ingest, http, metrics))
+    chan = config.policy.channel_policy
+    topics = topic_views(chan.topics, config.journeys) if chan is not None else []
+    app = build_app(ingest, http, metrics, topics=topics, preference_source=ingest,
+                    tracking=tracker is not None)  # fmt: skip
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
