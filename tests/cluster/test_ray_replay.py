@@ -77,6 +77,18 @@ def test_the_same_log_in_process_on_local_partitions_and_on_a_ray_cluster_writes
     assert set(epochs(pg_url)) == {"omniconsole", *(f"omniconsole_p{k}" for k in range(3))}
 
 
+def test_channel_rules_on_a_ray_cluster_write_the_same_ledger_as_in_process(
+    three_nodes: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """The example config (affinity, switches, best hours, digests, topics): each
+    partition's actor decides with the rules its config carries across the cluster."""
+    example = Path(__file__).resolve().parents[2] / "config" / "examples" / "channels"
+    replay(SAMPLE, tmp_path / "local", config_dir=example)
+    replay(SAMPLE, tmp_path / "ray", pg_url, 3, ray=three_nodes.address, config_dir=example)
+    assert same_outputs(tmp_path / "local", tmp_path / "ray") == []
+    assert b'"outcome":"digested"' in (tmp_path / "ray" / "ledger.jsonl").read_bytes()
+
+
 class LoseNodeAt(Pacer):
     """Lets the replay run at full speed, and kills a worker node (SIGKILL: no goodbye)
     just before the coordinator hands over batch `batch`."""
