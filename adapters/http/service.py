@@ -36,6 +36,10 @@ Routes:
 - `GET /healthz` (JSON; 503 whenever events handed in now would not be stored) and
   `GET /metrics` (Prometheus text format).
 - `POST /operator/v1/consent` — agent actions (`adapters.http.operator`).
+
+Over 400 lines: the ingest and webhook routes share the service's checks (write key,
+Twilio signature, body limits); routes with state of their own live beside it
+(`operator.py`, `preferences.py`, `tracking_routes.py`).
 """
 
 from __future__ import annotations

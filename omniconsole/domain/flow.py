@@ -7,6 +7,9 @@ how the request reaches the governor; the domain stays free of actors.
 
 Order at one instant: an event comes before a timer due at the same time; timers due
 at the same time fire in the order they were set.
+
+Over 400 lines: the journey rules are one state machine over one customer's history;
+the channel rules' state lives in `channel_rules` and `channel_state`.
 """
 
 from __future__ import annotations

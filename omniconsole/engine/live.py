@@ -18,6 +18,9 @@ No request stops the commit thread: an event that does not pass the door
 customer whose events fail inside the engine is quarantined by its shard. Only a failure
 of the engine itself — the store, an actor — stops it; `health()` then says it does not
 accept (and `/healthz` answers 503).
+
+Over 400 lines: the commit thread, its health and the store lookups the HTTP front
+needs share one lock discipline; delivery lives in `delivery.py`.
 """
 
 from __future__ import annotations
