@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
@@ -36,15 +37,17 @@ async def _until(pilot: Pilot[None], condition: object, limit: float) -> None:
         await pilot.pause(0.001)
 
 
-async def measure(db: Path, rounds: int) -> tuple[float, list[float], list[float]]:
-    """(first screen seconds, key press seconds, CPU seconds per key press).
+async def measure(
+    db: Path, rounds: int
+) -> tuple[float, list[tuple[str, float]], list[tuple[str, float]]]:
+    """(first screen seconds, (key, seconds) per press, (key, CPU seconds) per press).
 
     The CPU time (this process, every thread) is what a press costs on an idle machine;
     on a busy one the wall time also holds the waits for a core."""
     started = time.perf_counter()
     app = ConsoleApp(db)
-    latencies: list[float] = []
-    cpu: list[float] = []
+    latencies: list[tuple[str, float]] = []
+    cpu: list[tuple[str, float]] = []
     async with app.run_test(size=(160, 48)) as pilot:
 
         def shows(view: str) -> bool:
@@ -69,9 +72,14 @@ async def measure(db: Path, rounds: int) -> tuple[float, list[float], list[float
                 if not shows(view):
                     raise SystemExit(f"key {key!r} did not show {view}")
                 await pilot.pause()  # the view has rendered
-                latencies.append(time.perf_counter() - began)
-                cpu.append(time.process_time() - began_cpu)
+                latencies.append((key, time.perf_counter() - began))
+                cpu.append((key, time.process_time() - began_cpu))
     return first, latencies, cpu
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(len(ordered) * 0.95)]
 
 
 def main() -> None:
@@ -80,8 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     first, latencies, cpu = asyncio.run(measure(args.db, args.rounds))
-    ms = sorted(x * 1000 for x in latencies)
-    cpu_ms = sorted(x * 1000 for x in cpu)
+    ms = sorted(x * 1000 for _, x in latencies)
+    cpu_ms = sorted(x * 1000 for _, x in cpu)
     parts = existing_parts(args.db)  # a partitioned store's part files
     size = sum(p.stat().st_size for p in [args.db, *parts])
     print(f"store                {args.db} ({size / 1e6:,.0f} MB in {1 + len(parts)} file(s))")
@@ -91,6 +99,14 @@ def main() -> None:
           f" / {ms[-1]:.1f} ms")  # fmt: skip
     print(f"CPU per press        median {statistics.median(cpu_ms):.1f} / p95"
           f" {cpu_ms[int(len(cpu_ms) * 0.95)]:.1f} ms")  # fmt: skip
+    print("per key              median / p95 / max ms (wall) · CPU median / p95 ms")
+    for key, view in KEYS:
+        wall = [x * 1000 for k, x in latencies if k == key]
+        used = [x * 1000 for k, x in cpu if k == key]
+        print(f"  {key} {view:<10}       {statistics.median(wall):6.1f} / {_p95(wall):6.1f}"
+              f" / {max(wall):6.1f} · {statistics.median(used):5.1f} / {_p95(used):5.1f}")  # fmt: skip
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average         {load} (1, 5, 15 min) at the end")
 
 
 if __name__ == "__main__":
