@@ -6,14 +6,17 @@ from typing import ClassVar, Literal
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.message import Message
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.suggester import SuggestFromList
-from textual.widgets import Input, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static
 
 from omniconsole.tui.commands import COMMANDS
 
-__all__ = ["COMMAND_WORDS", "PromptLine", "StatusLine"]
+__all__ = ["COMMAND_WORDS", "PromptLine", "StatusLine", "ViewTable"]
 
 #: what the command line suggests as one types (every command of `commands.COMMANDS`)
 COMMAND_WORDS: tuple[str, ...] = tuple(f"{c.name} " if c.argument else c.name for c in COMMANDS)
@@ -191,3 +194,45 @@ def _keys_only(keys: list[tuple[str, str, bool]]) -> Text:
         text.append(key, style="bold reverse")
         text.append(" ")
     return text
+
+
+class ViewTable(DataTable[str | Text]):
+    """A DataTable that keeps its rendered lines when a restyle changes nothing.
+
+    Textual restyles every widget of a screen each time the screen comes back (a view
+    key), and DataTable then drops every rendered cell and line: a key press re-rendered
+    each visible cell of every table, most of what it cost. Here a restyle only marks
+    the table; at its next render the caches are dropped if what it is drawn with
+    changed — its style rules, the colours it inherits, or the styles of its parts
+    (cursor, header, hover, stripes), which follow the theme and the focus. (The parts'
+    styles are settled after the restyle's notice, hence the check at render time.)
+    """
+
+    _oc_restyled = True
+    _oc_drawn_with: object = None
+
+    def _drawn_with(self) -> object:
+        parts = tuple(
+            self.get_component_rich_style(name, partial=True)
+            for name in sorted(self.COMPONENT_CLASSES)
+        )
+        return (self.rich_style, self.styles.get_render_rules(), parts)
+
+    def notify_style_update(self) -> None:
+        """Mark the table restyled; its next render decides (runs on the app's loop)."""
+        Widget.notify_style_update(self)  # the widget's own small style caches
+        self._oc_restyled = True
+        self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Drop the rendered cells first if the styles they were drawn with changed."""
+        if self._oc_restyled:
+            self._oc_restyled = False
+            try:
+                drawn_with = self._drawn_with()
+            except KeyError:  # the parts' styles are not there yet (first render)
+                drawn_with = None
+            if drawn_with is None or drawn_with != self._oc_drawn_with:
+                self._oc_drawn_with = drawn_with
+                self._clear_caches()
+        return super().render_lines(crop)

@@ -20,6 +20,7 @@ from omniconsole.tui.format import bar, spark
 from omniconsole.tui.present import policy_lines
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
+from omniconsole.tui.widgets import ViewTable
 
 __all__ = ["CapsScreen"]
 
@@ -42,17 +43,17 @@ class CapsScreen(ViewScreen):
         with Horizontal(id="caps-columns"):
             with Vertical(id="caps-left"):
                 yield Static(id="caps-caption", classes="caption")
-                caps: DataTable[str | Text] = DataTable(id="caps-table", cursor_type="row")
+                caps: DataTable[str | Text] = ViewTable(id="caps-table", cursor_type="row")
                 for label in ("Cap", "Limit", "At cap", "Counted"):
                     caps.add_column(label, key=label.lower())
                 yield caps
                 yield Static("Deferred and suppressed by reason", classes="caption")
-                reasons: DataTable[str | Text] = DataTable(id="reasons-table", cursor_type="row")
+                reasons: DataTable[str | Text] = ViewTable(id="reasons-table", cursor_type="row")
                 for label in ("Reason", "Deferred", "Suppr.", "Last 24 h"):
                     reasons.add_column(label, key=label.lower())
                 yield reasons
                 yield Static("Most fatigued customers", classes="caption")
-                top: DataTable[str | Text] = DataTable(id="fatigued-table", cursor_type="row")
+                top: DataTable[str | Text] = ViewTable(id="fatigued-table", cursor_type="row")
                 for label in ("Customer", "Capped sends", "Deferred", "Suppr."):
                     top.add_column(label, key=label.lower())
                 yield top

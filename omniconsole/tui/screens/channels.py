@@ -18,6 +18,7 @@ from omniconsole.tui.format import style_for
 from omniconsole.tui.present import HEALTH_LABEL
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
+from omniconsole.tui.widgets import ViewTable
 
 __all__ = ["ChannelsScreen"]
 
@@ -37,7 +38,7 @@ class ChannelsScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         """The channel table and a legend."""
-        table: DataTable[str | Text] = DataTable(id="channels-table", cursor_type="cell")
+        table: DataTable[str | Text] = ViewTable(id="channels-table", cursor_type="cell")
         table.add_column("Channel", key="channel")
         table.add_column("Health", key="health")
         for label in ("Sent", "Deferred", "Suppr.", "Failed", "Sent/s"):

@@ -23,6 +23,7 @@ from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.screens.consent import ConsentDialog, ConsentRequest
 from omniconsole.tui.snapshot import CustomerLookup, Snapshot
 from omniconsole.tui.timeline import timeline
+from omniconsole.tui.widgets import ViewTable
 
 __all__ = ["CustomerScreen"]
 
@@ -72,7 +73,7 @@ class CustomerScreen(ViewScreen):
             id="customer-search",
         )
         yield Static(id="customer-message", classes="hint")
-        matches: DataTable[str | Text] = DataTable(id="customer-matches", cursor_type="row")
+        matches: DataTable[str | Text] = ViewTable(id="customer-matches", cursor_type="row")
         for label in ("Customer", "Name", "Email", "Phone"):
             matches.add_column(label, key=label.lower())
         yield matches

@@ -20,7 +20,7 @@ from omniconsole.tui.filters import describe, parse_filter
 from omniconsole.tui.format import short_time, style_for
 from omniconsole.tui.screens.base import ViewScreen, fill_table
 from omniconsole.tui.snapshot import PAGE_ROWS, PageRequest, Snapshot
-from omniconsole.tui.widgets import PromptLine
+from omniconsole.tui.widgets import PromptLine, ViewTable
 
 __all__ = ["DecisionsScreen", "HandoffsScreen"]
 
@@ -54,7 +54,7 @@ class DecisionsScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         """The filter bar, the table, the page line."""
         yield Static(id=f"{self.VIEW}-bar", classes="detail filter-bar")
-        table: DataTable[str | Text] = DataTable(id=self.TABLE_ID, cursor_type="row")
+        table: DataTable[str | Text] = ViewTable(id=self.TABLE_ID, cursor_type="row")
         for label in self.COLUMNS:
             table.add_column(label, key=label.lower())
         yield table

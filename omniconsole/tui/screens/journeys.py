@@ -19,6 +19,7 @@ from omniconsole.adapters.store.console_rows import DecisionFilter, JourneyStats
 from omniconsole.tui.format import bar, pct
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.snapshot import Snapshot
+from omniconsole.tui.widgets import ViewTable
 
 __all__ = ["FunnelScreen", "JourneysScreen"]
 
@@ -52,7 +53,7 @@ class JourneysScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         """The journeys table, the highlighted journey's steps, sparklines of its entries
         and sends."""
-        table: DataTable[str | Text] = DataTable(id="journeys-table", cursor_type="row")
+        table: DataTable[str | Text] = ViewTable(id="journeys-table", cursor_type="row")
         table.add_column("Journey", key="journey")
         table.add_column("Category", key="category")
         for label in ("Entered", "Active", "Conv.", "Exited", "Rate", "Msgs"):
@@ -163,7 +164,7 @@ class FunnelScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         """Summary line, the funnel table, entries and sends sparklines."""
         yield Static(id="funnel-summary", classes="detail")
-        table: DataTable[str | Text] = DataTable(id="funnel-table", cursor_type="cell")
+        table: DataTable[str | Text] = ViewTable(id="funnel-table", cursor_type="cell")
         table.add_column("Step", key="step")
         for label in ("Waiting", "Sent", "Fallback", "Deferrals", "Suppr.", "Failed"):
             table.add_column(label, key=label.lower())
