@@ -138,6 +138,17 @@ class ViewScreen(Screen[None]):
         #: again is skipped: a view switched back to, or a snapshot whose only news is the
         #: replay's progress (the header's), costs no rebuild.
         self._drawn: tuple[int, str, str] | None = None
+        try:
+            app = self.app
+        except RuntimeError:  # made outside a running app (no app to ask)
+            return
+        if app.is_running and app.screen_stack:
+            # A view opened after the first is styled from the stylesheet as it stands
+            # when its widgets mount. Textual takes a new screen for one whose styles are
+            # stale and re-parses every stylesheet and restyles the app for it: a third
+            # of a first key press. (A theme change still reaches every view: it bumps
+            # the app's count, so a view shown again is refreshed as before.)
+            self._css_update_count = app._css_update_count
 
     @property
     def host(self) -> ConsoleHost:
