@@ -28,6 +28,7 @@ from omniconsole.domain.timeutil import parse_timestamp
 from omniconsole.engine.replay import ReplayOptions
 from omniconsole.tui.commands import ConsoleCommands, command_list, parse_command
 from omniconsole.tui.demo import DemoRunner
+from omniconsole.tui.gc_pauses import quiet_collector
 from omniconsole.tui.messages import DemoFinished, StoreUpdated
 from omniconsole.tui.present import header_parts
 from omniconsole.tui.screens.base import ViewScreen
@@ -120,11 +121,13 @@ class ConsoleApp(App[None]):
         self._stopping = False
         self._demo_error: str | None = None
         self._demo_done = False
+        self._restore_gc: Callable[[], None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
     def on_mount(self) -> None:
         """Start polling; start the demo replay if there is one."""
+        self._restore_gc = quiet_collector()
         self._poll_store()
         if self.demo is not None:
             self._run_demo()
@@ -133,6 +136,8 @@ class ConsoleApp(App[None]):
         """Let the worker threads finish promptly."""
         self._stopping = True
         self._wake.set()
+        if self._restore_gc is not None:
+            self._restore_gc()
         if self.demo is not None and not self._demo_done:
             self.demo.pacer.stop()
 
