@@ -123,6 +123,8 @@ class KeyHints(Static):
     }
     """
 
+    _oc_shown: Text | None = None
+
     def on_mount(self) -> None:
         """Follow the screen's bindings (runs on the app's loop)."""
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -156,7 +158,10 @@ class KeyHints(Static):
             text = layout(keys)
             if text.cell_len <= width:
                 break
-        self.update(text)
+        if text == self._oc_shown:
+            return  # a view key re-announces the same keys: nothing to draw
+        self._oc_shown = text
+        self.update(text, layout=False)  # one docked line: its size never changes
 
 
 def _spacious(keys: list[tuple[str, str, bool]]) -> Text:

@@ -14,9 +14,10 @@ import pytest
 from rich.style import Style
 from textual.geometry import Region
 from textual.widgets import DataTable
-from tui_support import wait_for
+from tui_support import plain, wait_for
 
 from omniconsole.tui.app import ConsoleApp
+from omniconsole.tui.widgets import KeyHints
 
 
 def _ready_for(app: ConsoleApp, view: str) -> bool:
@@ -112,3 +113,24 @@ async def test_a_view_opened_later_is_styled_like_the_first(story: Path) -> None
         assert caps.has_focus and caps.row_count
         assert _cursor_line(caps)[1] == first_cursor
         assert _header_styles(caps) == first_header
+
+
+def _keys_line(app: ConsoleApp) -> str:
+    return plain(app.screen.query_one(KeyHints))
+
+
+@pytest.mark.asyncio
+async def test_the_key_line_names_the_keys_of_the_view_on_screen(story: Path) -> None:
+    app = ConsoleApp(story, poll_interval=0.05)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+        await pilot.pause()
+        assert " d  Decisions" in _keys_line(app) and "Older" not in _keys_line(app)
+        await pilot.press("6")
+        await wait_for(pilot, lambda: _ready_for(app, "decisions"))
+        await pilot.pause()
+        assert "Older" in _keys_line(app) and " d  Decisions" not in _keys_line(app)
+        await pilot.press("1")
+        await wait_for(pilot, lambda: _ready_for(app, "journeys"))
+        await pilot.pause()
+        assert " d  Decisions" in _keys_line(app) and "Older" not in _keys_line(app)

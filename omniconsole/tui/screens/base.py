@@ -187,7 +187,7 @@ class ViewScreen(Screen[None]):
         header = self.host.status_text(snapshot, self.VIEW)
         if header.plain != getattr(status, "_oc_plain", None):
             status._oc_plain = header.plain  # type: ignore[attr-defined]
-            status.update(header)
+            status.update(header, layout=False)  # one docked line: its size never changes
         empty = self.query_one("#empty", Static)
         body = self.query_one("#body")
         if snapshot is None or not snapshot.status.ready or snapshot.error:
