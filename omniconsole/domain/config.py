@@ -14,6 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from omniconsole.domain.channels import CATEGORY_NAMES, CHANNEL_NAMES, Category, Channel
+from omniconsole.domain.experiments import (
+    DEFAULT_GLOBAL_SALT,
+    DEFAULT_JOURNEY_SALT,
+    ControlGroup,
+    VariantDef,
+    parse_control,
+    parse_variants,
+)
 from omniconsole.domain.timeutil import TimeFormatError, format_duration, parse_duration
 
 
@@ -66,6 +74,8 @@ class Policy:
     quiet_hours: QuietHours | None
     suppressions: tuple[SuppressionRule, ...]
     max_deferral: timedelta
+    #: workspace-wide control group, held out of every non-transactional journey
+    global_control: ControlGroup | None = None
 
     #: how far back cap usage matters; derived from `caps` when the policy is built
     longest_window: timedelta = field(init=False)
@@ -102,6 +112,8 @@ class Policy:
                 "channels": sorted(qh.channels),
                 "categories": sorted(qh.categories),
             }
+        if self.global_control is not None:
+            table["global_control"] = self.global_control.to_json()
         return table
 
     @classmethod
@@ -141,6 +153,15 @@ class JourneyDef:
     goal_event: str | None
     steps: tuple[StepDef, ...]
     source: str
+    #: this journey's own control group (never on a transactional journey)
+    holdout: ControlGroup | None = None
+    #: named splits of the treatment customers, each overriding some steps
+    variants: tuple[VariantDef, ...] = ()
+
+    @property
+    def salt(self) -> str:
+        """The salt of this journey's holdout and variant assignment."""
+        return self.holdout.salt if self.holdout is not None else DEFAULT_JOURNEY_SALT
 
     def step(self, name: str) -> StepDef:
         """The step called `name`."""
@@ -176,6 +197,10 @@ class JourneyDef:
                 step["unless_since_entry"] = list(s.unless_since_entry)
             steps.append(step)
         table["step"] = steps
+        if self.holdout is not None:
+            table["holdout"] = self.holdout.to_json()
+        if self.variants:
+            table["variant"] = [v.to_json() for v in self.variants]
         return table
 
     @classmethod
@@ -319,7 +344,15 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     """Validate a policy table (`policy.toml` as read); errors name `source`."""
     r = _Reader(source, table)
     r.check_keys(
-        {"capped_categories", "uncapped_channels", "cap", "quiet_hours", "suppression", "deferral"}
+        {
+            "capped_categories",
+            "uncapped_channels",
+            "cap",
+            "quiet_hours",
+            "suppression",
+            "deferral",
+            "global_control",
+        }
     )
     capped = frozenset(
         Category(c) for c in r.names("capped_categories", CATEGORY_NAMES, "category")
@@ -364,7 +397,16 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     if deferral is not None:
         deferral.check_keys({"max_after_due"})
         max_deferral = deferral.duration("max_after_due")
-    return Policy(capped, uncapped, tuple(caps), quiet, tuple(suppressions), max_deferral)
+    control = r.sub("global_control")
+    return Policy(
+        capped,
+        uncapped,
+        tuple(caps),
+        quiet,
+        tuple(suppressions),
+        max_deferral,
+        None if control is None else parse_control(control, DEFAULT_GLOBAL_SALT),
+    )
 
 
 def load_journey(path: Path) -> JourneyDef:
@@ -375,7 +417,7 @@ def load_journey(path: Path) -> JourneyDef:
 def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
     """Validate a journey table (a journey file as read); errors name `source`."""
     r = _Reader(source, table)
-    r.check_keys({"name", "category", "entry", "goal", "step"})
+    r.check_keys({"name", "category", "entry", "goal", "step", "holdout", "variant"})
     name = r.text("name")
     category = Category(r.choice("category", CATEGORY_NAMES))
     entry = r.sub("entry")
@@ -411,7 +453,21 @@ def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
         steps.append(
             StepDef(step_name, channels, after, on_event, st.strings("unless_since_entry"))
         )
-    return JourneyDef(name, category, entry_event, rule, lifetime, goal_event, tuple(steps), source)
+    holdout = r.sub("holdout")
+    if holdout is not None and category is Category.TRANSACTIONAL:
+        raise r.fail("holdout", "transactional journeys are never held out; remove [holdout]")
+    return JourneyDef(
+        name,
+        category,
+        entry_event,
+        rule,
+        lifetime,
+        goal_event,
+        tuple(steps),
+        source,
+        None if holdout is None else parse_control(holdout, DEFAULT_JOURNEY_SALT),
+        parse_variants(r.tables("variant"), tuple(steps)),
+    )
 
 
 def load_config(directory: Path) -> EngineConfig:

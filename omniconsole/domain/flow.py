@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from omniconsole.domain.assignment import Arm, Assigner
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig, JourneyDef, StepDef
 from omniconsole.domain.events import Event
@@ -111,6 +112,10 @@ class CustomerFlow:
             for j in config.journeys
         }
         self.step_names = {j.name: frozenset(s.name for s in j.steps) for j in config.journeys}
+        # Holdouts and variants: only the journeys named here draw an arm at entry (none
+        # in the shipped config, so the rest of the flow never looks at arms).
+        self.assigner = Assigner(config)
+        self.experimented = frozenset(self.assigner.journeys)
 
     # ---- driving ----
 
@@ -215,8 +220,15 @@ class CustomerFlow:
         number = profile.instance_counter.get(journey.name, 0) + 1
         profile.instance_counter[journey.name] = number
         inst = Instance(journey.name, number, now, properties=dict(props))
+        timed = self.timed_steps[journey.name]
+        entry_steps = self.entry_steps[journey.name]
+        if journey.name in self.experimented:
+            inst.arm = arm = self.assigner.arm_name(profile.customer, journey)
+            variant = self.assigner.variant_steps.get((journey.name, arm or ""))
+            if variant is not None:
+                timed, entry_steps = variant.timed, variant.at_entry
         profile.instances.append(inst)
-        for after, step_name in self.timed_steps[journey.name]:
+        for after, step_name in timed:
             profile.add_timer(
                 Timer(
                     now + after, profile.next_timer_seq(), "step", journey.name, number, step_name
@@ -234,7 +246,7 @@ class CustomerFlow:
                 )
             )
         self._row(profile, inst, ACTIVE, None, effects)
-        for step in self.entry_steps[journey.name]:
+        for step in entry_steps:
             if profile.live_instance(journey.name, number) is None:
                 break
             yield from self.step_due(profile, journey, inst, step, now, now, effects)
@@ -283,6 +295,7 @@ class CustomerFlow:
             timer.resend,
             exited=not still,
             props=inst.properties if inst else {},
+            arm=self._arm(profile, journey, inst),
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
@@ -303,6 +316,12 @@ class CustomerFlow:
         if _seen_any(inst, step):
             self._finish_step(profile, journey, inst, step, now, effects)
             return
+        arm: Arm | None = None
+        if inst.arm is not None:
+            arm = self.assigner.arm(journey.name, inst.arm)
+            variant = self.assigner.variant_steps.get((journey.name, inst.arm))
+            if variant is not None:
+                step = variant.steps[step.name]
         message_id = f"{profile.customer}:{journey.name}:{inst.number}:{step.name}"
         req = self._request(
             profile,
@@ -316,6 +335,7 @@ class CustomerFlow:
             False,
             exited=False,
             props=inst.properties,
+            arm=arm,
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
@@ -348,6 +368,11 @@ class CustomerFlow:
             return
         step = journey.step(found.step)
         inst = profile.live_instance(found.journey, found.instance)
+        arm = self._arm(profile, journey, inst)
+        if arm is not None:
+            variant = self.assigner.variant_steps.get((journey.name, arm.name))
+            if variant is not None:
+                step = variant.steps[step.name]  # the variant's channels
         if journey.goal_event is not None and (
             inst is None or not self._within_lifetime(journey, inst, now)
         ):
@@ -371,11 +396,19 @@ class CustomerFlow:
             True,
             exited=False,
             props=inst.properties if inst else {},
+            arm=arm,
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
 
     # ---- helpers ----
+
+    def _arm(self, profile: Profile, journey: JourneyDef, inst: Instance | None) -> Arm | None:
+        """The arm of a send: the instance's, or drawn again once the instance has ended."""
+        if journey.name not in self.experimented:
+            return None
+        name = inst.arm if inst is not None else self.assigner.arm_name(profile.customer, journey)
+        return self.assigner.arm(journey.name, name)
 
     def _request(
         self,
@@ -391,6 +424,7 @@ class CustomerFlow:
         *,
         exited: bool,
         props: dict[str, Any],
+        arm: Arm | None = None,
     ) -> SendRequest:
         category = journey.category
         usable = profile.usable_channels(channels, category)
@@ -414,6 +448,7 @@ class CustomerFlow:
             exited=exited,
             recipient=profile.recipient() if self.with_recipient else None,
             properties=props,
+            arm=arm,
         )
 
     def _settle(

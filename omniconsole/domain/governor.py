@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from omniconsole.domain.assignment import Arm
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.config import CapRule, Policy
 from omniconsole.domain.messages import Handoff, Recipient
@@ -19,6 +20,8 @@ from omniconsole.domain.timeutil import format_duration, format_timestamp
 SEND = "send"
 DEFERRED = "deferred"
 SUPPRESSED = "suppressed"
+#: decided like a send, but the customer is in a control group: nothing goes out
+HELD_OUT = "held_out"
 
 
 @dataclass(slots=True)
@@ -28,10 +31,11 @@ class SendRequest:
     Everything the decision needs about the customer travels with the request
     (`usable` is consent and reachability, decided by the profile); cap usage is the
     governor's own. `exited` marks a deferred send whose journey condition no longer
-    holds: the governor only records its final line.
+    holds: the governor only records its final line. `arm` is the customer's control
+    group or variant in this journey (None when the journey has no experiment).
 
     Treat it as immutable once sent. It is not `frozen`: a frozen dataclass sets each of
-    these 19 fields through `object.__setattr__`, ~5x slower to build, and one is built
+    these 20 fields through `object.__setattr__`, ~5x slower to build, and one is built
     per decision; it was never hashable anyway (`event_times` is a dict).
     """
 
@@ -54,6 +58,7 @@ class SendRequest:
     exited: bool = False
     recipient: Recipient | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    arm: Arm | None = None
 
 
 @dataclass(slots=True)
@@ -291,6 +296,21 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
                 "when the window has room",
                 until=room,
             )
+    arm = req.arm
+    if arm is not None and arm.held_out:
+        # a control group's step is decided to the end, then not sent (and not counted)
+        group = (
+            "the global control group"
+            if arm.name == "holdout:global"
+            else "the journey's control group"
+        )
+        return Decision(
+            HELD_OUT,
+            channel,
+            arm.name,
+            f"would have been sent on {channel}, but the customer is in {group}: "
+            "nothing is sent and no cap counts it",
+        )
     handoff = None
     eng = req.engagement
     if eng is not None and eng.channel != channel:

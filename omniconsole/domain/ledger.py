@@ -17,7 +17,7 @@ def ledger_line(
     """The ledger object for one decision. `outcome` is final here (sent/failed/...)."""
     channel = decision.channel
     handoff = decision.handoff if outcome == "sent" else None
-    return {
+    line = {
         "at": format_timestamp(req.now),
         "customer": req.customer,
         "journey": req.journey,
@@ -29,6 +29,10 @@ def ledger_line(
         "reason": reason,
         "handoff_from": None if handoff is None else handoff.to_json(),
     }
+    arm = req.arm
+    if arm is not None and arm.variant is not None:
+        line["variant"] = arm.variant  # an extra key, only where variants are configured
+    return line
 
 
 def encode_line(line: dict[str, Any]) -> str:
