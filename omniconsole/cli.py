@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="what customers do: the realistic default, or decision-heavy (mostly price"
         " drops and product views: most events cause a decision, many defer)",
     )
+    gen.add_argument(
+        "--plant-lift",
+        action="append",
+        default=[],
+        metavar="JOURNEY=EFFECT",
+        help="add goal events for the journey's treated customers (by the config's control"
+        " groups) so its true lift is EFFECT, e.g. onboarding=0.08; needs --config with a"
+        " control group",
+    )
+    gen.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config folder whose control groups --plant-lift uses (default: shipped)",
+    )
     gen.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -198,6 +213,40 @@ def print_report_table(report: dict[str, Any], without_goal: frozenset[str] = fr
         + (", ".join(f"{k} {v}" for k, v in report["suppressed_by_reason"].items()) or "none")
     )
     print(f"handoffs: {report['handoffs']}")
+    if "outcomes" in report:
+        print()
+        print_outcomes_table(report["outcomes"])
+
+
+def print_outcomes_table(outcomes: dict[str, Any]) -> None:
+    """Per journey and variant: treatment against control, and the lift with its interval."""
+    print(
+        "lift = treatment rate - control rate in percentage points (pp); 95% interval: "
+        + outcomes["method"]
+    )
+    print(
+        f"{'journey / variant':<26}{'treatment':>18}{'control':>18}{'lift':>9}"
+        f"{'95% interval':>20}  excludes 0"
+    )
+
+    def group(g: dict[str, Any]) -> str:
+        return f"{g['converted']}/{g['entered']} {g['rate']:>6.1%}"
+
+    def row(name: str, entry: dict[str, Any]) -> None:
+        lift = entry["lift"]
+        if lift is None:
+            tail = f"{'-':>9}{'(a group is empty)':>20}"
+        else:
+            low, high = lift["ci95"]
+            interval = f"[{low * 100:+.1f}, {high * 100:+.1f}] pp"
+            excludes = "yes" if lift["excludes_zero"] else "no"
+            tail = f"{lift['absolute'] * 100:>+6.1f} pp{interval:>20}  {excludes}"
+        print(f"{name:<26}{group(entry['treatment']):>18}{group(entry['control']):>18}{tail}")
+
+    for journey, entry in outcomes["journeys"].items():
+        row(journey, entry)
+        for variant, v in entry.get("variants", {}).items():
+            row(f"  variant {variant}", v)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -235,10 +284,23 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from omniconsole.cli_progress import GenerateBar, wants_bar
-    from omniconsole.domain.generator import default_events_per_customer, write_log
+    from omniconsole.domain.config import load_config, shipped_config_dir
+    from omniconsole.domain.generator import (
+        PlantedLift,
+        default_events_per_customer,
+        parse_plant_lift,
+        write_log,
+    )
 
     if args.customers < 1 or args.days < 1:
         raise UsageError("--customers and --days must be at least 1")
+    plant = None
+    if args.plant_lift:
+        try:
+            effects = parse_plant_lift(args.plant_lift)
+            plant = PlantedLift(load_config(args.config or shipped_config_dir()), effects)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     per_customer = args.events_per_customer or default_events_per_customer(args.days)
     expected = int(args.customers * per_customer)
     bar = GenerateBar(expected, bar=wants_bar(args.quiet))
@@ -247,13 +309,13 @@ def _generate(args: argparse.Namespace) -> int:
         if args.out is None:
             write_log(sys.stdout.buffer, args.customers, args.days, args.seed, args.start,
                       events_per_customer=args.events_per_customer, mix=args.mix,
-                      progress=bar)  # fmt: skip
+                      progress=bar, plant=plant)  # fmt: skip
             sys.stdout.flush()
             return 0
         try:
             n = write_log(args.out, args.customers, args.days, args.seed, args.start,
                           events_per_customer=args.events_per_customer, mix=args.mix,
-                          progress=bar)  # fmt: skip
+                          progress=bar, plant=plant)  # fmt: skip
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if isinstance(exc, FileNotFoundError):
