@@ -177,3 +177,25 @@ def test_a_stored_journey_with_a_bad_share_is_refused_naming_the_key() -> None:
     table["holdout"]["share"] = 3
     with pytest.raises(ConfigError, match=r"journey \(stored\): key 'holdout.share'"):
         JourneyDef.from_json(table)
+
+
+def test_the_example_is_the_shipped_config_plus_its_experiments() -> None:
+    """The example must not drift from the shipped config it demonstrates."""
+    from dataclasses import replace
+
+    from omniconsole.domain.templates import load_templates
+
+    shipped = load_config(shipped_config_dir())
+    example = load_config(EXAMPLE_DIR)
+    assert replace(example.policy, global_control=None) == shipped.policy
+    plain = [replace(j, holdout=None, variants=()) for j in example.journeys]
+    assert plain == list(shipped.journeys)
+    shipped_templates = load_templates(shipped_config_dir() / "templates").journeys()
+    example_templates = load_templates(EXAMPLE_DIR / "templates").journeys()
+    assert example_templates["onboarding"] == sorted(
+        [*shipped_templates["onboarding"], "nudge_day3_b"]
+    )
+    for name in shipped_templates:
+        path = Path("templates") / f"{name}.toml"
+        if name != "onboarding":
+            assert (EXAMPLE_DIR / path).read_text() == (shipped_config_dir() / path).read_text()

@@ -173,3 +173,18 @@ def test_a_mistaken_plant_lift_is_refused_saying_why(tmp_path: Path, spec: str, 
     )  # fmt: skip
     assert done.returncode == 2
     assert words in done.stderr
+
+
+def test_serve_refuses_to_start_when_a_variants_template_is_missing(tmp_path: Path) -> None:
+    from omniconsole.domain.templates import load_templates
+    from omniconsole.engine.serve import ServeError, check_templates
+
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE, config)
+    journey = config / "journeys" / "onboarding.toml"
+    journey.write_text(journey.read_text().replace('"nudge_day3_b"', '"nudge_day3_c"'))
+    with pytest.raises(ServeError, match=r"no templates for onboarding\.nudge_day3_c"):
+        check_templates(load_config(config), load_templates(config / "templates"))
+    check_templates(
+        load_config(EXAMPLE), load_templates(EXAMPLE / "templates")
+    )  # the example is fine
