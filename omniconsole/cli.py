@@ -1,4 +1,4 @@
-"""The `omniconsole` command: replay, generate, console, demo, serve, inbox."""
+"""The `omniconsole` command: replay, generate, compare, explain, console, demo, serve, inbox."""
 
 from __future__ import annotations
 
@@ -185,6 +185,31 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
 
+    cmp = sub.add_parser(
+        "compare", help="replay one log under two configs at once and show the differences"
+    )
+    cmp.add_argument("log", type=Path, help="event log, JSON Lines (SPEC §2)")
+    cmp.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="config folder; give it twice: A, then B",
+    )
+    cmp.add_argument("--until", type=_timestamp, default=None, help="stop the clock at ISO_TIME")
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp.add_argument(
+        "--top", type=int, default=5, metavar="N", help="customers to show that differ most"
+    )
+    cmp.add_argument(
+        "--partitions",
+        type=_partitions,
+        default=None,
+        metavar="N",
+        help="engine processes per replay (default: the CPUs shared between the two)",
+    )
+
     inbox = sub.add_parser("inbox", help="list a customer's in-app inbox")
     inbox.add_argument("customer")
     inbox.add_argument("--db", required=True, help=DB_HELP)
@@ -343,6 +368,29 @@ def _operator(args: argparse.Namespace) -> Any:
     return OperatorClient(args.service, key, args.agent or "agent")
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from omniconsole.engine.compare import CompareOptions, compare
+    from omniconsole.engine.compare_text import format_comparison
+
+    if len(args.config) != 2:
+        raise UsageError(f"compare needs --config twice (A and B), got {len(args.config)}")
+    options = CompareOptions(
+        log=args.log,
+        configs=(args.config[0], args.config[1]),
+        until=args.until,
+        partitions=args.partitions or max(1, default_partitions() // 2),
+        top=max(0, args.top),
+    )
+    result = compare(options)
+    if args.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(format_comparison(result))
+    return 0
+
+
 def _inbox(args: argparse.Namespace) -> int:
     from omniconsole.adapters.store import store_at
 
@@ -380,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "inbox":
             return _inbox(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "console":
             from omniconsole.tui import run_console
 
