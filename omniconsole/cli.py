@@ -210,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="engine processes per replay (default: the CPUs shared between the two)",
     )
 
+    exp = sub.add_parser(
+        "explain", help="why a message was sent, deferred, suppressed, held out or never created"
+    )
+    exp.add_argument("target", metavar="MESSAGE_ID|CUSTOMER", help="a message id or a customer")
+    exp.add_argument("--db", type=Path, required=True, help="the store of a replay or service")
+    exp.add_argument("--journey", default=None, help="only this journey (for a customer)")
+    exp.add_argument("--json", action="store_true", help="print the chain as JSON")
+
     inbox = sub.add_parser("inbox", help="list a customer's in-app inbox")
     inbox.add_argument("customer")
     inbox.add_argument("--db", required=True, help=DB_HELP)
@@ -391,6 +399,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from omniconsole.engine.explain import ExplainError, explain
+    from omniconsole.engine.explain_text import explain_text
+
+    try:
+        data = explain(args.db, args.target, args.journey)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(explain_text(data))
+    return 0 if data["verified"] else 1
+
+
 def _inbox(args: argparse.Namespace) -> int:
     from omniconsole.adapters.store import store_at
 
@@ -430,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inbox(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "explain":
+            return _explain(args)
         if args.command == "console":
             from omniconsole.tui import run_console
 
