@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_partitions,
         default=None,
         metavar="N",
-        help="engine processes per replay (default: the CPUs shared between the two)",
+        help="engine processes per replay (default: one per CPU, as replay)",
     )
 
     exp = sub.add_parser(
@@ -247,39 +247,11 @@ def print_report_table(report: dict[str, Any], without_goal: frozenset[str] = fr
     )
     print(f"handoffs: {report['handoffs']}")
     if "outcomes" in report:
+        from omniconsole.engine.outcomes_text import outcomes_table
+
         print()
-        print_outcomes_table(report["outcomes"])
+        print(outcomes_table(report["outcomes"]), end="")
 
-
-def print_outcomes_table(outcomes: dict[str, Any]) -> None:
-    """Per journey and variant: treatment against control, and the lift with its interval."""
-    print(
-        "lift = treatment rate - control rate in percentage points (pp); 95% interval: "
-        + outcomes["method"]
-    )
-    print(
-        f"{'journey / variant':<26}{'treatment':>18}{'control':>18}{'lift':>9}"
-        f"{'95% interval':>20}  excludes 0"
-    )
-
-    def group(g: dict[str, Any]) -> str:
-        return f"{g['converted']}/{g['entered']} {g['rate']:>6.1%}"
-
-    def row(name: str, entry: dict[str, Any]) -> None:
-        lift = entry["lift"]
-        if lift is None:
-            tail = f"{'-':>9}{'(a group is empty)':>20}"
-        else:
-            low, high = lift["ci95"]
-            interval = f"[{low * 100:+.1f}, {high * 100:+.1f}] pp"
-            excludes = "yes" if lift["excludes_zero"] else "no"
-            tail = f"{lift['absolute'] * 100:>+6.1f} pp{interval:>20}  {excludes}"
-        print(f"{name:<26}{group(entry['treatment']):>18}{group(entry['control']):>18}{tail}")
-
-    for journey, entry in outcomes["journeys"].items():
-        row(journey, entry)
-        for variant, v in entry.get("variants", {}).items():
-            row(f"  variant {variant}", v)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -386,7 +358,7 @@ def _compare(args: argparse.Namespace) -> int:
         log=args.log,
         configs=(args.config[0], args.config[1]),
         until=args.until,
-        partitions=args.partitions or max(1, default_partitions() // 2),
+        partitions=args.partitions or default_partitions(),
         top=max(0, args.top),
     )
     result = compare(options)

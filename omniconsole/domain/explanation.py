@@ -11,6 +11,9 @@ send request, what every stage of the governor saw (`decision_trace`).
 It also produces the ledger lines the engine would have written; the caller compares
 them with the stored ones and explains nothing when they differ (a different config
 or engine wrote the store). Pure; the engine's hot path does not run any of this.
+
+(A little over 400 lines: the re-run driver and the stories it writes change together,
+and `step_fate` reads those stories; apart they would share private state.)
 """
 
 from __future__ import annotations
@@ -402,7 +405,7 @@ def step_fate(trace: CustomerTrace, journey: JourneyDef, number: int, step: str)
         )
         if not entered and not refused:
             words += f" (no {journey.entry_event} event applied)"
-        elif journey.entry == "once":
+        elif journey.entry == "once" and not refused:
             words += f" ({journey.name} is entered once per customer)"
         for r in refused:
             words += f"; {r.cause} started nothing: {r.words}"

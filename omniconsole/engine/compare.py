@@ -2,7 +2,7 @@
 
 The two replays run at the same time, each in its own process with its own store in
 a temporary folder, through the ordinary replay driver (`run_replay`, partitions as
-usual: by default the CPUs are shared between the two). Each replay is exactly what
+usual: one engine process per CPU for each). Each replay is exactly what
 `omniconsole replay` would write, so the comparison is of two real runs, read back
 from their ledger files and reports:
 
