@@ -159,7 +159,7 @@ def explain_message(reader: StoreReader, customer: str, message_id: str) -> dict
         story = run.trace.instances.get((first.journey, first.instance))
         out["instance_story"] = None if story is None else _story(story)
         out["decisions"] = [_decision(d) for d in decisions]
-        out["final"] = _final(decisions[-1])
+        out["final"] = _final(decisions[-1], run.stored)
         return out
     if parsed is None:
         raise ExplainError(f"{message_id!r} is not a message id of this store's journeys")
@@ -200,7 +200,7 @@ def explain_customer(
             decided = [d for d in run.trace.decisions
                        if (d.journey, d.instance, d.step) == (name, number, step.name)]  # fmt: skip
             entry["steps"][step.name] = (
-                _final(decided[-1]) if decided
+                _final(decided[-1], run.stored) if decided
                 else {"outcome": "never created",
                       "why": step_fate(run.trace, journeys[name], number, step.name)}
             )  # fmt: skip
@@ -216,7 +216,11 @@ def explain_customer(
         if journey in (None, d.journey):
             messages.setdefault(d.message_id, []).append(d)
     out["messages"] = [
-        {"message_id": m, "decisions": [_decision(d) for d in ds], "final": _final(ds[-1])}
+        {
+            "message_id": m,
+            "decisions": [_decision(d) for d in ds],
+            "final": _final(ds[-1], run.stored),
+        }
         for m, ds in messages.items()
     ]
     return out
@@ -290,7 +294,13 @@ def _decision(d: DecisionTrace) -> dict[str, Any]:
     }
 
 
-def _final(d: DecisionTrace) -> dict[str, Any]:
+def _final(d: DecisionTrace, stored: list[LedgerRecord]) -> dict[str, Any]:
     line = orjson.loads(d.line)
-    return {"outcome": d.outcome, "reason": d.reason, "channel": line["channel"],
-            "at": _when(d.at), "why": d.explanation}  # fmt: skip
+    final = {"outcome": d.outcome, "reason": d.reason, "channel": line["channel"],
+             "at": _when(d.at), "why": d.explanation}  # fmt: skip
+    # live: the send was decided, then the provider refused it (the stored line says so)
+    failed = [r for r in stored if r.message_id == d.message_id and r.outcome == "failed"]
+    if d.outcome == "sent" and failed:
+        final.update(outcome="failed", reason=failed[-1].reason,
+                     why=f"{d.explanation}; then the provider failed it: {failed[-1].explanation}")  # fmt: skip
+    return final

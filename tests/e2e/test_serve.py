@@ -219,6 +219,15 @@ async def test_twilio_21610_records_the_opt_out_and_falls_back_to_email(
     ]
     assert ("alert", "sms", "failed", "adapter:21610") in ledger
     assert ledger.count(("alert", "email", "sent", None)) == 2
+    # explain reads the live store: the SMS was decided, then the provider refused it
+    from omniconsole.engine.explain import explain
+
+    data = explain(service.db, "live-2")
+    assert data["verified"], data["mismatch"]
+    finals = {m["message_id"]: (m["final"]["outcome"], m["final"]["reason"])
+              for m in data["messages"]}  # fmt: skip
+    assert finals["live-2:fraud_alert:1:alert"] == ("failed", "adapter:21610")
+    assert finals["live-2:fraud_alert:1:alert:fallback"] == ("sent", None)
 
 
 @pytest.mark.asyncio
