@@ -25,6 +25,7 @@ from omniconsole.adapters.store.console_aggregates import (
 )
 from omniconsole.adapters.store.console_connection import ConsoleConnection
 from omniconsole.adapters.store.console_customers import CustomerQueries
+from omniconsole.adapters.store.console_outcomes import outcomes_overview
 from omniconsole.adapters.store.console_queries import REQUIRED_TABLES, StoreCut
 from omniconsole.adapters.store.console_rows import (
     CHANNELS,
@@ -39,6 +40,7 @@ from omniconsole.adapters.store.console_rows import (
     FatiguedCustomer,
     FunnelStep,
     JourneyStats,
+    OutcomesOverview,
     ReasonCount,
     StoreStatus,
 )
@@ -329,6 +331,12 @@ class ConsoleCut:
                 )
             )  # fmt: skip
         return tuple(out)
+
+    # ---------------------------------------------------------------- outcomes
+
+    def outcomes(self) -> OutcomesOverview:
+        """Treatment against control per measured journey and variant, with the lift."""
+        return outcomes_overview(self.cut)
 
     # ---------------------------------------------------------------- customers
 
