@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "explain", help="why a message was sent, deferred, suppressed, held out or never created"
     )
     exp.add_argument("target", metavar="MESSAGE_ID|CUSTOMER", help="a message id or a customer")
-    exp.add_argument("--db", type=Path, required=True, help="the store of a replay or service")
+    exp.add_argument("--db", required=True, help=DB_HELP)
     exp.add_argument("--journey", default=None, help="only this journey (for a customer)")
     exp.add_argument("--json", action="store_true", help="print the chain as JSON")
 

@@ -362,6 +362,8 @@ class ConsoleReader:
         """Remember the path (or `postgresql://` URL); nothing is opened until the first
         read."""
         self.connection = ConsoleConnection(path if isinstance(path, str) else Path(path))
+        #: the store as given (`explain` opens it again through `store_at`)
+        self.location: Path | str = path
         self.path = self.connection.path
         #: how the store is named on screen (a URL's password masked)
         self.where = self.connection.where

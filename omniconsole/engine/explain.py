@@ -33,7 +33,7 @@ from omniconsole.domain.explanation import (
     trace_customer,
 )
 from omniconsole.domain.flow import TimedEvent
-from omniconsole.domain.records import LedgerRecord
+from omniconsole.domain.records import EventRecord, LedgerRecord
 from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 
 
@@ -79,16 +79,30 @@ def _same(stored: LedgerRecord, rerun: str) -> bool:
     return False
 
 
+def _read(
+    reader: StoreReader, customer: str
+) -> tuple[dict[str, str], list[EventRecord], list[LedgerRecord]]:
+    """Meta, events and ledger of `customer` from one checkpoint: a store being written
+    (a running replay, the live service) may commit between two reads, so read again
+    until the run facts before and after agree."""
+    for _ in range(5):
+        meta = reader.meta()
+        events = reader.customer_events(customer)
+        stored = reader.customer_ledger(customer)
+        if reader.meta() == meta:
+            break
+    return meta, events, stored
+
+
 def _rerun(reader: StoreReader, customer: str) -> _Run:
-    meta = reader.meta()
+    meta, events, stored = _read(reader, customer)
     config = _config(meta)
     timed: list[TimedEvent] = []
-    for record in reader.customer_events(customer):
+    for record in events:
         parsed = parse_line(record.payload, record.line)
         if isinstance(parsed, Rejected):  # stored events were accepted once; be safe anyway
             raise ExplainError(f"stored event of {customer} unreadable: {parsed.reason}")
         timed.append(TimedEvent(parse_timestamp(record.applied_at), parsed))
-    stored = reader.customer_ledger(customer)
     failed = frozenset(r.message_id for r in stored if r.outcome == "failed")
     clock = meta.get("clock")
     horizon = parse_timestamp(clock) if clock else None
@@ -123,14 +137,14 @@ def _parse_message_id(message_id: str, config: EngineConfig) -> tuple[str, str, 
     return customer, journey, int(number), step
 
 
-def _open(db: Path) -> StoreReader:
+def _open(db: Path | str) -> StoreReader:
     store = store_at(db)
     if not store.exists():
         raise ExplainError(f"store not found: {store.describe()}")
     return store.reader()
 
 
-def explain(db: Path, target: str, journey: str | None = None) -> dict[str, Any]:
+def explain(db: Path | str, target: str, journey: str | None = None) -> dict[str, Any]:
     """Explain `target`: a message id (sent or never created) or a customer."""
     with contextlib.closing(_open(db)) as reader:
         config = _config(reader.meta())
@@ -141,6 +155,12 @@ def explain(db: Path, target: str, journey: str | None = None) -> dict[str, Any]
         if reader.customer_events(target):
             return explain_customer(reader, target, journey)
     raise ExplainError(f"no customer and no message {target!r} in {db}")
+
+
+def explain_customer_at(db: Path | str, customer: str) -> dict[str, Any]:
+    """`explain_customer` on the store at `db` (the console's customer pane)."""
+    with contextlib.closing(_open(db)) as reader:
+        return explain_customer(reader, customer)
 
 
 def explain_message(reader: StoreReader, customer: str, message_id: str) -> dict[str, Any]:
