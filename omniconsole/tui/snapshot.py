@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.console import ConsoleCut, ConsoleReader
 from omniconsole.adapters.store.console_rows import (
     CapsOverview,
@@ -30,7 +31,6 @@ from omniconsole.adapters.store.console_rows import (
     OutcomesOverview,
     StoreStatus,
 )
-from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.parts import PartsError
 from omniconsole.adapters.store.progress import Progress
 from omniconsole.engine.explain import ExplainError, explain_customer_at

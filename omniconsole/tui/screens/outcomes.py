@@ -5,6 +5,9 @@ converted and rate of the treated and of the control group, the lift (treatment 
 minus control rate) with its 95% interval drawn as a bar on a common axis, and the
 cumulative conversion rate of both groups day by day. The numbers are the replay
 report's `outcomes` section (Newcombe's interval), read from the store's cut.
+
+Below `WIDE` columns (an 80×24 terminal) the table shows rates only and the bar takes
+the width that is left, so nothing scrolls sideways; the counts stay in the lines below.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any, ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import DataTable, Static
@@ -28,6 +32,12 @@ __all__ = ["OutcomesScreen", "axis_bound"]
 _BLOCKS = "▁▂▃▄▅▆▇█"
 #: days of the conversions-over-time lines
 SERIES_DAYS = 30
+#: terminals this wide get the counts and the interval's numbers in the table
+WIDE = 120
+#: the bar's width: at most, and at least however narrow the terminal
+BAR_MAX, BAR_MIN = 25, 9
+#: the table's columns
+_COLUMNS = ("Journey / variant", "Treatment", "Control", "Lift", "95% interval", "")
 NO_EXPERIMENT = (
     "No control group and no variant in this run's config: there is nothing to compare "
     "against. Add [holdout] share = 0.1 to a journey, or [global_control] to policy.toml "
@@ -42,8 +52,30 @@ def axis_bound(lifts: list[dict[str, Any] | None]) -> float:
     return steps * 0.05
 
 
-def _group(g: dict[str, Any]) -> Text:
-    return Text(f"{g['converted']:,}/{g['entered']:,} {g['rate'] * 100:5.1f}%", justify="right")
+def _group(g: dict[str, Any], wide: bool) -> Text:
+    rate = f"{g['rate'] * 100:5.1f}%"
+    return Text(f"{g['converted']:,}/{g['entered']:,} {rate}" if wide else rate, justify="right")
+
+
+def _interval(lift: dict[str, Any], wide: bool) -> str:
+    low, high = lift["ci95"]
+    if not wide:
+        return f"{low * 100:+.1f}…{high * 100:+.1f}"
+    return f"{low * 100:+.1f} … {high * 100:+.1f}" + (
+        "  excludes 0" if lift["excludes_zero"] else ""
+    )
+
+
+def _bar_width(screen: int, rows: list[list[str | Text]]) -> int:
+    """What is left of `screen` for the bar once the other columns are as wide as their
+    widest cell (each column has a cell of padding either side; 2 for the scrollbar)."""
+    others = 0
+    for n, label in enumerate(_COLUMNS):
+        if n == 4:
+            continue
+        cells = [len(str(r[n])) for r in rows]
+        others += max([len(label), *cells]) + 2
+    return max(BAR_MIN, min(BAR_MAX, screen - others - 2 - 2))
 
 
 def _rates(series: tuple[tuple[int, int], ...]) -> list[float]:
@@ -65,12 +97,9 @@ class OutcomesScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         """The lift table, a legend, and the conversions over time."""
         table: DataTable[str | Text] = DataTable(id="outcomes-table", cursor_type="row")
-        table.add_column("Journey / variant", key="journey")
-        table.add_column("Treatment", key="treatment")
-        table.add_column("Control", key="control")
-        table.add_column("Lift", key="lift")
-        table.add_column("95% interval", key="interval")
-        table.add_column("", key="range")
+        for label, key in zip(_COLUMNS, ("journey", "treatment", "control", "lift", "interval",
+                                         "range"), strict=True):  # fmt: skip
+            table.add_column(label, key=key)
         yield table
         yield Static(id="outcomes-legend", classes="hint")
         yield Static(id="outcomes-series", classes="detail")
@@ -84,7 +113,7 @@ class OutcomesScreen(ViewScreen):
         report = overview.report
         if report is None:
             table.display = False
-            legend.update(NO_EXPERIMENT)
+            legend.update(Text(NO_EXPERIMENT))  # not markup: its [holdout] is a TOML table
             series.update("")
             return
         table.display = True
@@ -95,7 +124,8 @@ class OutcomesScreen(ViewScreen):
                 entries.append((f"{journey}:{variant}", f"  variant {variant}", v))
         bound = axis_bound([e["lift"] for _, _, e in entries])
         variables = self.app.theme_variables
-        rows: list[tuple[str, list[str | Text]]] = []
+        wide = self.app.size.width >= WIDE
+        rows: list[tuple[str, list[str | Text], dict[str, Any] | None]] = []
         for key, label, entry in entries:
             if not matches_filter(key, self.filter_text):
                 continue
@@ -103,25 +133,34 @@ class OutcomesScreen(ViewScreen):
             if lift is None:
                 cells: list[str | Text] = [Text("—", justify="right"), "a group is empty", ""]
             else:
-                low, high = lift["ci95"]
-                style = style_for(variables, "sent" if low > 0 else "suppressed" if high < 0
-                                  else "deferred")  # fmt: skip
                 cells = [
-                    Text(f"{lift['absolute'] * 100:+.1f} pp", justify="right", style=style),
-                    Text(interval_bar(low, high, lift["absolute"], bound), style=style),
-                    f"{low * 100:+.1f} … {high * 100:+.1f}"
-                    + ("  excludes 0" if lift["excludes_zero"] else ""),
+                    Text(f"{lift['absolute'] * 100:+.1f} pp", justify="right"),
+                    "",  # the bar: drawn once the other columns' widths are known
+                    _interval(lift, wide),
                 ]
-            rows.append(
-                (key, [label, _group(entry["treatment"]), _group(entry["control"]), *cells])
-            )
-        fill_table(table, rows, sortable=False)
+            group = [_group(entry["treatment"], wide), _group(entry["control"], wide)]
+            rows.append((key, [label, *group, *cells], lift))
+        width = _bar_width(self.app.size.width, [r[1] for r in rows])
+        for _, cells, lift in rows:
+            if lift is None:
+                continue
+            low, high = lift["ci95"]
+            style = style_for(variables, "sent" if low > 0 else "suppressed" if high < 0
+                              else "deferred")  # fmt: skip
+            if isinstance(cells[3], Text):
+                cells[3].stylize(style)
+            cells[4] = Text(interval_bar(low, high, lift["absolute"], bound, width), style=style)
+        fill_table(table, [(k, c) for k, c, _ in rows], sortable=False)
         legend.update(
             f"Lift = treatment rate − control rate, in percentage points; the bar is its 95% "
             f"interval on an axis from −{bound * 100:.0f} to +{bound * 100:.0f} pp (│ is 0, "
-            f"● the estimate). {report['method']}."
+            f"● the estimate; a bar clear of │ excludes 0). {report['method']}."
         )
         series.update(self._series(overview))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Wide or narrow: draw the table again for the new width."""
+        self.redraw()
 
     def _series(self, overview: OutcomesOverview) -> Group:
         days = overview.days[-SERIES_DAYS:]
@@ -144,7 +183,8 @@ class OutcomesScreen(ViewScreen):
             lines = {g: _rates(s[-SERIES_DAYS:]) for g, s in groups.items()}
             top = max((v for values in lines.values() for v in values), default=0.0)
             for n, (group, values) in enumerate(lines.items()):
-                last = f"{values[-1] * 100:.1f}%" if values else "—"
+                entered, converted = groups[group][-1] if groups[group] else (0, 0)
+                last = f"{values[-1] * 100:.1f}% {converted:,}/{entered:,}" if values else "—"
                 grid.add_row(journey if n == 0 else "", group, _line(values, top), last)
         parts.append(grid)
         return Group(*parts)
