@@ -154,7 +154,8 @@ def explain(db: Path | str, target: str, journey: str | None = None) -> dict[str
             return explain_message(reader, customer, target)
         if reader.customer_events(target):
             return explain_customer(reader, target, journey)
-    raise ExplainError(f"no customer and no message {target!r} in {db}")
+    # named as the store names itself: a URL's password is never printed
+    raise ExplainError(f"no customer and no message {target!r} in {store_at(db).describe()}")
 
 
 def explain_customer_at(db: Path | str, customer: str) -> dict[str, Any]:
