@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.domain.generator import PlantedLift, write_log
 from omniconsole.engine.replay import ReplayOptions, run_replay
@@ -123,6 +125,33 @@ def test_the_same_customers_are_held_out_with_one_partition_or_two(tmp_path: Pat
     _, two = replay(SAMPLE, tmp_path, EXAMPLE, tag="two", partitions=2)
     assert one == two
     assert b'"held_out"' in one
+
+
+class QuitAfter(Pacer):
+    """An operator who quits the replay after `steps` steps of simulated time."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__(None)
+        self.steps = steps
+
+    def wait_for(self, sim: datetime) -> bool:
+        self.steps -= 1
+        return self.steps > 0
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_replay_stopped_and_resumed_holds_out_the_same_customers(
+    tmp_path: Path, partitions: int
+) -> None:
+    report, straight = replay(SAMPLE, tmp_path, EXAMPLE, tag="straight")
+    options = ReplayOptions(log=SAMPLE, db=tmp_path / "r.db", ledger=tmp_path / "r.jsonl",
+                            report=tmp_path / "r.json", config_dir=EXAMPLE,
+                            partitions=partitions)  # fmt: skip
+    run_replay(options, pacer=QuitAfter(400))
+    assert not (tmp_path / "r.jsonl").exists(), "stopped before the end: no ledger yet"
+    again = run_replay(replace(options, resume=True))
+    assert (tmp_path / "r.jsonl").read_bytes() == straight
+    assert again["outcomes"] == report["outcomes"]
 
 
 def test_replay_table_prints_the_lift_per_journey_and_variant(tmp_path: Path) -> None:
