@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
-    demo.add_argument("--log", type=Path, default=None, help="event log (default: the bundled sample)")
+    demo.add_argument(
+        "--log", type=Path, default=None, help="event log (default: the bundled sample)"
+    )
     demo.add_argument("--db", default="out/demo.db", help=DB_HELP)
     demo.add_argument("--config", type=Path, default=None)
 
@@ -251,7 +253,6 @@ def print_report_table(report: dict[str, Any], without_goal: frozenset[str] = fr
 
         print()
         print(outcomes_table(report["outcomes"]), end="")
-
 
 
 def _replay(args: argparse.Namespace) -> int:

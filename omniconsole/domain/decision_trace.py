@@ -125,7 +125,9 @@ def _usable_words(profile: Profile, channel: Channel, category: Category) -> str
     if channel is Channel.IN_APP:
         return "usable (the in-app inbox is always there)"
     soft = category is Category.TRANSACTIONAL and channel.value in profile.opted_out
-    return "usable" + (" (transactional: an email/push unsubscribe does not block it)" if soft else "")
+    return "usable" + (
+        " (transactional: an email/push unsubscribe does not block it)" if soft else ""
+    )
 
 
 def trace_decision(

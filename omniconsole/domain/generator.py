@@ -932,7 +932,12 @@ def write_log(
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{rate_name} must be between 0 and 1, got {rate}")
     events = generate_events(
-        customers, days, seed, start, events_per_customer=events_per_customer, mix=mix,
+        customers,
+        days,
+        seed,
+        start,
+        events_per_customer=events_per_customer,
+        mix=mix,
         plant=plant,
     )
     inject = random.Random(seed * 1_000_003 + 17)
