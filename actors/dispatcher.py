@@ -138,11 +138,13 @@ class ChannelDispatcherActor(pykka.ThreadingActor):
         recipient = req.recipient or Recipient(customer=req.customer)
         subject, text, html = f"{req.journey}: {req.step}", decision.explanation, None
         if self.templates is not None:
+            # a variant may name its own template for the step
+            template = None if req.arm is None else req.arm.templates.get(req.step)
             # start-up validation covers the shipped steps; otherwise keep the plain text
             with contextlib.suppress(TemplateError, KeyError, ValueError):
                 subject, text, html = self.templates.render(
                     req.journey, req.step, str(self.channel), recipient, decision.handoff,
-                    req.properties,
+                    req.properties, template,
                 )  # fmt: skip
         if self.tracker is not None:
             text, html = self.tracker.track(

@@ -1,4 +1,4 @@
-"""The `omniconsole` command: replay, generate, console, demo, serve, inbox."""
+"""The `omniconsole` command: replay, generate, compare, explain, console, demo, serve, inbox."""
 
 from __future__ import annotations
 
@@ -127,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="what customers do: the realistic default, or decision-heavy (mostly price"
         " drops and product views: most events cause a decision, many defer)",
     )
+    gen.add_argument(
+        "--plant-lift",
+        action="append",
+        default=[],
+        metavar="JOURNEY=EFFECT",
+        help="add goal events for the journey's treated customers (by the config's control"
+        " groups) so its true lift is EFFECT, e.g. onboarding=0.08; needs --config with a"
+        " control group",
+    )
+    gen.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config folder whose control groups --plant-lift uses (default: shipped)",
+    )
     gen.add_argument("--out", type=Path, default=None, help="output file (default: stdout)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -146,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="replay the bundled sample inside the console")
-    demo.add_argument("--log", type=Path, default=None, help="event log (default: the bundled sample)")
+    demo.add_argument(
+        "--log", type=Path, default=None, help="event log (default: the bundled sample)"
+    )
     demo.add_argument("--db", default="out/demo.db", help=DB_HELP)
     demo.add_argument("--config", type=Path, default=None)
 
@@ -169,6 +186,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
+
+    cmp = sub.add_parser(
+        "compare", help="replay one log under two configs at once and show the differences"
+    )
+    cmp.add_argument("log", type=Path, help="event log, JSON Lines (SPEC §2)")
+    cmp.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="config folder; give it twice: A, then B",
+    )
+    cmp.add_argument("--until", type=_timestamp, default=None, help="stop the clock at ISO_TIME")
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    cmp.add_argument(
+        "--top", type=int, default=5, metavar="N", help="customers to show that differ most"
+    )
+    cmp.add_argument(
+        "--partitions",
+        type=_partitions,
+        default=None,
+        metavar="N",
+        help="engine processes per replay (default: one per CPU, as replay)",
+    )
+
+    exp = sub.add_parser(
+        "explain", help="why a message was sent, deferred, suppressed, held out or never created"
+    )
+    exp.add_argument("target", metavar="MESSAGE_ID|CUSTOMER", help="a message id or a customer")
+    exp.add_argument("--db", required=True, help=DB_HELP)
+    exp.add_argument("--journey", default=None, help="only this journey (for a customer)")
+    exp.add_argument("--json", action="store_true", help="print the chain as JSON")
 
     inbox = sub.add_parser("inbox", help="list a customer's in-app inbox")
     inbox.add_argument("customer")
@@ -198,6 +248,11 @@ def print_report_table(report: dict[str, Any], without_goal: frozenset[str] = fr
         + (", ".join(f"{k} {v}" for k, v in report["suppressed_by_reason"].items()) or "none")
     )
     print(f"handoffs: {report['handoffs']}")
+    if "outcomes" in report:
+        from omniconsole.engine.outcomes_text import outcomes_table
+
+        print()
+        print(outcomes_table(report["outcomes"]), end="")
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -235,10 +290,23 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from omniconsole.cli_progress import GenerateBar, wants_bar
-    from omniconsole.domain.generator import default_events_per_customer, write_log
+    from omniconsole.domain.config import load_config, shipped_config_dir
+    from omniconsole.domain.generator import (
+        PlantedLift,
+        default_events_per_customer,
+        parse_plant_lift,
+        write_log,
+    )
 
     if args.customers < 1 or args.days < 1:
         raise UsageError("--customers and --days must be at least 1")
+    plant = None
+    if args.plant_lift:
+        try:
+            effects = parse_plant_lift(args.plant_lift)
+            plant = PlantedLift(load_config(args.config or shipped_config_dir()), effects)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     per_customer = args.events_per_customer or default_events_per_customer(args.days)
     expected = int(args.customers * per_customer)
     bar = GenerateBar(expected, bar=wants_bar(args.quiet))
@@ -247,13 +315,13 @@ def _generate(args: argparse.Namespace) -> int:
         if args.out is None:
             write_log(sys.stdout.buffer, args.customers, args.days, args.seed, args.start,
                       events_per_customer=args.events_per_customer, mix=args.mix,
-                      progress=bar)  # fmt: skip
+                      progress=bar, plant=plant)  # fmt: skip
             sys.stdout.flush()
             return 0
         try:
             n = write_log(args.out, args.customers, args.days, args.seed, args.start,
                           events_per_customer=args.events_per_customer, mix=args.mix,
-                          progress=bar)  # fmt: skip
+                          progress=bar, plant=plant)  # fmt: skip
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if isinstance(exc, FileNotFoundError):
@@ -279,6 +347,46 @@ def _operator(args: argparse.Namespace) -> Any:
             " `serve` was started with"
         )
     return OperatorClient(args.service, key, args.agent or "agent")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from omniconsole.engine.compare import CompareOptions, compare
+    from omniconsole.engine.compare_text import format_comparison
+
+    if len(args.config) != 2:
+        raise UsageError(f"compare needs --config twice (A and B), got {len(args.config)}")
+    options = CompareOptions(
+        log=args.log,
+        configs=(args.config[0], args.config[1]),
+        until=args.until,
+        partitions=args.partitions or default_partitions(),
+        top=max(0, args.top),
+    )
+    result = compare(options)
+    if args.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(format_comparison(result))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from omniconsole.engine.explain import ExplainError, explain
+    from omniconsole.engine.explain_text import explain_text
+
+    try:
+        data = explain(args.db, args.target, args.journey)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(explain_text(data))
+    return 0 if data["verified"] else 1
 
 
 def _inbox(args: argparse.Namespace) -> int:
@@ -318,6 +426,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "inbox":
             return _inbox(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "explain":
+            return _explain(args)
         if args.command == "console":
             from omniconsole.tui import run_console
 

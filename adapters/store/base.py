@@ -21,14 +21,22 @@ maps them to tables.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from omniconsole.adapters.store.progress import Progress
-from omniconsole.domain.records import OutboxEntry, OutboxRow, OutboxUpdate, StoreRecord
+from omniconsole.domain.records import (
+    EventRecord,
+    InstanceRecord,
+    LedgerRecord,
+    OutboxEntry,
+    OutboxRow,
+    OutboxUpdate,
+    StoreRecord,
+)
 
 
 class StoreError(RuntimeError):
@@ -144,6 +152,18 @@ class StoreReader(Protocol):
 
     def decision_count(self) -> int:
         """How many decisions are committed (from the engine's counts: no ledger scan)."""
+
+    def instances(self, journeys: Sequence[str]) -> Iterator[InstanceRecord]:
+        """Every instance of `journeys` (the report splits them by control group)."""
+
+    def customer_events(self, customer: str) -> list[EventRecord]:
+        """The customer's applied events, in the order applied (`omniconsole explain`)."""
+
+    def customer_ledger(self, customer: str) -> list[LedgerRecord]:
+        """The customer's ledger records in the ledger's order."""
+
+    def message_customer(self, message_id: str) -> str | None:
+        """The customer of the decision with `message_id`, if there is one."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -25,6 +25,7 @@ from omniconsole.adapters.store.console_aggregates import (
 )
 from omniconsole.adapters.store.console_connection import ConsoleConnection
 from omniconsole.adapters.store.console_customers import CustomerQueries
+from omniconsole.adapters.store.console_outcomes import outcomes_overview
 from omniconsole.adapters.store.console_queries import REQUIRED_TABLES, StoreCut
 from omniconsole.adapters.store.console_rows import (
     CHANNELS,
@@ -39,6 +40,7 @@ from omniconsole.adapters.store.console_rows import (
     FatiguedCustomer,
     FunnelStep,
     JourneyStats,
+    OutcomesOverview,
     ReasonCount,
     StoreStatus,
 )
@@ -330,6 +332,12 @@ class ConsoleCut:
             )  # fmt: skip
         return tuple(out)
 
+    # ---------------------------------------------------------------- outcomes
+
+    def outcomes(self) -> OutcomesOverview:
+        """Treatment against control per measured journey and variant, with the lift."""
+        return outcomes_overview(self.cut)
+
     # ---------------------------------------------------------------- customers
 
     def find_customers(self, query: str, limit: int = 20) -> tuple[CustomerMatch, ...]:
@@ -354,6 +362,8 @@ class ConsoleReader:
         """Remember the path (or `postgresql://` URL); nothing is opened until the first
         read."""
         self.connection = ConsoleConnection(path if isinstance(path, str) else Path(path))
+        #: the store as given (`explain` opens it again through `store_at`)
+        self.location: Path | str = path
         self.path = self.connection.path
         #: how the store is named on screen (a URL's password masked)
         self.where = self.connection.where

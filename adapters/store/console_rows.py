@@ -37,6 +37,7 @@ __all__ = [
     "InstanceRow",
     "JourneyStats",
     "OutboxRow",
+    "OutcomesOverview",
     "ReasonCount",
     "StoreState",
     "StoreStatus",
@@ -340,3 +341,20 @@ class DecisionPage:
     total: int | None
     after: tuple[int, str, int] | None
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomesOverview:
+    """Control groups against treatment, per journey and variant (the Outcomes view).
+
+    `report` is the replay report's `outcomes` section for this cut (None: the run's
+    config has no control group or variant). `days` are the simulated days of the run
+    so far; `conversions` gives, per journey and group (`treatment`, `control`), the
+    cumulative (entered, converted) at the end of each of those days.
+    """
+
+    report: Mapping[str, Any] | None
+    days: tuple[str, ...] = ()
+    conversions: Mapping[str, Mapping[str, tuple[tuple[int, int], ...]]] = field(
+        default_factory=dict
+    )

@@ -10,6 +10,7 @@ unchanged. Ordered reads stay streamed: the planner merges the parts' index scan
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import psycopg
 from omniconsole.adapters.store.base import InboxItem, LedgerSummary, LedgerTail, StoreError
 from omniconsole.adapters.store.parts import PART_TABLES, PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
-from omniconsole.domain.records import OutboxEntry
+from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord, OutboxEntry
 
 #: bytes of ledger lines gathered before a write to the output file
 _CHUNK = 1 << 20
@@ -198,3 +199,42 @@ class PostgresReader:
                 (customer,),
             )
         ]
+
+    def instances(self, journeys: Sequence[str]) -> Iterator[InstanceRecord]:
+        if not journeys:
+            return
+        with self._conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(InstanceRecord._fields)} FROM journey_instances"
+                " WHERE journey = ANY(%s)",
+                (list(journeys),),
+            )
+            while rows := cur.fetchmany(10_000):
+                for row in rows:
+                    yield InstanceRecord(*row)
+
+    def customer_events(self, customer: str) -> list[EventRecord]:
+        return [
+            EventRecord(*row)
+            for row in self._conn.execute(
+                f"SELECT {', '.join(EventRecord._fields)} FROM events WHERE customer = %s"
+                " ORDER BY id",
+                (customer,),
+            )
+        ]
+
+    def customer_ledger(self, customer: str) -> list[LedgerRecord]:
+        return [
+            LedgerRecord(*row)
+            for row in self._conn.execute(
+                f"SELECT {', '.join(LedgerRecord._fields)} FROM ledger WHERE customer = %s"
+                " ORDER BY ts, seq",
+                (customer,),
+            )
+        ]
+
+    def message_customer(self, message_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT customer FROM ledger WHERE message_id = %s LIMIT 1", (message_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])

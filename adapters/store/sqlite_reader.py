@@ -2,20 +2,21 @@
 
 One read-only connection sees the main file and, for a partitioned run, every part as
 one store (`parts.open_combined`). It serves what a finished replay writes out (the
-ledger, the rejects, the report counts), what the live service looks up, and
-`omniconsole inbox`.
+ledger, the rejects, the report counts), what the live service looks up,
+`omniconsole inbox` and `omniconsole explain` (one customer's events and ledger).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
 
 from omniconsole.adapters.store.base import InboxItem, LedgerSummary, LedgerTail, StoreError
 from omniconsole.adapters.store.parts import PartsError, open_combined, read_part_names
-from omniconsole.domain.records import OutboxEntry
+from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord, OutboxEntry
 
 
 class SqliteReader:
@@ -157,3 +158,42 @@ class SqliteReader:
                 (customer,),
             )
         ]
+
+    def instances(self, journeys: Sequence[str]) -> Iterator[InstanceRecord]:
+        if not journeys:
+            return
+        marks = ", ".join("?" for _ in journeys)
+        cursor = self._conn.execute(
+            f"SELECT {', '.join(InstanceRecord._fields)} FROM journey_instances"
+            f" WHERE journey IN ({marks})",
+            tuple(journeys),
+        )
+        while rows := cursor.fetchmany(10_000):
+            for row in rows:
+                yield InstanceRecord(*row)
+
+    def customer_events(self, customer: str) -> list[EventRecord]:
+        return [
+            EventRecord(*row)
+            for row in self._conn.execute(
+                f"SELECT {', '.join(EventRecord._fields)} FROM events WHERE customer = ?"
+                " ORDER BY id",
+                (customer,),
+            )
+        ]
+
+    def customer_ledger(self, customer: str) -> list[LedgerRecord]:
+        return [
+            LedgerRecord(*row)
+            for row in self._conn.execute(
+                f"SELECT {', '.join(LedgerRecord._fields)} FROM ledger WHERE customer = ?"
+                " ORDER BY ts, seq",
+                (customer,),
+            )
+        ]
+
+    def message_customer(self, message_id: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT customer FROM ledger WHERE message_id = ? LIMIT 1", (message_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])

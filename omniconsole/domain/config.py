@@ -30,6 +30,14 @@ from omniconsole.domain.channel_config import (
     parse_step_choice,
 )
 from omniconsole.domain.channels import CATEGORY_NAMES, CHANNEL_NAMES, Category, Channel
+from omniconsole.domain.experiments import (
+    DEFAULT_GLOBAL_SALT,
+    DEFAULT_JOURNEY_SALT,
+    ControlGroup,
+    VariantDef,
+    parse_control,
+    parse_variants,
+)
 from omniconsole.domain.timeutil import TimeFormatError, format_duration, parse_duration
 
 
@@ -84,6 +92,8 @@ class Policy:
     max_deferral: timedelta
     #: engagement, on_block, topics, tracking (`domain.channel_config`); None: all off
     channel_policy: ChannelPolicy | None = None
+    #: workspace-wide control group, held out of every non-transactional journey
+    global_control: ControlGroup | None = None
 
     #: how far back cap usage matters; derived from `caps` when the policy is built
     longest_window: timedelta = field(init=False)
@@ -122,6 +132,8 @@ class Policy:
             }
         if self.channel_policy is not None:
             table.update(self.channel_policy.to_json())
+        if self.global_control is not None:
+            table["global_control"] = self.global_control.to_json()
         return table
 
     @classmethod
@@ -165,6 +177,15 @@ class JourneyDef:
     source: str
     #: the preference-centre topic its messages belong to (a `[[topic]]` of the policy)
     topic: str | None = None
+    #: this journey's own control group (never on a transactional journey)
+    holdout: ControlGroup | None = None
+    #: named splits of the treatment customers, each overriding some steps
+    variants: tuple[VariantDef, ...] = ()
+
+    @property
+    def salt(self) -> str:
+        """The salt of this journey's holdout and variant assignment."""
+        return self.holdout.salt if self.holdout is not None else DEFAULT_JOURNEY_SALT
 
     def step(self, name: str) -> StepDef:
         """The step called `name`."""
@@ -204,6 +225,10 @@ class JourneyDef:
         table["step"] = steps
         if self.topic is not None:
             table["topic"] = self.topic
+        if self.holdout is not None:
+            table["holdout"] = self.holdout.to_json()
+        if self.variants:
+            table["variant"] = [v.to_json() for v in self.variants]
         return table
 
     @classmethod
@@ -347,7 +372,15 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     """Validate a policy table (`policy.toml` as read); errors name `source`."""
     r = _Reader(source, table)
     r.check_keys(
-        {"capped_categories", "uncapped_channels", "cap", "quiet_hours", "suppression", "deferral"}
+        {
+            "capped_categories",
+            "uncapped_channels",
+            "cap",
+            "quiet_hours",
+            "suppression",
+            "deferral",
+            "global_control",
+        }
         | CHANNEL_POLICY_KEYS
     )
     capped = frozenset(
@@ -393,6 +426,7 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
     if deferral is not None:
         deferral.check_keys({"max_after_due"})
         max_deferral = deferral.duration("max_after_due")
+    control = r.sub("global_control")
     return Policy(
         capped,
         uncapped,
@@ -401,6 +435,7 @@ def parse_policy(table: dict[str, Any], source: str) -> Policy:
         tuple(suppressions),
         max_deferral,
         parse_channel_policy(r),
+        None if control is None else parse_control(control, DEFAULT_GLOBAL_SALT),
     )
 
 
@@ -412,7 +447,7 @@ def load_journey(path: Path) -> JourneyDef:
 def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
     """Validate a journey table (a journey file as read); errors name `source`."""
     r = _Reader(source, table)
-    r.check_keys({"name", "category", "entry", "goal", "step", "topic"})
+    r.check_keys({"name", "category", "entry", "goal", "step", "topic", "holdout", "variant"})
     name = r.text("name")
     category = Category(r.choice("category", CATEGORY_NAMES))
     entry = r.sub("entry")
@@ -451,8 +486,21 @@ def parse_journey(table: dict[str, Any], source: str) -> JourneyDef:
                     parse_step_choice(st, category))
         )  # fmt: skip
     topic = r.opt_str("topic")
+    holdout = r.sub("holdout")
+    if holdout is not None and category is Category.TRANSACTIONAL:
+        raise r.fail("holdout", "transactional journeys are never held out; remove [holdout]")
     return JourneyDef(
-        name, category, entry_event, rule, lifetime, goal_event, tuple(steps), source, topic
+        name,
+        category,
+        entry_event,
+        rule,
+        lifetime,
+        goal_event,
+        tuple(steps),
+        source,
+        topic,
+        None if holdout is None else parse_control(holdout, DEFAULT_JOURNEY_SALT),
+        parse_variants(r.tables("variant"), tuple(steps)),
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from omniconsole.domain.assignment import Arm, Assigner
 from omniconsole.domain.channel_rules import ChannelRules
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig, JourneyDef, StepDef
@@ -118,6 +119,10 @@ class CustomerFlow:
         # Affinity, send time, digests, topics: None unless the config turns one on, so
         # the shipped config's flow never looks further.
         self.rules = ChannelRules.for_config(config)
+        # Holdouts and variants: only the journeys named here draw an arm at entry (none
+        # in the shipped config, so the rest of the flow never looks at arms).
+        self.assigner = Assigner(config)
+        self.experimented = frozenset(self.assigner.journeys)
 
     # ---- driving ----
 
@@ -229,8 +234,15 @@ class CustomerFlow:
         number = profile.instance_counter.get(journey.name, 0) + 1
         profile.instance_counter[journey.name] = number
         inst = Instance(journey.name, number, now, properties=dict(props))
+        timed = self.timed_steps[journey.name]
+        entry_steps = self.entry_steps[journey.name]
+        if journey.name in self.experimented:
+            inst.arm = arm = self.assigner.arm_name(profile.customer, journey)
+            variant = self.assigner.variant_steps.get((journey.name, arm or ""))
+            if variant is not None:
+                timed, entry_steps = variant.timed, variant.at_entry
         profile.instances.append(inst)
-        for after, step_name in self.timed_steps[journey.name]:
+        for after, step_name in timed:
             profile.add_timer(
                 Timer(
                     now + after, profile.next_timer_seq(), "step", journey.name, number, step_name
@@ -248,7 +260,7 @@ class CustomerFlow:
                 )
             )
         self._row(profile, inst, ACTIVE, None, effects)
-        for step in self.entry_steps[journey.name]:
+        for step in entry_steps:
             if profile.live_instance(journey.name, number) is None:
                 break
             yield from self.step_due(profile, journey, inst, step, now, now, effects)
@@ -297,6 +309,7 @@ class CustomerFlow:
             timer.resend,
             exited=not still,
             props=inst.properties if inst else {},
+            arm=self._arm(profile, journey, inst),
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
@@ -317,6 +330,12 @@ class CustomerFlow:
         if _seen_any(inst, step):
             self._finish_step(profile, journey, inst, step, now, effects)
             return
+        arm: Arm | None = None
+        if inst.arm is not None:
+            arm = self.assigner.arm(journey.name, inst.arm)
+            variant = self.assigner.variant_steps.get((journey.name, inst.arm))
+            if variant is not None:
+                step = variant.steps[step.name]
         message_id = f"{profile.customer}:{journey.name}:{inst.number}:{step.name}"
         joined = None
         if self.rules is not None and step.choice is not None:
@@ -338,6 +357,7 @@ class CustomerFlow:
             props=inst.properties,
             fresh=True,
             joined=joined,
+            arm=arm,
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
@@ -370,6 +390,11 @@ class CustomerFlow:
             return
         step = journey.step(found.step)
         inst = profile.live_instance(found.journey, found.instance)
+        arm = self._arm(profile, journey, inst)
+        if arm is not None:
+            variant = self.assigner.variant_steps.get((journey.name, arm.name))
+            if variant is not None:
+                step = variant.steps[step.name]  # the variant's channels
         if journey.goal_event is not None and (
             inst is None or not self._within_lifetime(journey, inst, now)
         ):
@@ -393,11 +418,19 @@ class CustomerFlow:
             True,
             exited=False,
             props=inst.properties if inst else {},
+            arm=arm,
         )
         decision = yield req
         self._settle(profile, journey, inst, step, req, decision, effects)
 
     # ---- helpers ----
+
+    def _arm(self, profile: Profile, journey: JourneyDef, inst: Instance | None) -> Arm | None:
+        """The arm of a send: the instance's, or drawn again once the instance has ended."""
+        if journey.name not in self.experimented:
+            return None
+        name = inst.arm if inst is not None else self.assigner.arm_name(profile.customer, journey)
+        return self.assigner.arm(journey.name, name)
 
     def _request(
         self,
@@ -415,6 +448,7 @@ class CustomerFlow:
         props: dict[str, Any],
         fresh: bool = False,
         joined: str | None = None,
+        arm: Arm | None = None,
     ) -> SendRequest:
         category = journey.category
         usable = profile.usable_channels(channels, category)
@@ -445,6 +479,7 @@ class CustomerFlow:
             recipient=profile.recipient() if self.with_recipient else None,
             properties=props,
             plan=plan,
+            arm=arm,
         )
 
     def _settle(

@@ -11,6 +11,11 @@ own upcoming events, and the agendas are merged with a heap.
 `MIXES` names other mixes of what customers do (`decision-heavy`: mostly price drops
 and product views, for the per-core benchmark); the default is the realistic one.
 
+A *planted lift* (`PlantedLift`) adds goal events for the treated customers of a
+journey, chosen with the engine's own assignment, so the journey's true lift is known
+and a replay's measured lift can be checked against it. The planted events draw from
+a random stream of their own, so every other event stays the same.
+
 Same arguments, same seed: the same events, and `write_log` the same bytes.
 """
 
@@ -20,7 +25,7 @@ import contextlib
 import heapq
 import random
 from bisect import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
@@ -30,10 +35,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from omniconsole.domain.assignment import HELD_OUT_ARMS, journey_arm
+from omniconsole.domain.config import EngineConfig, JourneyDef
+
 __all__ = [
     "DEFAULT_DUPLICATE_RATE",
     "MIXES",
     "EventMix",
+    "PlantedLift",
     "default_events_per_customer",
     "generate_events",
     "write_log",
@@ -73,7 +82,8 @@ _MASK = (1 << _SHIFT) - 1
     _FAILED_WELCOME,
     _FAILED_ANY,
     _IDENTIFY_UPDATE,
-) = range(22)
+    _PLANTED_ACTIVATION,
+) = range(23)
 
 # Relative weight of each local hour for things people do themselves (sign up, log
 # in, reply): little at night, a morning ramp, an evening peak that runs into the
@@ -265,6 +275,79 @@ MIXES: dict[str, EventMix] = {
 }
 
 
+class PlantedLift:
+    """Extra conversions for the treated customers of some journeys: a known true lift.
+
+    The generator decides whether a new customer activates with one draw `u` in [0, 1):
+    below the base activation rate (0.4) they do, whatever their group. A customer
+    *treated* in a planted journey (by the engine's assignment: neither its control nor
+    the global control group) with `u` in [0.4, 0.4 + effect) activates too, at a
+    random time within the journey's lifetime and the log's window. So treatment and
+    control differ by `effect` in expectation — the planted absolute lift. Only a
+    journey entered by `Signed Up` with goal `Activated` (what the generator's new
+    customers do) can be planted, one effect per customer.
+    """
+
+    def __init__(self, config: EngineConfig, effects: dict[str, float]) -> None:
+        journeys = {j.name: j for j in config.journeys}
+        self.global_control = config.policy.global_control
+        self.plants: list[tuple[JourneyDef, float]] = []
+        for name, effect in effects.items():
+            journey = journeys.get(name)
+            if journey is None:
+                raise ValueError(f"no journey {name!r} in {config.directory}")
+            if journey.entry_event != "Signed Up" or journey.goal_event != "Activated":
+                raise ValueError(
+                    f"journey {name!r} is entered by {journey.entry_event!r} with goal "
+                    f"{journey.goal_event!r}: the generator can plant a lift only for a "
+                    "journey entered by 'Signed Up' with goal 'Activated'"
+                )
+            has_control = journey.holdout is not None or (
+                self.global_control is not None and self.global_control.share > 0
+            )
+            if not has_control:
+                raise ValueError(
+                    f"journey {name!r} has no control group in {config.directory}"
+                    " (no [holdout], no [global_control]): its lift could not be measured"
+                )
+            if not 0.0 < effect <= 1.0 - _ACTIVATION:
+                raise ValueError(
+                    f"the planted lift of {name!r} must be above 0 and at most "
+                    f"{1.0 - _ACTIVATION:g} (the base activation rate is {_ACTIVATION:g}),"
+                    f" got {effect:g}"
+                )
+            self.plants.append((journey, effect))
+
+    def planted(self, customer: str, draw: float) -> int | None:
+        """The lifetime (seconds) within which `customer` converts by the plant, or None."""
+        for journey, effect in self.plants:
+            if not _ACTIVATION <= draw < _ACTIVATION + effect:
+                continue
+            if journey_arm(customer, journey, self.global_control) in HELD_OUT_ARMS:
+                continue
+            lifetime = journey.lifetime
+            return int(lifetime.total_seconds()) if lifetime is not None else 30 * _DAY
+        return None
+
+
+def parse_plant_lift(specs: Sequence[str]) -> dict[str, float]:
+    """`["onboarding=0.08", ...]` as {journey: effect}; ValueError says what is wrong."""
+    effects: dict[str, float] = {}
+    for spec in specs:
+        for part in spec.split(","):
+            name, sep, value = part.partition("=")
+            try:
+                effect = float(value)
+            except ValueError:
+                effect = float("nan")
+            if not sep or not name.strip() or effect != effect:
+                raise ValueError(
+                    f"--plant-lift wants JOURNEY=EFFECT (e.g. onboarding=0.08), got {part!r}"
+                )
+            effects[name.strip()] = effect
+    return effects
+
+
 class _Customer:
     """A customer's state while the stream still holds events for them."""
 
@@ -324,11 +407,15 @@ class _Stream:
         start: datetime,
         target: float,
         mix: EventMix,
+        plant: PlantedLift | None = None,
     ) -> None:
         self.customers = customers
         self.mix = mix
         self.seed = seed
         self.rng = random.Random(seed)
+        self.plant = plant
+        # its own stream: planting draws nothing from `rng`, so the rest stays the same
+        self.plant_rng = random.Random(seed * 1_000_003 + 29)
         self.t0 = _to_unix(start)
         self.end = self.t0 + days * _DAY
         self.target = target
@@ -530,13 +617,22 @@ class _Stream:
                     add(opened, _OPENED_EMAIL)
                     if rnd() < 0.35:
                         add(opened + 20 + int(rnd() * 600), _CLICKED_EMAIL)
-            if rnd() < _ACTIVATION:
+            draw = rnd()
+            if draw < _ACTIVATION:
                 hi = signed_up + int(_DAY * (0.3 + rng.expovariate(1 / 3)))
                 t = self.human_time(tz, signed_up + 1800, min(hi, end))
                 if t is not None:
                     login = t - 60 - int(rnd() * 900)
                     add(login, _LOGGED_IN)
                     add(t, _ACTIVATED)
+            elif self.plant is not None:
+                lifetime = self.plant.planted(c.uid, draw)
+                if lifetime is not None:
+                    # a minute after signing up at the earliest, within lifetime and log
+                    span = min(signed_up + lifetime, end) - 1 - (signed_up + 60)
+                    if span > 0:
+                        at = signed_up + 60 + int(self.plant_rng.random() * span)
+                        add(at, _PLANTED_ACTIVATION)
         else:
             session(a + 1 + int(rnd() * 5))
 
@@ -622,6 +718,16 @@ class _Stream:
         elif code == _ACTIVATED:
             name = "Activated"
             props = {}
+        elif code == _PLANTED_ACTIVATION:
+            # its own id: the planted line does not shift the numbering of the others
+            return {
+                "type": "track",
+                "userId": c.uid,
+                "event": "Activated",
+                "timestamp": self.stamp(ts),
+                "properties": {"planted": True},
+                "messageId": f"{self._msg_prefix}planted-{c.uid}",
+            }
         elif code == _PRICE_DROPPED:
             name = "Price Dropped"
             n = self.sku_of(c)
@@ -741,6 +847,7 @@ def generate_events(
     *,
     events_per_customer: float | None = None,
     mix: str | EventMix = "default",
+    plant: PlantedLift | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield a synthetic event log as Segment-shaped dicts, in nondecreasing timestamp order.
 
@@ -749,6 +856,7 @@ def generate_events(
     about 3 is the floor, what a customer does besides sessions). `mix` is an `EventMix`
     or the name of one in `MIXES`. Memory grows with the number of customers, not the
     number of events. A naive `start` is taken as UTC; timestamps are whole seconds.
+    `plant` adds goal events for treated customers.
     """
     if customers < 0:
         raise ValueError(f"customers must be >= 0, got {customers}")
@@ -766,7 +874,7 @@ def generate_events(
         raise ValueError(f"events_per_customer must be > 0, got {events_per_customer}")
     else:
         target = float(events_per_customer)
-    return _Stream(customers, days, seed, start, target, mix).run()
+    return _Stream(customers, days, seed, start, target, mix, plant).run()
 
 
 def _malformed(rng: random.Random, event: dict[str, Any], line: bytes) -> bytes:
@@ -808,6 +916,7 @@ def write_log(
     malformed_rate: float = 0.0,
     mix: str | EventMix = "default",
     progress: Callable[[int], None] | None = None,
+    plant: PlantedLift | None = None,
 ) -> int:
     """Write `generate_events(...)` to `path` (a file, or an open binary stream such as
     stdout: the same bytes either way) as JSON Lines; return the lines written.
@@ -823,7 +932,13 @@ def write_log(
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{rate_name} must be between 0 and 1, got {rate}")
     events = generate_events(
-        customers, days, seed, start, events_per_customer=events_per_customer, mix=mix
+        customers,
+        days,
+        seed,
+        start,
+        events_per_customer=events_per_customer,
+        mix=mix,
+        plant=plant,
     )
     inject = random.Random(seed * 1_000_003 + 17)
     rnd = inject.random

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from omniconsole.domain.assignment import Arm
 from omniconsole.domain.channel_plan import ChannelPlan
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.config import CapRule, Policy
@@ -20,6 +21,8 @@ from omniconsole.domain.timeutil import format_duration, format_timestamp
 SEND = "send"
 DEFERRED = "deferred"
 SUPPRESSED = "suppressed"
+#: decided like a send, but the customer is in a control group: nothing goes out
+HELD_OUT = "held_out"
 
 
 @dataclass(slots=True)
@@ -29,7 +32,8 @@ class SendRequest:
     Everything the decision needs about the customer travels with the request
     (`usable` is consent and reachability, decided by the profile); cap usage is the
     governor's own. `exited` marks a deferred send whose journey condition no longer
-    holds: the governor only records its final line.
+    holds: the governor only records its final line. `arm` is the customer's control
+    group or variant in this journey (None when the journey has no experiment).
 
     Treat it as immutable once sent. It is not `frozen`: a frozen dataclass sets each of
     these 20 fields through `object.__setattr__`, ~5x slower to build, and one is built
@@ -57,6 +61,8 @@ class SendRequest:
     properties: dict[str, Any] = field(default_factory=dict)
     #: channel rules of the step (`domain.channel_plan`); None decides as SPEC §4 says
     plan: ChannelPlan | None = None
+    #: the holdout/variant arm the instance drew; None: no experiment on this journey
+    arm: Arm | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +81,22 @@ class Decision:
     handoff: Handoff | None = None
     #: extra ledger keys that explain a planned decision (None: the SPEC's keys only)
     extra: dict[str, Any] | None = None
+
+
+def held_out(channel: Channel | None, arm: Arm, extra: dict[str, Any] | None = None) -> Decision:
+    """A control group's step, decided to the end as a send on `channel`: not sent, and
+    not counted against any cap."""
+    group = "the global control group" if arm.name == "holdout:global" else (
+        "the journey's control group"
+    )
+    return Decision(
+        HELD_OUT,
+        channel,
+        arm.name,
+        f"would have been sent on {channel}, but the customer is in {group}: "
+        "nothing is sent and no cap counts it",
+        extra=extra,
+    )
 
 
 @dataclass(slots=True)
@@ -212,7 +234,10 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
         # SPEC path below stays inline: it runs for every decision of every replay
         from omniconsole.domain.selection import decide_planned
 
-        return decide_planned(req, policy, usage)
+        planned = decide_planned(req, policy, usage)
+        if req.arm is not None and req.arm.held_out and planned.outcome == SEND:
+            return held_out(planned.channel, req.arm, planned.extra)
+        return planned
     usage.prune(now, policy.longest_window)
     channel, why = choose_channel(req, policy, usage)
     if channel is None:
@@ -302,6 +327,9 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
                 "when the window has room",
                 until=room,
             )
+    arm = req.arm
+    if arm is not None and arm.held_out:
+        return held_out(channel, arm)
     handoff = None
     eng = req.engagement
     if eng is not None and eng.channel != channel:

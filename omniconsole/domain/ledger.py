@@ -31,6 +31,9 @@ def ledger_line(
     }
     if decision.extra is not None:
         line.update(decision.extra)  # extra keys: only where channel rules are configured
+    arm = req.arm
+    if arm is not None and arm.variant is not None:
+        line["variant"] = arm.variant  # an extra key, only where variants are configured
     return line
 
 

@@ -83,6 +83,8 @@ class Instance:
     seen: set[str] = field(default_factory=set)  # watched events seen since entry
     finished_steps: set[str] = field(default_factory=set)  # finally decided or skipped
     properties: dict[str, Any] = field(default_factory=dict)  # of the entry event
+    # control group or variant, drawn once at entry (None: no experiment marks it)
+    arm: str | None = None
 
 
 @dataclass(slots=True)
@@ -273,7 +275,7 @@ class Profile:
             instance_counter=dict(raw["instance_counter"]),
             instances=[
                 Instance(i["journey"], i["number"], _time(i["entered_at"]), set(i["seen"]),
-                         set(i["finished_steps"]), i["properties"])
+                         set(i["finished_steps"]), i["properties"], i.get("arm"))
                 for i in raw["instances"]
             ],
             timers=[

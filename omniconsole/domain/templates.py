@@ -151,15 +151,19 @@ class TemplateSet:
         recipient: Recipient,
         handoff: Handoff | None = None,
         properties: Mapping[str, Any] | None = None,
+        template: str | None = None,
     ) -> Rendered:
         """Render one message. Undeclared `properties` are ignored; declared ones missing
-        from `properties` take the default from the template file."""
-        step_templates = self._journeys.get(journey, {}).get(step)
+        from `properties` take the default from the template file. `template` names
+        another step table to render instead (a variant's own text); `${step}` stays
+        the step's name."""
+        key = template or step
+        step_templates = self._journeys.get(journey, {}).get(key)
         if step_templates is None:
-            raise TemplateError(f"no templates for {journey}.{step}")
+            raise TemplateError(f"no templates for {journey}.{key}")
         entry = step_templates.entries.get(channel) or step_templates.entries.get(DEFAULT_KEY)
         if entry is None:
-            raise TemplateError(f"no template for {journey}.{step} on {channel} and no default")
+            raise TemplateError(f"no template for {journey}.{key} on {channel} and no default")
         values: dict[str, str] = dict(step_templates.properties)
         for name in step_templates.properties:
             value = None if properties is None else properties.get(name)

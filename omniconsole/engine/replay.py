@@ -31,11 +31,14 @@ from omniconsole.actors.runtime import ActorEngine
 from omniconsole.adapters.store import Store, is_postgres_url, store_at
 from omniconsole.adapters.store.base import LedgerSummary
 from omniconsole.adapters.store.parts import PARTS_KEY
+from omniconsole.domain.assignment import Assigner
 from omniconsole.domain.channel_plan import DIGESTED
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.events import Rejected, parse_line
+from omniconsole.domain.governor import HELD_OUT
+from omniconsole.domain.outcomes import measured_journeys, outcomes_report
 from omniconsole.domain.records import RejectRecord
 from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp
 from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS
@@ -330,6 +333,9 @@ def _finish(
     # Everything is committed: read it back through one connection over every part.
     with contextlib.closing(driver.store.reader()) as reader:
         report = build_report(driver.config, driver.counts, reader.ledger_summary())
+        measured = measured_journeys(driver.config)
+        if measured:
+            report["outcomes"] = outcomes_report(driver.config, reader.instances(measured))
         if stopped:
             return report
         reader.export_ledger(options.ledger)
@@ -352,9 +358,10 @@ def build_report(
             "conversion_rate": round(converted / entered, 4) if entered else 0.0,
         }
     by_channel = summary.channels
-    channels = {
-        c.value: {o: by_channel.get(c.value, {}).get(o, 0) for o in OUTCOMES} for c in Channel
-    }
+    # `held_out` exists only where a config holds customers out: the shipped report keeps
+    # its keys (and bytes)
+    kinds = (*OUTCOMES, HELD_OUT) if Assigner(config).active else OUTCOMES
+    channels = {c.value: {o: by_channel.get(c.value, {}).get(o, 0) for o in kinds} for c in Channel}
     no_channel = by_channel.get(None, {})
     report = {
         "events": asdict(counts),
@@ -362,8 +369,8 @@ def build_report(
         "channels": channels,
         "suppressed_by_reason": dict(summary.reasons),
         "handoffs": summary.handoffs,
-        "decisions": {o: sum(v.get(o, 0) for v in by_channel.values()) for o in OUTCOMES},
-        "unrouted": {o: no_channel.get(o, 0) for o in OUTCOMES if no_channel.get(o, 0)},
+        "decisions": {o: sum(v.get(o, 0) for v in by_channel.values()) for o in kinds},
+        "unrouted": {o: no_channel.get(o, 0) for o in kinds if no_channel.get(o, 0)},
     }
     joined = no_channel.get(DIGESTED, 0)
     if joined:  # only where digests are configured (docs/channels.md)

@@ -23,6 +23,7 @@ from omniconsole.adapters.http.ports import HttpSettings, SettingsError
 from omniconsole.adapters.http.service import build_app
 from omniconsole.adapters.http.tracking_routes import PREFETCH_WINDOW
 from omniconsole.adapters.store import StoreError, is_postgres_url, store_at
+from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig, load_config, shipped_config_dir
 from omniconsole.domain.messages import Recipient
 from omniconsole.domain.preferences import topic_views
@@ -36,22 +37,33 @@ class ServeError(Exception):
 
 
 def check_templates(config: EngineConfig, templates: TemplateSet) -> None:
-    """Every step of every journey renders on every channel it may use, or refuse to start."""
+    """Every step of every journey (and variant) renders on every channel it may use,
+    or refuse to start."""
     probe = Recipient(customer="c-check", email="check@example.com", phone="+10000000000")
     two: dict[str, Any] = {"items": [{}, {}]}  # a digest's message lists items
     for journey in config.journeys:
-        for step in journey.steps:
-            digest = step.choice is not None and step.choice.digest is not None
-            for channel in step.channels:
+        checks: list[tuple[str, tuple[Channel, ...], str | None, bool]] = [
+            (s.name, s.channels, None, s.choice is not None and s.choice.digest is not None)
+            for s in journey.steps
+        ]
+        for variant in journey.variants:
+            for o in variant.steps:
+                base = journey.step(o.step)
+                digest = base.choice is not None and base.choice.digest is not None
+                checks.append((o.step, o.channels or base.channels, o.template, digest))
+        for step, channels, template, digest in checks:
+            for channel in channels:
                 try:
-                    templates.render(journey.name, step.name, str(channel), probe)
+                    templates.render(journey.name, step, str(channel), probe, template=template)
                     if digest:
-                        templates.render(journey.name, step.name, str(channel), probe, None, two)
+                        templates.render(
+                            journey.name, step, str(channel), probe, None, two, template
+                        )
                 except TemplateError as exc:
                     raise ServeError(f"templates: {exc}") from None
                 except (KeyError, ValueError) as exc:
                     raise ServeError(
-                        f"templates: {journey.name}.{step.name} on {channel}: "
+                        f"templates: {journey.name}.{template or step} on {channel}: "
                         f"unknown variable {exc}"
                     ) from None
 

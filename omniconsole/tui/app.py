@@ -41,6 +41,7 @@ from omniconsole.tui.screens.customer import CustomerScreen
 from omniconsole.tui.screens.decisions import DecisionsScreen, HandoffsScreen
 from omniconsole.tui.screens.help import HelpScreen
 from omniconsole.tui.screens.journeys import JourneysScreen
+from omniconsole.tui.screens.outcomes import OutcomesScreen
 from omniconsole.tui.snapshot import PageRequest, PollRequest, Snapshot, SnapshotCollector
 
 __all__ = ["ConsoleApp", "run_console", "run_demo", "run_replay_console"]
@@ -53,6 +54,7 @@ _VIEWS: dict[str, Callable[[], Screen[Any]]] = {
     "channels": ChannelsScreen,
     "customer": CustomerScreen,
     "decisions": DecisionsScreen,
+    "outcomes": OutcomesScreen,
 }
 
 
@@ -75,6 +77,8 @@ class ConsoleApp(App[None]):
         Binding("4", "show_view('channels')", "Channels"),
         Binding("5", "show_view('customer')", "Customer"),
         Binding("6", "show_view('decisions')", "Decisions"),
+        # not in the footer line (full already): `?`, `:outcomes` and the palette list it
+        Binding("7", "show_view('outcomes')", "Outcomes", show=False),
         Binding("space", "demo_pause", "Pause"),
         Binding("plus,equals_sign", "demo_faster", "Faster", key_display="+"),
         Binding("minus", "demo_slower", "Slower", key_display="-"),

@@ -50,6 +50,8 @@ COMMANDS: tuple[Command, ...] = (
             ("customers", "cust", "c", "find"), "QUERY", "customer"),
     Command("decisions", "view", "every decision, filtered and paged (6)",
             ("decision", "d", "activity", "ledger"), "[FILTER]", "decisions"),
+    Command("outcomes", "view", "control groups against treatment: the lift of each journey"
+            " and variant (7)", ("outcome", "lift", "holdouts"), view="outcomes"),
     Command("optout", "optout", "customer: record an opt-out the customer asked for",
             ("opt-out", "unsubscribe"), "CHANNEL"),
     Command("optin", "optin", "customer: record an opt-in the customer asked for",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["OUTCOME_VAR", "bar", "pct", "short_time", "spark", "style_for"]
+__all__ = ["OUTCOME_VAR", "bar", "interval_bar", "pct", "short_time", "spark", "style_for"]
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -58,3 +58,25 @@ def bar(value: int, total: int, width: int = 20) -> str:
         return ""
     filled = min(width, round(value / total * width))
     return "█" * filled + "░" * (width - filled)
+
+
+def interval_bar(low: float, high: float, point: float, bound: float, width: int = 25) -> str:
+    """An interval on an axis from `-bound` to `+bound`: `━` from `low` to `high`, `●` at
+    `point`, `│` at zero, `·` elsewhere (`◂`/`▸` when it runs off the axis)."""
+    if width < 3 or bound <= 0:
+        return ""
+
+    def cell(value: float) -> int:
+        return max(0, min(width - 1, round((value + bound) / (2 * bound) * (width - 1))))
+
+    cells = ["·"] * width
+    zero = cell(0.0)
+    for i in range(cell(low), cell(high) + 1):
+        cells[i] = "━"
+    cells[zero] = "┿" if cells[zero] == "━" else "│"
+    cells[cell(point)] = "●"
+    if low < -bound:
+        cells[0] = "◂"
+    if high > bound:
+        cells[-1] = "▸"
+    return "".join(cells)

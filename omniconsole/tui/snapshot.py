@@ -13,8 +13,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
+from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.console import ConsoleCut, ConsoleReader
 from omniconsole.adapters.store.console_rows import (
     CapsOverview,
@@ -24,10 +28,12 @@ from omniconsole.adapters.store.console_rows import (
     DecisionFilter,
     DecisionPage,
     JourneyStats,
+    OutcomesOverview,
     StoreStatus,
 )
 from omniconsole.adapters.store.parts import PartsError
 from omniconsole.adapters.store.progress import Progress
+from omniconsole.engine.explain import ExplainError, explain_customer_at
 
 __all__ = [
     "CustomerLookup",
@@ -38,7 +44,8 @@ __all__ = [
     "ViewName",
 ]
 
-ViewName = str  # "journeys", "handoffs", "caps", "channels", "customer", "decisions"
+ViewName = str  # "journeys", "handoffs", "caps", "channels", "customer", "decisions",
+# "outcomes"
 
 #: decisions per page of the Decisions and Handoffs views
 PAGE_ROWS = 100
@@ -74,6 +81,8 @@ class CustomerLookup:
     query: str
     matches: tuple[CustomerMatch, ...]
     record: CustomerRecord | None
+    #: `omniconsole explain` of the customer (its JSON data), when one was found
+    explanation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,7 @@ class Snapshot:
     channels: tuple[ChannelStats, ...] = ()
     throughput: tuple[tuple[str, float], ...] = ()
     customer: CustomerLookup | None = None
+    outcomes: OutcomesOverview | None = None
     progress: Progress | None = None
     error: str | None = None
 
@@ -174,7 +184,13 @@ class SnapshotCollector:
             channels = cut.channels()
             return replace(base, channels=channels, throughput=self._throughput(channels))
         if view == "customer" and request.customer_query:
-            return replace(base, customer=self._lookup(cut, request.customer_query))
+            lookup = self._lookup(cut, request.customer_query)
+            if lookup.record is not None:
+                why = explain_for_console(self.reader.location, lookup.record.customer)
+                lookup = replace(lookup, explanation=why)
+            return replace(base, customer=lookup)
+        if view == "outcomes":
+            return replace(base, outcomes=cut.outcomes())
         return base
 
     @staticmethod
@@ -201,3 +217,12 @@ class SnapshotCollector:
         if span <= 0:
             return tuple((c, 0.0) for c in sent)
         return tuple((c, max(0, n - old.get(c, 0)) / span) for c, n in sent.items())
+
+
+def explain_for_console(location: Path | str, customer: str) -> Mapping[str, Any] | None:
+    """`omniconsole explain CUSTOMER` for the customer pane (poll worker thread); None
+    when it cannot be told (the pane then shows the stored words only). Never raises."""
+    try:
+        return explain_customer_at(location, customer)
+    except (ExplainError, StoreError, sqlite3.Error, PartsError, ValueError, KeyError):
+        return None

@@ -17,7 +17,9 @@ from actor_support import WAIT, Inbox, recorder, send_request
 
 from omniconsole.actors.dispatcher import ChannelDispatcherActor
 from omniconsole.actors.messages import Dispatch, DispatchBatch, Sync
+from omniconsole.domain.assignment import Arm
 from omniconsole.domain.channels import Category, Channel
+from omniconsole.domain.config import shipped_config_dir
 from omniconsole.domain.governor import SEND, Decision
 from omniconsole.domain.records import (
     CapUsageRecord,
@@ -26,6 +28,7 @@ from omniconsole.domain.records import (
     OutboxEntry,
     OutboxRecord,
 )
+from omniconsole.domain.templates import load_templates
 
 NOW = datetime(2026, 2, 2, 12, 0, tzinfo=UTC)
 AT = "2026-02-02T12:00:00Z"
@@ -146,3 +149,17 @@ def test_an_unknown_message_is_refused_with_a_type_error(
     with pytest.raises(TypeError, match="unexpected message"):
         dispatcher.ask(object(), timeout=WAIT)
     assert dispatcher.ask(Sync(), timeout=WAIT) is True
+
+
+def test_a_variant_send_renders_the_variants_own_template_and_its_line_names_the_variant() -> None:
+    templates = load_templates(shipped_config_dir() / "examples" / "holdouts" / "templates")
+    writer, rows = recorder()
+    dispatcher = ChannelDispatcherActor.start(SMS, writer, live=True, templates=templates)
+    req = send_request(now=NOW, journey="onboarding", step="nudge_day3", channels=(SMS,))
+    req.arm = Arm("b", False, "b", {"nudge_day3": "nudge_day3_b"})
+    dispatcher.tell(DispatchBatch([Dispatch(req, Decision(SEND, SMS, None, "sent"), True)]))
+    settle(dispatcher, writer)
+    [staged] = rows.records(OutboxRecord)
+    entry = OutboxEntry.from_json(staged.payload)
+    assert entry.text.startswith("Hi there, two minutes is all it takes")
+    assert entry.line["variant"] == "b"

@@ -9,7 +9,7 @@ against their caps.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,8 +27,16 @@ from omniconsole.actors.messages import (
     Release,
     Sync,
 )
+from omniconsole.domain.assignment import HOLDOUT_JOURNEY, Arm
 from omniconsole.domain.channels import Category, Channel
-from omniconsole.domain.governor import DEFERRED, SEND, SUPPRESSED, Decision, SendRequest
+from omniconsole.domain.governor import (
+    DEFERRED,
+    HELD_OUT,
+    SEND,
+    SUPPRESSED,
+    Decision,
+    SendRequest,
+)
 from omniconsole.domain.records import LedgerRecord
 from omniconsole.domain.timeutil import format_timestamp
 
@@ -162,6 +170,27 @@ def test_deferrals_and_suppressions_are_written_to_the_ledger_and_sends_are_left
         ("c-3", DEFERRED, "quiet_hours", "2026-02-02T23:00:00Z"),  # 08:00 in Tokyo
     ]
 
+
+
+def test_a_held_out_sms_is_written_as_held_out_not_dispatched_and_counts_against_no_cap(
+    world: GovernorWorld,
+) -> None:
+    held = replace(sms(at=NOON, step="nudge"), arm=Arm(HOLDOUT_JOURNEY, True, None))
+    [decision] = world.decide(held)
+    assert (decision.outcome, decision.channel, decision.reason) == (
+        HELD_OUT,
+        SMS,
+        HOLDOUT_JOURNEY,
+    )
+    # a treated SMS an hour later is not blocked by the SMS cap of 1 per 24 h
+    [later] = world.decide(sms(at=NOON + H, step="other", seq=2))
+    assert (later.outcome, later.channel) == (SEND, SMS)
+    world.settle()
+    assert [r.step for r in world.dispatched(SMS)] == ["other"]
+    ledger = world.writer[1].records(LedgerRecord)
+    assert [(r.step, r.outcome, r.reason, r.channel) for r in ledger] == [
+        ("nudge", HELD_OUT, HOLDOUT_JOURNEY, "sms")
+    ]
 
 def test_a_failed_send_released_by_its_dispatcher_no_longer_counts(world: GovernorWorld) -> None:
     [first] = world.decide(sms(at=NOON))

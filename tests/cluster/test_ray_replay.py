@@ -179,3 +179,15 @@ def test_ray_auto_starts_ray_on_this_machine_for_the_run_and_stops_it(
     assert done.returncode == 0, done.stderr
     assert same_outputs(tmp_path / "whole", out) == []
     assert "Traceback" not in done.stderr
+
+
+def test_control_groups_and_variants_on_a_ray_cluster_hold_out_whom_they_hold_out_in_process(
+    three_nodes: Any, pg_url: str, tmp_path: Path
+) -> None:
+    example = shipped_config_dir() / "examples" / "holdouts"
+    local = replay(SAMPLE, tmp_path / "local", config_dir=example)
+    report = replay(SAMPLE, tmp_path / "ray", pg_url, 3, ray=three_nodes.address,
+                    config_dir=example)  # fmt: skip
+    assert same_outputs(tmp_path / "local", tmp_path / "ray") == []
+    assert b'"held_out"' in (tmp_path / "ray" / "ledger.jsonl").read_bytes()
+    assert report["outcomes"] == local["outcomes"]

@@ -22,11 +22,14 @@ from fault_proxy import FaultProxy, twilio_error
 from peers import LoopbackController, SmtpRecorder, free_port
 from twilio.request_validator import RequestValidator
 
+from omniconsole.domain.assignment import HELD_OUT_ARMS, Assigner
+from omniconsole.domain.config import load_config, shipped_config_dir
 from omniconsole.engine.serve import prepare, serve
 
 WRITE_KEY = "wk-test"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-not-real"
+EXAMPLE = shipped_config_dir() / "examples" / "holdouts"
 
 
 class Arrivals(list[Any]):
@@ -75,6 +78,20 @@ async def service(
     twilio_proxy: FaultProxy,
 ) -> AsyncIterator[Service]:
     async for running in start_service(tmp_path, smtp_server, smtp_recorder, twilio_proxy, None):
+        yield running
+
+
+@pytest_asyncio.fixture
+async def example_service(
+    tmp_path: Path,
+    smtp_server: LoopbackController,
+    smtp_recorder: SmtpRecorder,
+    twilio_proxy: FaultProxy,
+) -> AsyncIterator[Service]:
+    """The service with the example config: control groups and a variant."""
+    async for running in start_service(
+        tmp_path, smtp_server, smtp_recorder, twilio_proxy, EXAMPLE
+    ):
         yield running
 
 
@@ -231,6 +248,15 @@ async def test_twilio_21610_records_the_opt_out_and_falls_back_to_email(
     ]
     assert ("alert", "sms", "failed", "adapter:21610") in ledger
     assert ledger.count(("alert", "email", "sent", None)) == 2
+    # explain reads the live store: the SMS was decided, then the provider refused it
+    from omniconsole.engine.explain import explain
+
+    data = explain(service.db, "live-2")
+    assert data["verified"], data["mismatch"]
+    finals = {m["message_id"]: (m["final"]["outcome"], m["final"]["reason"])
+              for m in data["messages"]}  # fmt: skip
+    assert finals["live-2:fraud_alert:1:alert"] == ("failed", "adapter:21610")
+    assert finals["live-2:fraud_alert:1:alert:fallback"] == ("sent", None)
 
 
 @pytest.mark.asyncio
@@ -363,3 +389,43 @@ async def test_tracked_links_and_the_preference_page_end_to_end(
                                        "source": "preference-centre"}  # fmt: skip
     (drop,) = [x for x in ledger_lines(service.db) if x["journey"] == "price_drop"]
     assert (drop["outcome"], drop["reason"]) == ("suppressed", "consent:topic:deals")
+
+
+# ---- control groups (config/examples/…): held out live as in a replay ----
+
+
+def held_out_and_treated() -> tuple[str, str]:
+    """A customer in onboarding's control group and one it treats, by the engine's own
+    assignment with the example config."""
+    assigner = Assigner(load_config(EXAMPLE))
+    onboarding = assigner.journeys["onboarding"]
+    arms = {c: assigner.arm_name(c, onboarding) for c in (f"live-{n}" for n in range(200))}
+    held = next(c for c, arm in arms.items() if arm in HELD_OUT_ARMS)
+    treated = next(c for c, arm in arms.items() if arm not in HELD_OUT_ARMS)
+    return held, treated
+
+
+@pytest.mark.asyncio
+async def test_serve_holds_out_the_control_group_as_a_replay_does(
+    example_service: Service, smtp_recorder: SmtpRecorder
+) -> None:
+    held, treated = held_out_and_treated()
+
+    def signup(customer: str) -> list[dict[str, Any]]:
+        return [
+            {"type": "identify", "userId": customer, "messageId": f"{customer}-id",
+             "traits": {"email": f"{customer}@example.com"}},
+            track(customer, "Signed Up", f"{customer}-su"),
+        ]  # fmt: skip
+
+    async with aiohttp.ClientSession() as session:
+        await post_batch(session, example_service.url, signup(held))
+        await post_batch(session, example_service.url, signup(treated))
+        await smtp_recorder.envelopes.wait_for(1)
+    await example_service.shutdown()  # sends in flight finish and are committed
+    assert [e.rcpt_tos for e in smtp_recorder.envelopes] == [[f"{treated}@example.com"]]
+    welcome = {ln["customer"]: ln for ln in ledger_lines(example_service.db)
+               if ln["step"] == "welcome"}  # fmt: skip
+    assert welcome[treated]["outcome"] == "sent"
+    assert welcome[held]["outcome"] == "held_out"
+    assert welcome[held]["reason"] in HELD_OUT_ARMS

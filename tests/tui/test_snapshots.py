@@ -58,6 +58,14 @@ def test_view_snapshot(
     assert snap_compare(app, terminal_size=size, run_before=_before(keys, view))
 
 
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_outcomes_view_snapshot(
+    snap_compare: Any, planted: tuple[Path, dict[str, Any]], size: tuple[int, int]
+) -> None:
+    app = ConsoleApp(planted[0], poll_interval=0.05, store_label="/data/planted.db")
+    assert snap_compare(app, terminal_size=size, run_before=_before(("7",), "outcomes"))
+
+
 def test_help_fits_80x24_snapshot(snap_compare: Any, story: Path) -> None:
     app = ConsoleApp(story, poll_interval=0.05, store_label="/data/story.db")
 

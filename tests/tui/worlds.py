@@ -29,6 +29,9 @@ import orjson
 
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
+#: the lift the `planted` world plants in onboarding (treatment rate minus control rate)
+PLANTED_LIFT = 0.08
+
 #: where the story's replays stop the clock (c-1's day-7 nudge is still pending)
 UNTIL = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 

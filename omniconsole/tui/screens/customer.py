@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from omniconsole.adapters.store.console_rows import CHANNELS, CustomerRecord
 from omniconsole.domain.operator import ConsentChange, OperatorActions, OperatorError
 from omniconsole.tui import present
+from omniconsole.tui.explanation_view import why_text
 from omniconsole.tui.format import bar, short_time, style_for
 from omniconsole.tui.screens.base import ViewScreen, fill_table, matches_filter
 from omniconsole.tui.screens.consent import ConsentDialog, ConsentRequest
@@ -86,6 +87,7 @@ class CustomerScreen(ViewScreen):
                 yield Static(id="customer-journeys")
                 yield Static(id="customer-caps")
                 yield Static(id="customer-profile")
+                yield Static(id="customer-why")
 
     def on_screen_resume(self) -> None:
         """Show the app's customer query."""
@@ -252,6 +254,12 @@ class CustomerScreen(ViewScreen):
         for key, value in present.profile_facts(ctx):
             profile.add_row(key, value)
         self.query_one("#customer-profile", Static).update(_section("Profile", profile))
+        self.query_one("#customer-why", Static).update(
+            _section(
+                "Why — each message's causal chain (the customer re-run, as `explain`)",
+                why_text(lookup.explanation, variables, self.filter_text),
+            )
+        )
 
     def _render_timeline(self, ctx: CustomerRecord, variables: dict[str, str]) -> None:
         """One entry per event, decision or skipped step: a line saying when and what,

@@ -16,7 +16,7 @@ from omniconsole.tui.commands import COMMANDS
 __all__ = ["KEYS", "HelpScreen"]
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("1-6", "journeys · handoffs · caps · channels · customer · decisions"),
+    ("1-7", "journeys · handoffs · caps · channels · customer · decisions · outcomes"),
     (":", "command line (the commands below)"),
     ("/", "filter the view; Decisions: reason quiet_hours, since 2026-03-05, last 6h…"),
     ("Enter", "drill in: a journey's funnel; a count's decisions; a row's customer"),
