@@ -39,6 +39,9 @@ from omniconsole.domain.timeutil import format_timestamp
 
 Flow = Generator[SendRequest, Decision, None]
 
+#: a profile's remembered sends are checked for ones to forget past this many
+SENT_CHECKED_FROM = 8
+
 ACTIVE = "active"
 CONVERTED = "converted"
 COMPLETED = "completed"
@@ -194,11 +197,13 @@ class CustomerFlow:
         # instances already live see the event: conditions, goals, event-triggered steps
         for inst in list(profile.instances):
             journey = self.journeys.get(inst.journey)
-            if journey is None:
+            # at the very end of its lifetime an instance is over (its expire timer, due
+            # at this instant, fires after the event): no goal, no step (SPEC §5)
+            if journey is None or not self._within_lifetime(journey, inst, now):
                 continue
             if name in self.watched[journey.name]:
                 inst.seen.add(name)
-            if journey.goal_event == name and self._within_lifetime(journey, inst, now):
+            if journey.goal_event == name:
                 self._end(profile, inst, CONVERTED, now, effects)
                 continue
             for step in self.on_event_steps[journey.name]:
@@ -495,6 +500,8 @@ class CustomerFlow:
             )
             if self.rules is not None:
                 self.rules.sent(profile, str(decision.channel), now)
+            if len(profile.sent) > SENT_CHECKED_FROM:
+                self.forget_sent(profile, now)
         if inst is not None and not req.resend:
             self._finish_step(profile, journey, inst, step, now, effects)
 
@@ -526,6 +533,45 @@ class CustomerFlow:
     ) -> None:
         profile.instances = [i for i in profile.instances if i is not inst]
         self._row(profile, inst, status, now, effects)
+        journey = self.journeys.get(inst.journey)
+        if profile.sent and journey is not None and journey.goal_event is not None:
+            self.forget_sent(profile, now)
+
+    def can_fall_back(self, profile: Profile, sent: SentMessage, now: datetime) -> bool:
+        """Whether a `Message Failed` for `sent` could still re-send its step, now or
+        later: not a re-send, not re-sent already, and not of an instance the customer
+        has left (goal reached, lifetime over: those never come back)."""
+        if sent.resend or sent.fallback_done:
+            return False
+        journey = self.journeys.get(sent.journey)
+        if journey is None:
+            return False
+        if journey.goal_event is None:
+            return True
+        inst = profile.live_instance(sent.journey, sent.instance)
+        return inst is not None and self._within_lifetime(journey, inst, now)
+
+    def forget_sent(self, profile: Profile, now: datetime) -> None:
+        """Forget the sends no `Message Failed` can ever act on (SPEC §5 has no bound on a
+        failure's age, so nothing that still can is dropped).
+
+        A failure is matched to the most recent send with its message id, else with
+        its journey and step, else on its channel. A send that cannot fall back still
+        matters while it hides an older one that can (same channel, or same journey and
+        step): the failure must find it, and do nothing. Otherwise it is forgotten.
+        """
+        channels: set[str] = set()
+        steps: set[tuple[str, str]] = set()
+        kept: list[SentMessage] = []
+        for sent in profile.sent:  # oldest first
+            if self.can_fall_back(profile, sent, now):
+                channels.add(sent.channel)
+                steps.add((sent.journey, sent.step))
+                kept.append(sent)
+            elif sent.channel in channels or (sent.journey, sent.step) in steps:
+                kept.append(sent)
+        if len(kept) < len(profile.sent):
+            profile.sent = kept
 
     @staticmethod
     def _row(

@@ -28,7 +28,6 @@ ENGAGEMENT_ACTIONS = {"Message Opened": "opened", "Message Clicked": "clicked"}
 OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
 # Unsubscribes that do not block transactional messages.
 SOFT_OPT_OUTS = frozenset({Channel.EMAIL, Channel.PUSH})
-RECENT_SENT_KEPT = 8  # only recent sends can still get a `Message Failed`
 
 # Enum members read from module constants: `Channel.EMAIL` is a class attribute lookup
 # through the enum metaclass (~80 ns), and `usable` runs per channel of every send.
@@ -238,9 +237,9 @@ class Profile:
         return self.decision_seq
 
     def remember_sent(self, message: SentMessage) -> None:
+        """Keep a send for a later `Message Failed` (the flow forgets those that can
+        no longer fall back: `CustomerFlow.forget_sent`)."""
         self.sent.append(message)
-        if len(self.sent) > RECENT_SENT_KEPT:
-            del self.sent[: len(self.sent) - RECENT_SENT_KEPT]
 
     def live_instance(self, journey: str, number: int) -> Instance | None:
         for inst in self.instances:
