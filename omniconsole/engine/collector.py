@@ -1,0 +1,55 @@
+"""The engine's garbage collection during a replay: once per checkpoint, not per allocation.
+
+The engine holds a large, long-lived heap (profiles, timers, cap usage) and makes almost
+no cyclic garbage: its objects die by reference count. Python's collector nevertheless
+runs a young-generation pass every N container allocations, and each pass walks every
+young object, alive or not, so its cost grows with the allocations, ~1 s of 12 s CPU on
+the 112k-event decision-heavy log even with thresholds of (50000, 20, 20). Measured on
+that log with no collection at all: the same ledger, peak RSS 363 MB against 390 MB.
+
+So a headless replay turns automatic collection off, and at each checkpoint collects
+once and freezes the survivors (`gc.freeze`): the next collection walks only what was
+allocated since. A checkpoint is a natural place: the engine is drained and waiting.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+#: The thresholds when collection stays automatic (a replay under a console, whose UI
+#: makes cyclic garbage). The default (700, 10, 10) made full passes over the engine's
+#: heap ~35% of replay CPU.
+ENGINE_GC_THRESHOLDS = (50_000, 20, 20)
+
+
+@dataclass(slots=True)
+class CheckpointCollector:
+    """Collection once per checkpoint; `stop` restores what was there before `start`."""
+
+    enabled: bool = True
+    thresholds: tuple[int, int, int] = (700, 10, 10)
+    active: bool = False
+
+    def start(self, *, automatic: bool = False) -> None:
+        """Take over collection; `automatic`: keep it on, with the engine's thresholds."""
+        self.enabled, self.thresholds = gc.isenabled(), gc.get_threshold()
+        gc.set_threshold(*ENGINE_GC_THRESHOLDS)
+        self.active = not automatic
+        if self.active:
+            gc.disable()
+
+    def checkpoint(self) -> None:
+        """Collect what became cyclic garbage since the last checkpoint; freeze the rest."""
+        if self.active:
+            gc.collect()
+            gc.freeze()
+
+    def stop(self) -> None:
+        """Give the process its collector back (frozen objects become collectable again)."""
+        if self.active:
+            gc.unfreeze()
+            self.active = False
+        gc.set_threshold(*self.thresholds)
+        if self.enabled:
+            gc.enable()
