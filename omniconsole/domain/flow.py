@@ -52,17 +52,27 @@ EXPIRED = "expired"
 class Effects:
     """What a flow changed besides the profile itself: journey instance rows."""
 
-    # (customer, journey, number) -> (profile, instance, status, ended); rows are built at
-    # flush time, once, however often the instance changed in between
-    instances: dict[tuple[str, str, int], tuple[Profile, Instance, str, datetime | None]] = field(
-        default_factory=dict
+    # customer -> (journey, number) -> (profile, instance, status, ended); rows are built
+    # at flush time, once, however often the instance changed in between
+    instances: dict[str, dict[tuple[str, int], tuple[Profile, Instance, str, datetime | None]]] = (
+        field(default_factory=dict)
     )
 
     def rows(self) -> list[InstanceRecord]:
         """The changed instances as store records; forgets them."""
-        rows = [instance_row(*change) for change in self.instances.values()]
+        rows = [
+            instance_row(*change)
+            for changes in self.instances.values()
+            for change in changes.values()
+        ]
         self.instances.clear()
         return rows
+
+    def rows_of(self, customer: str) -> list[InstanceRecord]:
+        """One customer's changed instances as store records; forgets them (the profile
+        is leaving memory: the rows must not keep it there)."""
+        changes = self.instances.pop(customer, None)
+        return [] if changes is None else [instance_row(*change) for change in changes.values()]
 
 
 @dataclass(slots=True)
@@ -577,12 +587,10 @@ class CustomerFlow:
     def _row(
         profile: Profile, inst: Instance, status: str, ended: datetime | None, effects: Effects
     ) -> None:
-        effects.instances[(profile.customer, inst.journey, inst.number)] = (
-            profile,
-            inst,
-            status,
-            ended,
-        )
+        changes = effects.instances.get(profile.customer)
+        if changes is None:
+            changes = effects.instances[profile.customer] = {}
+        changes[(inst.journey, inst.number)] = (profile, inst, status, ended)
 
 
 def _seen_any(inst: Instance, step: StepDef) -> bool:
