@@ -78,14 +78,7 @@ class Partition:
     """The engine of one partition, driven by the coordinator's requests."""
 
     def __init__(self, spec: PartitionSpec, config: EngineConfig) -> None:
-        self.engine = ActorEngine(
-            config,
-            spec.store,
-            resume=spec.resume,
-            shards=1,
-            # pinned, its threads share one core: the cheaper inserts win
-            gil_free_inserts=spec.cpu is None,
-        )
+        self.engine = ActorEngine(config, spec.store, resume=spec.resume, shards=1)
         self.collector = CheckpointCollector()  # started by `run_partition`
         meta = self.engine.meta() if spec.resume else {}
         self.checkpoint_line = int(meta.get("checkpoint_line", "0"))
