@@ -39,6 +39,11 @@ from omniconsole.domain.timeutil import format_timestamp
 
 Flow = Generator[SendRequest, Decision, None]
 
+#: events that change consent or engagement, or may re-send a step
+_CONSENT_AND_ENGAGEMENT = frozenset(
+    {"Unsubscribed", "Subscribed", "Inbound Message", "Message Failed", *ENGAGEMENT_ACTIONS}
+)
+
 #: a profile's remembered sends are checked for ones to forget past this many
 SENT_CHECKED_FROM = 8
 
@@ -143,9 +148,10 @@ class CustomerFlow:
     ) -> Flow:
         """Apply `events` and every timer due before `horizon` (all timers if None), in order."""
         index = 0
+        count = len(events)
         timers = profile.timers
         while True:
-            event = events[index] if index < len(events) else None
+            event = events[index] if index < count else None
             timer = timers[0] if timers and (horizon is None or timers[0].due < horizon) else None
             if timer is not None and (event is None or timer.due < event.at):
                 timers.pop(0)
@@ -176,7 +182,9 @@ class CustomerFlow:
             profile.event_times[name] = now
         # a topic's (un)subscribe is the topic's alone, not the channel's
         topical = rules is not None and rules.on_event(profile, now, name, props)
-        if name == "Unsubscribed" or name == "Subscribed":
+        if name not in _CONSENT_AND_ENGAGEMENT:
+            pass  # most events: journeys only
+        elif name == "Unsubscribed" or name == "Subscribed":
             channel = props.get("channel")
             if isinstance(channel, str) and not topical:
                 if name == "Unsubscribed":
@@ -205,11 +213,14 @@ class CustomerFlow:
             yield from self.message_failed(profile, now, props, effects)
 
         # instances already live see the event: conditions, goals, event-triggered steps
-        for inst in list(profile.instances):
+        for inst in list(profile.instances) if profile.instances else ():
             journey = self.journeys.get(inst.journey)
+            if journey is None:
+                continue
             # at the very end of its lifetime an instance is over (its expire timer, due
             # at this instant, fires after the event): no goal, no step (SPEC §5)
-            if journey is None or not self._within_lifetime(journey, inst, now):
+            lifetime = journey.lifetime
+            if lifetime is not None and now >= inst.entered_at + lifetime:
                 continue
             if name in self.watched[journey.name]:
                 inst.seen.add(name)
@@ -435,10 +446,13 @@ class CustomerFlow:
         usable = profile.usable_channels(channels, category)
         plan = None
         if self.rules is not None and not exited:
-            usable, plan, props = self.rules.plan(
-                profile, journey, step, message_id, channels, usable, now,
+            planned, plan, props = self.rules.plan(
+                profile, journey, step, message_id, channels, frozenset(usable), now,
                 resend=resend, fresh=fresh, joined=joined, props=props,
             )  # fmt: skip
+            if plan is not None:  # the rules may take channels away: keep the list's order
+                usable = tuple([c for c in usable if c in planned])
+        available = self.available
         return SendRequest(
             customer=profile.customer,
             seq=profile.next_decision_seq(),
@@ -448,12 +462,14 @@ class CustomerFlow:
             step=step.name,
             category=category,
             channels=channels,
-            usable=usable if self.available is None else usable & self.available,
+            usable=usable if available is None else tuple([c for c in usable if c in available]),
             preferred=profile.preferred_channel,
             timezone=profile.timezone,
             now=now,
             first_due=first_due,
-            event_times=dict(profile.event_times) if profile.event_times else {},
+            # not copied: the governor reads it while this flow waits for its decision,
+            # and nothing reads it after
+            event_times=profile.event_times,
             engagement=profile.engagement,
             resend=resend,
             exited=exited,

@@ -6,6 +6,7 @@ knows about actors or channels' SDKs.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -44,12 +45,12 @@ class SendRequest:
     step: str
     category: Category
     channels: tuple[Channel, ...]
-    usable: frozenset[Channel]
+    usable: Collection[Channel]  # of `channels`
     preferred: str | None
     timezone: str
     now: datetime
     first_due: datetime
-    event_times: dict[str, datetime]
+    event_times: Mapping[str, datetime]  # the profile's own: read it before deciding only
     engagement: Handoff | None
     resend: bool = False
     exited: bool = False

@@ -172,10 +172,13 @@ class Profile:
 
     def usable_channels(
         self, channels: tuple[Channel, ...], category: Category
-    ) -> frozenset[Channel]:
-        """The subset of `channels` usable for `category`."""
+    ) -> tuple[Channel, ...]:
+        """The channels of `channels` usable for `category`, in their order.
+
+        A tuple, not a set: it holds a few channels, `in` finds one by identity, and a
+        set of enum members hashes each through `Enum.__hash__`, a Python call."""
         usable = self.usable
-        return frozenset([c for c in channels if usable(c, category)])
+        return tuple([c for c in channels if usable(c, category)])
 
     @property
     def timezone(self) -> str:
