@@ -22,6 +22,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from sys import intern
 from typing import Any
 
 import orjson
@@ -178,7 +179,9 @@ class ProfileShardActor(pykka.ThreadingActor):
         for timed in message.events:
             group = groups.get(timed.event.customer)
             if group is None:
-                groups[timed.event.customer] = _Group((timed,))
+                # one string per customer, shared by every structure that outlives the
+                # batch (timer heap, passivated ids, cap usage): ~65 bytes saved per copy
+                groups[intern(timed.event.customer)] = _Group((timed,))
             else:
                 group.append(timed)
         horizon = message.horizon
@@ -323,6 +326,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         evicted = self.evicted.pop(customer, None)
         if evicted is not None:  # changed since the checkpoint: still to be stored
             profile = Profile.loads(evicted.state)
+            profile.customer = customer
             self.active[customer] = profile
             self.dirty.add(customer)
             return profile
@@ -333,6 +337,7 @@ class ProfileShardActor(pykka.ThreadingActor):
             raw = self.reader.load(customer)
             self.passivated.discard(customer)
         profile = Profile.from_json(raw) if raw is not None else Profile(customer)
+        profile.customer = customer  # the shard's own (interned) string
         self.active[customer] = profile
         return profile
 
