@@ -386,15 +386,18 @@ class ProfileShardActor(pykka.ThreadingActor):
             if len(chunk) >= FLUSH_CHUNK:
                 self.writer.tell(Rows(chunk))
                 chunk = []
-        for customer, evicted in self.evicted.items():
-            chunk.append(evicted.record(customer, stamp))
+        out = self.evicted
+        passivated = self.passivated
+        while out:  # each one's bytes go as soon as its record holds their text
+            customer, stored = out.popitem()
+            chunk.append(stored.record(customer, stamp))
+            passivated.add(customer)  # stored at this checkpoint
             if len(chunk) >= FLUSH_CHUNK:
                 self.writer.tell(Rows(chunk))
                 chunk = []
         self.writer.tell(Rows(chunk))
         self.writer.tell(Rows(self.evicted_rows + self.effects.rows()))
-        self.passivated.update(self.evicted)  # stored at this checkpoint
-        self.evicted, self.evicted_rows = {}, []
+        self.evicted_rows = []
         self.dirty.clear()
         return count
 

@@ -54,7 +54,7 @@ from omniconsole.adapters.store.base import Store
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.timeutil import from_micros, to_micros
-from omniconsole.engine.collector import CheckpointCollector
+from omniconsole.engine.collector import CheckpointCollector, limit_malloc_arenas
 from omniconsole.engine.protocol import Cut
 
 #: requests a partition takes off the pipe before its engine has handled them
@@ -154,6 +154,7 @@ def run_partition(conn: Connection, spec: PartitionSpec) -> None:
     # its partitions (each rolls back what it had not committed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setswitchinterval(spec.switch_interval)
+    limit_malloc_arenas()  # before the engine's threads start
     partition: Partition | None = None
     try:
         partition = Partition(spec, load_config(spec.config_dir))

@@ -37,7 +37,7 @@ from omniconsole.domain.config import EngineConfig, load_config, shipped_config_
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.records import RejectRecord
 from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp
-from omniconsole.engine.collector import CheckpointCollector
+from omniconsole.engine.collector import CheckpointCollector, limit_malloc_arenas
 from omniconsole.engine.partitioned import PartitionedEngine
 from omniconsole.engine.protocol import Cut, Engine
 from omniconsole.engine.replay_driver import (
@@ -113,6 +113,8 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
     switch = sys.getswitchinterval()
     collector = CheckpointCollector()
     collector.start(automatic=pacer is not None)  # a console's UI makes cyclic garbage
+    if count == 1 and pacer is None:
+        limit_malloc_arenas()  # the engine's threads are about to start here
     if pacer is None:
         # Headless, the engine's threads all want the GIL; handing it over less often
         # costs less (measured ~6%). Under a console, the default keeps keys snappy.
