@@ -54,7 +54,7 @@ from omniconsole.adapters.store.base import Store
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.timeutil import from_micros, to_micros
-from omniconsole.engine.collector import CheckpointCollector, limit_malloc_arenas
+from omniconsole.engine.collector import RUNNING, CheckpointCollector, limit_malloc_arenas
 from omniconsole.engine.protocol import Cut
 
 #: requests a partition takes off the pipe before its engine has handled them
@@ -111,7 +111,7 @@ class Partition:
             return PartitionDone(None if due is None else to_micros(due))
         if isinstance(request, PartitionCheckpoint):
             engine.checkpoint(Cut(request.meta, from_micros(request.now), request.max_active))
-            self.collector.checkpoint()
+            self.collector.checkpoint(request.meta.get("status", RUNNING))
             return PartitionDone()
         raise ValueError(f"partition: unknown request {request!r}")
 

@@ -127,7 +127,7 @@ class ReplayDriver:
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
         self.engine.checkpoint(Cut(meta, now, self.options.max_active))
-        self.collector.checkpoint()
+        self.collector.checkpoint(status)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
         if self.progress is not None:

@@ -26,6 +26,7 @@ import ray
 from omniconsole.actors.messages import PartitionLine
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.timeutil import from_micros, to_micros
+from omniconsole.engine.collector import RUNNING
 from omniconsole.engine.partition_worker import Partition, PartitionSpec
 from omniconsole.engine.protocol import Cut
 
@@ -78,7 +79,7 @@ class PartitionActor:
         """Runs on the worker thread: `PartitionCheckpoint`, one transaction."""
         part = self._part()
         part.engine.checkpoint(Cut(meta, from_micros(now), max_active))
-        part.collector.checkpoint()
+        part.collector.checkpoint(meta.get("status", RUNNING))
 
     def stop(self) -> None:
         """Runs on the worker thread: stop the actor system and join its threads
