@@ -72,11 +72,7 @@ class FatigueGovernorActor(pykka.ThreadingActor):
         if isinstance(message, Release):
             usage = self.usage.get(message.customer)
             if usage is not None:
-                sent = (parse_timestamp(message.at), message.channel)
-                for index, entry in enumerate(usage.sends):
-                    if entry == sent:
-                        del usage.sends[index]
-                        break
+                usage.release(parse_timestamp(message.at), message.channel)
             return None
         if isinstance(message, ForgetUsageBefore):
             self._forget_before(message.now)
@@ -119,6 +115,7 @@ class FatigueGovernorActor(pykka.ThreadingActor):
 
     def _forget_before(self, now: datetime) -> None:
         longest = self.policy.longest_window
-        stale = [c for c, u in self.usage.items() if not u.sends or u.sends[-1][0] <= now - longest]
+        cutoff = now - longest
+        stale = [c for c, u in self.usage.items() if (u.last_at() or cutoff) <= cutoff]
         for customer in stale:
             del self.usage[customer]

@@ -91,13 +91,10 @@ class ActorEngine:
         resume: bool,
         shards: int = 2,
         live: LiveWiring | None = None,
-        gil_free_inserts: bool = True,
     ) -> None:
         self.config = config
         self.live = live
-        self.writer = StoreWriterActor.start(
-            store, fresh=not resume, gil_free_inserts=gil_free_inserts
-        )
+        self.writer = StoreWriterActor.start(store, fresh=not resume)
         self.dispatchers: dict[Channel, pykka.ActorRef[Any]] = {}
         for ch in Channel:
             self.dispatchers[ch] = ChannelDispatcherActor.start(

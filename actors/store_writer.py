@@ -17,9 +17,9 @@ class StoreWriterActor(pykka.ThreadingActor):
     All hooks run on this actor's own thread, which drives an asyncio loop for aiosqlite.
     """
 
-    def __init__(self, store: Store, *, fresh: bool, gil_free_inserts: bool = True) -> None:
+    def __init__(self, store: Store, *, fresh: bool) -> None:
         super().__init__()
-        self.store = store.writer(gil_free_inserts=gil_free_inserts)
+        self.store = store.writer()
         self.fresh = fresh
         self.loop = asyncio.new_event_loop()
 

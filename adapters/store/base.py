@@ -206,7 +206,7 @@ class Store(Protocol):
     def exists(self) -> bool:
         """Whether a store is there at all."""
 
-    def writer(self, *, gil_free_inserts: bool = True) -> StoreWriter:
+    def writer(self) -> StoreWriter:
         """The engine's writer of this store (not opened yet)."""
 
     def profiles(self) -> ProfileSource:

@@ -99,8 +99,7 @@ class PostgresStore:
             ).fetchone()
             return bool(row and row[0])
 
-    def writer(self, *, gil_free_inserts: bool = True) -> PostgresWriter:
-        # gil_free_inserts is SQLite's choice; COPY needs none
+    def writer(self) -> PostgresWriter:
         return PostgresWriter(self.location)
 
     def profiles(self) -> PostgresProfiles:

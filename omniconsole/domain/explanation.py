@@ -238,9 +238,10 @@ class _Tracer:
         # a step finished without a send request was skipped by its unless_since_entry
         for inst in self.profile.instances:
             self._note_skips(inst, finished.get((inst.journey, inst.number), set()), event, timer)
-        for key, (_, inst, _, _) in self.effects.instances.items():
-            if self.profile.live_instance(inst.journey, inst.number) is None:
-                self._note_skips(inst, finished.get((key[1], key[2]), set()), event, timer)
+        for changes in self.effects.instances.values():
+            for key, (_, inst, _, _) in changes.items():
+                if self.profile.live_instance(inst.journey, inst.number) is None:
+                    self._note_skips(inst, finished.get(key, set()), event, timer)
 
     def _note_skips(
         self,
@@ -319,14 +320,14 @@ class _Tracer:
         return f"at entry, by {self.context}"
 
     def _settle(self, now: datetime, cause: str) -> None:
-        for (_, journey, number), (_, inst, status, ended) in self.effects.instances.items():
-            key = (journey, number)
-            story = self.trace.instances.get(key)
-            if story is None:
-                story = InstanceStory(journey, number, inst.entered_at, cause, inst.arm)
-                self.trace.instances[key] = story
-            if status != ACTIVE and story.status == ACTIVE:
-                story.status, story.ended_at, story.ended_by = status, ended or now, cause
+        for changes in self.effects.instances.values():
+            for key, (_, inst, status, ended) in changes.items():
+                story = self.trace.instances.get(key)
+                if story is None:
+                    story = InstanceStory(key[0], key[1], inst.entered_at, cause, inst.arm)
+                    self.trace.instances[key] = story
+                if status != ACTIVE and story.status == ACTIVE:
+                    story.status, story.ended_at, story.ended_by = status, ended or now, cause
         self.effects.instances.clear()
 
 

@@ -40,6 +40,14 @@ from omniconsole.domain.timeutil import format_timestamp
 
 Flow = Generator[SendRequest, Decision, None]
 
+#: events that change consent or engagement, or may re-send a step
+_CONSENT_AND_ENGAGEMENT = frozenset(
+    {"Unsubscribed", "Subscribed", "Inbound Message", "Message Failed", *ENGAGEMENT_ACTIONS}
+)
+
+#: a profile's remembered sends are checked for ones to forget past this many
+SENT_CHECKED_FROM = 8
+
 ACTIVE = "active"
 CONVERTED = "converted"
 COMPLETED = "completed"
@@ -50,17 +58,27 @@ EXPIRED = "expired"
 class Effects:
     """What a flow changed besides the profile itself: journey instance rows."""
 
-    # (customer, journey, number) -> (profile, instance, status, ended); rows are built at
-    # flush time, once, however often the instance changed in between
-    instances: dict[tuple[str, str, int], tuple[Profile, Instance, str, datetime | None]] = field(
-        default_factory=dict
+    # customer -> (journey, number) -> (profile, instance, status, ended); rows are built
+    # at flush time, once, however often the instance changed in between
+    instances: dict[str, dict[tuple[str, int], tuple[Profile, Instance, str, datetime | None]]] = (
+        field(default_factory=dict)
     )
 
     def rows(self) -> list[InstanceRecord]:
         """The changed instances as store records; forgets them."""
-        rows = [instance_row(*change) for change in self.instances.values()]
+        rows = [
+            instance_row(*change)
+            for changes in self.instances.values()
+            for change in changes.values()
+        ]
         self.instances.clear()
         return rows
+
+    def rows_of(self, customer: str) -> list[InstanceRecord]:
+        """One customer's changed instances as store records; forgets them (the profile
+        is leaving memory: the rows must not keep it there)."""
+        changes = self.instances.pop(customer, None)
+        return [] if changes is None else [instance_row(*change) for change in changes.values()]
 
 
 @dataclass(slots=True)
@@ -135,9 +153,10 @@ class CustomerFlow:
     ) -> Flow:
         """Apply `events` and every timer due before `horizon` (all timers if None), in order."""
         index = 0
+        count = len(events)
         timers = profile.timers
         while True:
-            event = events[index] if index < len(events) else None
+            event = events[index] if index < count else None
             timer = timers[0] if timers and (horizon is None or timers[0].due < horizon) else None
             if timer is not None and (event is None or timer.due < event.at):
                 timers.pop(0)
@@ -168,7 +187,9 @@ class CustomerFlow:
             profile.event_times[name] = now
         # a topic's (un)subscribe is the topic's alone, not the channel's
         topical = rules is not None and rules.on_event(profile, now, name, props)
-        if name == "Unsubscribed" or name == "Subscribed":
+        if name not in _CONSENT_AND_ENGAGEMENT:
+            pass  # most events: journeys only
+        elif name == "Unsubscribed" or name == "Subscribed":
             channel = props.get("channel")
             if isinstance(channel, str) and not topical:
                 if name == "Unsubscribed":
@@ -197,13 +218,18 @@ class CustomerFlow:
             yield from self.message_failed(profile, now, props, effects)
 
         # instances already live see the event: conditions, goals, event-triggered steps
-        for inst in list(profile.instances):
+        for inst in list(profile.instances) if profile.instances else ():
             journey = self.journeys.get(inst.journey)
             if journey is None:
                 continue
+            # at the very end of its lifetime an instance is over (its expire timer, due
+            # at this instant, fires after the event): no goal, no step (SPEC §5)
+            lifetime = journey.lifetime
+            if lifetime is not None and now >= inst.entered_at + lifetime:
+                continue
             if name in self.watched[journey.name]:
                 inst.seen.add(name)
-            if journey.goal_event == name and self._within_lifetime(journey, inst, now):
+            if journey.goal_event == name:
                 self._end(profile, inst, CONVERTED, now, effects)
                 continue
             for step in self.on_event_steps[journey.name]:
@@ -454,10 +480,13 @@ class CustomerFlow:
         usable = profile.usable_channels(channels, category)
         plan = None
         if self.rules is not None and not exited:
-            usable, plan, props = self.rules.plan(
-                profile, journey, step, message_id, channels, usable, now,
+            planned, plan, props = self.rules.plan(
+                profile, journey, step, message_id, channels, frozenset(usable), now,
                 resend=resend, fresh=fresh, joined=joined, props=props,
             )  # fmt: skip
+            if plan is not None:  # the rules may take channels away: keep the list's order
+                usable = tuple([c for c in usable if c in planned])
+        available = self.available
         return SendRequest(
             customer=profile.customer,
             seq=profile.next_decision_seq(),
@@ -467,12 +496,14 @@ class CustomerFlow:
             step=step.name,
             category=category,
             channels=channels,
-            usable=usable if self.available is None else usable & self.available,
+            usable=usable if available is None else tuple([c for c in usable if c in available]),
             preferred=profile.preferred_channel,
             timezone=profile.timezone,
             now=now,
             first_due=first_due,
-            event_times=dict(profile.event_times) if profile.event_times else {},
+            # not copied: the governor reads it while this flow waits for its decision,
+            # and nothing reads it after
+            event_times=profile.event_times,
             engagement=profile.engagement,
             resend=resend,
             exited=exited,
@@ -530,6 +561,8 @@ class CustomerFlow:
             )
             if self.rules is not None:
                 self.rules.sent(profile, str(decision.channel), now)
+            if len(profile.sent) > SENT_CHECKED_FROM:
+                self.forget_sent(profile, now)
         if inst is not None and not req.resend:
             self._finish_step(profile, journey, inst, step, now, effects)
 
@@ -561,17 +594,54 @@ class CustomerFlow:
     ) -> None:
         profile.instances = [i for i in profile.instances if i is not inst]
         self._row(profile, inst, status, now, effects)
+        journey = self.journeys.get(inst.journey)
+        if profile.sent and journey is not None and journey.goal_event is not None:
+            self.forget_sent(profile, now)
+
+    def can_fall_back(self, profile: Profile, sent: SentMessage, now: datetime) -> bool:
+        """Whether a `Message Failed` for `sent` could still re-send its step, now or
+        later: not a re-send, not re-sent already, and not of an instance the customer
+        has left (goal reached, lifetime over: those never come back)."""
+        if sent.resend or sent.fallback_done:
+            return False
+        journey = self.journeys.get(sent.journey)
+        if journey is None:
+            return False
+        if journey.goal_event is None:
+            return True
+        inst = profile.live_instance(sent.journey, sent.instance)
+        return inst is not None and self._within_lifetime(journey, inst, now)
+
+    def forget_sent(self, profile: Profile, now: datetime) -> None:
+        """Forget the sends no `Message Failed` can ever act on (SPEC §5 has no bound on a
+        failure's age, so nothing that still can is dropped).
+
+        A failure is matched to the most recent send with its message id, else with
+        its journey and step, else on its channel. A send that cannot fall back still
+        matters while it hides an older one that can (same channel, or same journey and
+        step): the failure must find it, and do nothing. Otherwise it is forgotten.
+        """
+        channels: set[str] = set()
+        steps: set[tuple[str, str]] = set()
+        kept: list[SentMessage] = []
+        for sent in profile.sent:  # oldest first
+            if self.can_fall_back(profile, sent, now):
+                channels.add(sent.channel)
+                steps.add((sent.journey, sent.step))
+                kept.append(sent)
+            elif sent.channel in channels or (sent.journey, sent.step) in steps:
+                kept.append(sent)
+        if len(kept) < len(profile.sent):
+            profile.sent = kept
 
     @staticmethod
     def _row(
         profile: Profile, inst: Instance, status: str, ended: datetime | None, effects: Effects
     ) -> None:
-        effects.instances[(profile.customer, inst.journey, inst.number)] = (
-            profile,
-            inst,
-            status,
-            ended,
-        )
+        changes = effects.instances.get(profile.customer)
+        if changes is None:
+            changes = effects.instances[profile.customer] = {}
+        changes[(inst.journey, inst.number)] = (profile, inst, status, ended)
 
 
 def _seen_any(inst: Instance, step: StepDef) -> bool:

@@ -28,7 +28,6 @@ ENGAGEMENT_ACTIONS = {"Message Opened": "opened", "Message Clicked": "clicked"}
 OPT_OUT_ALL = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.PUSH)
 # Unsubscribes that do not block transactional messages.
 SOFT_OPT_OUTS = frozenset({Channel.EMAIL, Channel.PUSH})
-RECENT_SENT_KEPT = 8  # only recent sends can still get a `Message Failed`
 
 # Enum members read from module constants: `Channel.EMAIL` is a class attribute lookup
 # through the enum metaclass (~80 ns), and `usable` runs per channel of every send.
@@ -175,10 +174,13 @@ class Profile:
 
     def usable_channels(
         self, channels: tuple[Channel, ...], category: Category
-    ) -> frozenset[Channel]:
-        """The subset of `channels` usable for `category`."""
+    ) -> tuple[Channel, ...]:
+        """The channels of `channels` usable for `category`, in their order.
+
+        A tuple, not a set: it holds a few channels, `in` finds one by identity, and a
+        set of enum members hashes each through `Enum.__hash__`, a Python call."""
         usable = self.usable
-        return frozenset([c for c in channels if usable(c, category)])
+        return tuple([c for c in channels if usable(c, category)])
 
     @property
     def timezone(self) -> str:
@@ -240,9 +242,9 @@ class Profile:
         return self.decision_seq
 
     def remember_sent(self, message: SentMessage) -> None:
+        """Keep a send for a later `Message Failed` (the flow forgets those that can
+        no longer fall back: `CustomerFlow.forget_sent`)."""
         self.sent.append(message)
-        if len(self.sent) > RECENT_SENT_KEPT:
-            del self.sent[: len(self.sent) - RECENT_SENT_KEPT]
 
     def live_instance(self, journey: str, number: int) -> Instance | None:
         for inst in self.instances:

@@ -91,7 +91,7 @@ def _decide(
     usage.prune(now, policy.longest_window)
     order = plan.order or spec_order(req)
     mode = plan.on_block
-    check_caps = bool(usage.sends) and req.category in policy.capped_categories
+    check_caps = bool(usage.packed) and req.category in policy.capped_categories
     usable = req.usable
     # (1) the channel
     chosen: Channel | None = None

@@ -51,8 +51,24 @@ _DAYS: dict[int, str] = {}  # proleptic ordinal -> "YYYY-MM-DDT"
 _DAYS_KEPT = 4096  # a log spans few days; the bound only guards odd inputs
 
 
+#: the last time formatted, and its text: one decision formats its time several times
+#: (ledger line, record, explanation), and one batch's decisions share few instants.
+#: Replaced whole (one tuple), so threads sharing it never see a torn pair.
+_last: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00Z")
+
+
 def format_timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with a `Z`; microseconds only when there are some."""
+    global _last
+    last = _last
+    if value is last[0]:
+        return last[1]
+    text = _format(value)
+    _last = (value, text)
+    return text
+
+
+def _format(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     ordinal = value.toordinal()

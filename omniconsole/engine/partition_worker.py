@@ -25,7 +25,6 @@ partition only the lines after the ones it has committed.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import queue
 import signal
@@ -55,15 +54,11 @@ from omniconsole.adapters.store.base import Store
 from omniconsole.domain.config import EngineConfig, load_config
 from omniconsole.domain.events import Rejected, parse_line
 from omniconsole.domain.timeutil import from_micros, to_micros
+from omniconsole.engine.collector import RUNNING, CheckpointCollector, limit_malloc_arenas
 from omniconsole.engine.protocol import Cut
 
 #: requests a partition takes off the pipe before its engine has handled them
 READ_AHEAD = 4
-#: The engine holds a large, long-lived heap (profiles, timers, cap usage) and makes
-#: little cyclic garbage; with the default thresholds (700, 10, 10) the collector's
-#: repeated full passes over that heap were ~35% of replay CPU. Measured on a 200k-event
-#: replay: 69 -> 47 us of CPU per event, same ledger.
-ENGINE_GC_THRESHOLDS = (50_000, 20, 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +78,8 @@ class Partition:
     """The engine of one partition, driven by the coordinator's requests."""
 
     def __init__(self, spec: PartitionSpec, config: EngineConfig) -> None:
-        self.engine = ActorEngine(
-            config,
-            spec.store,
-            resume=spec.resume,
-            shards=1,
-            # pinned, its threads share one core: the cheaper inserts win
-            gil_free_inserts=spec.cpu is None,
-        )
+        self.engine = ActorEngine(config, spec.store, resume=spec.resume, shards=1)
+        self.collector = CheckpointCollector()  # started by `run_partition`
         meta = self.engine.meta() if spec.resume else {}
         self.checkpoint_line = int(meta.get("checkpoint_line", "0"))
 
@@ -122,6 +111,7 @@ class Partition:
             return PartitionDone(None if due is None else to_micros(due))
         if isinstance(request, PartitionCheckpoint):
             engine.checkpoint(Cut(request.meta, from_micros(request.now), request.max_active))
+            self.collector.checkpoint(request.meta.get("status", RUNNING))
             return PartitionDone()
         raise ValueError(f"partition: unknown request {request!r}")
 
@@ -164,10 +154,11 @@ def run_partition(conn: Connection, spec: PartitionSpec) -> None:
     # its partitions (each rolls back what it had not committed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setswitchinterval(spec.switch_interval)
-    gc.set_threshold(*ENGINE_GC_THRESHOLDS)
+    limit_malloc_arenas()  # before the engine's threads start
     partition: Partition | None = None
     try:
         partition = Partition(spec, load_config(spec.config_dir))
+        partition.collector.start()  # the process is the partition's: never given back
         conn.send(PartitionReady(partition.checkpoint_line))
         inbox = _read_ahead(conn)
         while True:

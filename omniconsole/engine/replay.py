@@ -16,7 +16,6 @@ Partition processes are started with `spawn`: a script that calls `run_replay` w
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ from omniconsole.domain.governor import HELD_OUT
 from omniconsole.domain.outcomes import measured_journeys, outcomes_report
 from omniconsole.domain.records import RejectRecord
 from omniconsole.domain.timeutil import EPOCH, format_timestamp, parse_timestamp
-from omniconsole.engine.partition_worker import ENGINE_GC_THRESHOLDS
+from omniconsole.engine.collector import CheckpointCollector, limit_malloc_arenas
 from omniconsole.engine.partitioned import PartitionedEngine
 from omniconsole.engine.protocol import Cut, Engine
 from omniconsole.engine.replay_driver import (
@@ -114,8 +113,11 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
                           " without --ray")  # fmt: skip
     if not resume:
         store.remove_parts()  # a previous run's parts must not be read as this run's
-    switch, thresholds = sys.getswitchinterval(), gc.get_threshold()
-    gc.set_threshold(*ENGINE_GC_THRESHOLDS)
+    switch = sys.getswitchinterval()
+    collector = CheckpointCollector()
+    collector.start(automatic=pacer is not None)  # a console's UI makes cyclic garbage
+    if count == 1 and pacer is None:
+        limit_malloc_arenas()  # the engine's threads are about to start here
     if pacer is None:
         # Headless, the engine's threads all want the GIL; handing it over less often
         # costs less (measured ~6%). Under a console, the default keeps keys snappy.
@@ -123,12 +125,12 @@ def run_replay(options: ReplayOptions, pacer: Pacer | None = None) -> dict[str, 
     try:
         engine, static = _start_engine(options, config, store, count, resume)
         try:
-            return _run(options, config, store, engine, pacer, resume, static)
+            return _run(options, config, store, engine, pacer, resume, static, collector)
         finally:
             engine.stop()
     finally:
         sys.setswitchinterval(switch)
-        gc.set_threshold(*thresholds)
+        collector.stop()
 
 
 def _stored_parts(store: Store) -> int:
@@ -190,8 +192,9 @@ def _run(
     pacer: Pacer | None,
     resume: bool,
     static: dict[str, str],
+    collector: CheckpointCollector,
 ) -> dict[str, Any]:
-    driver = ReplayDriver(options, config, store, engine, pacer)
+    driver = ReplayDriver(options, config, store, engine, pacer, collector)
     seen: set[str] = set()
     start_line = 0
     until = options.until

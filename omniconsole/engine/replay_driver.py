@@ -23,6 +23,7 @@ from omniconsole.adapters.store.progress import Progress
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.timeutil import EPOCH, format_timestamp
+from omniconsole.engine.collector import CheckpointCollector
 from omniconsole.engine.protocol import Cut, Engine
 from omniconsole.engine.replay_watch import ReplayProgress
 
@@ -53,6 +54,7 @@ class ReplayDriver:
     store: Store
     engine: Engine
     pacer: Pacer | None
+    collector: CheckpointCollector = field(default_factory=CheckpointCollector)
     counts: EventCounts = field(default_factory=EventCounts)
     clock: datetime | None = None
     #: everything before this simulated time is decided and handed to the store
@@ -125,6 +127,7 @@ class ReplayDriver:
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
         self.engine.checkpoint(Cut(meta, now, self.options.max_active))
+        self.collector.checkpoint(status)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
         if self.progress is not None:

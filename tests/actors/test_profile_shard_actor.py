@@ -254,6 +254,35 @@ def test_a_profile_changed_since_the_last_flush_is_never_passivated(
     assert [step for _, step, _ in world.steps()] == ["welcome", "first_login"]
 
 
+def test_changed_profiles_beyond_the_budget_leave_memory_as_bytes_and_reach_the_store(
+    stored_world: ShardWorld, store: SqliteStore
+) -> None:
+    world = stored_world
+    world.shard.tell(Passivate(1))
+    world.run([*signs_up("c-1"), *signs_up("c-2"), *signs_up("c-3")], T + S)
+    # none is stored yet: one stays whole in memory, two wait as their stored bytes...
+    shard = world.shard.proxy()
+    assert list(shard.active.get(timeout=WAIT)) == ["c-3"]
+    assert sorted(shard.evicted.get(timeout=WAIT)) == ["c-1", "c-2"]
+    # ...and come back whole when needed
+    world.run(logs_in("c-1", T + H), T + H + S)
+    commit(world)
+    stored = table(store.path, "SELECT customer, state FROM profiles ORDER BY customer")
+    assert [c for c, _ in stored] == ["c-1", "c-2", "c-3"]
+    assert {m.step for m in Profile.loads(stored[0][1]).sent} == {"welcome", "first_login"}
+    [(status, next_step)] = table(
+        store.path,
+        "SELECT status, next_step FROM journey_instances WHERE customer = 'c-3'",
+    )
+    assert (status, next_step) == ("active", "nudge_day3")
+    world.run([*logs_in("c-2", T + 2 * H), *logs_in("c-3", T + 2 * H)], T + 2 * H + S)
+    assert sorted(c for c, step, _ in world.steps() if step == "first_login") == [
+        "c-1",
+        "c-2",
+        "c-3",
+    ]
+
+
 def test_a_profile_waiting_for_the_governor_is_not_passivated_under_it(
     stored_world: ShardWorld, store: SqliteStore
 ) -> None:

@@ -396,6 +396,65 @@ def test_failed_last_nudge_is_resent_after_the_instance_completed() -> None:
     assert [channel for _, channel, _ in sent_ids(c)] == ["email", "in_app", "sms", "sms", "email"]
 
 
+def test_a_failure_reported_after_many_later_sends_still_falls_back() -> None:
+    # SPEC §5 sets no bound on how old a failed message may be: twelve receipts later,
+    # the first receipt's failure still re-sends it (once), to the next channel
+    c = customer(phone="+1415", email="a@b.c")
+    c.run(*(track(T0 + i * H, "Order Completed") for i in range(12)))
+    first = "c-1:order_confirmation:1:receipt"
+    c.run(track(T0 + 20 * H, "Message Failed", channel="email", message_id=first))
+    assert sent_ids(c)[-1] == (first + ":fallback", "sms", True)
+
+
+def test_a_failure_of_a_message_of_an_ended_onboarding_is_not_resent_however_old() -> None:
+    c = customer(phone="+1415", email="a@b.c")
+    c.run(
+        track(T0, "Signed Up"),
+        *(track(T0 + D + i * H, "Order Completed") for i in range(10)),
+        track(T0 + 2 * D, "Activated"),  # the onboarding instance converted: it has ended
+        track(T0 + 3 * D, "Message Failed", channel="email", journey="onboarding", step="welcome"),
+    )
+    assert not any(req.resend for req, _ in c.decisions)
+
+
+def test_sends_that_can_never_fall_back_are_forgotten() -> None:
+    # a converted onboarding's sends, once no older send could still fall back
+    c = customer(phone="+1415", email="a@b.c")
+    c.run(track(T0, "Signed Up"), track(T0 + 80 * H, "Activated"))
+    c.run(*(track(T0 + 4 * D + i * H, "Fraud Suspected") for i in range(9)))
+    kept = [(m.journey, m.step) for m in c.profile.sent]
+    assert ("onboarding", "welcome") not in kept
+    assert kept.count(("fraud_alert", "alert")) == 9
+
+
+def test_a_sent_that_hides_an_older_one_that_can_fall_back_is_kept() -> None:
+    # matched by channel alone, the most recent sms send answers the failure: an ended
+    # onboarding's sms nudge, newer than an sms receipt, must keep hiding that receipt
+    c = customer(phone="+1415")
+    c.run(
+        track(T0, "Order Completed"),  # receipt on sms
+        track(T0 + H, "Signed Up"),
+        track(T0 + 80 * H, "Activated"),  # nudge_day3 went out on sms at T0 + 73 h
+        *(track(T0 + 4 * D + i * H, "Fraud Suspected") for i in range(9)),
+        track(T0 + 5 * D, "Message Failed", channel="sms"),
+    )
+    resends = [req.message_id for req, _ in c.decisions if req.resend]
+    assert resends == ["c-1:fraud_alert:9:alert:fallback"]
+
+
+def test_an_on_event_step_does_not_run_at_the_end_of_the_lifetime(ana: Customer) -> None:
+    # SPEC §5: an onboarding instance lives 14 days; after them no step runs — and at
+    # entry + 14 d an Activated is no conversion, so a Logged In starts no first_login
+    ana.run(track(T0, "Signed Up"), track(T0 + 14 * D, "Logged In"))
+    assert "onboarding.first_login" not in ana.steps()
+    assert ana.status("onboarding") == EXPIRED
+
+
+def test_an_on_event_step_runs_just_before_the_end_of_the_lifetime(ana: Customer) -> None:
+    ana.run(track(T0, "Signed Up"), track(T0 + 14 * D - timedelta(seconds=1), "Logged In"))
+    assert "onboarding.first_login" in ana.steps()
+
+
 # ---- same-instant order ----
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from omniconsole.domain.channels import Category, Channel
 from omniconsole.domain.config import Policy, load_config, shipped_config_dir
@@ -470,3 +472,44 @@ def test_decisions_name_the_reason_in_words() -> None:
     assert "sent on email" in texts["sent"]
     assert "quiet hours" in texts["quiet"] and "08:00" in texts["quiet"]
     assert "all-channel cap full" in texts["cap"]
+
+
+# ---- cap usage, packed ----
+
+_SEND_TIMES = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=10 * 24 * 3600 * 1_000_000),  # µs after NOON
+        st.sampled_from([c.value for c in Channel]),
+    ),
+    max_size=12,
+).map(sorted)
+
+
+@given(sends=_SEND_TIMES, later=st.integers(min_value=0, max_value=9 * 24 * 3600 * 1_000_000))
+def test_packed_cap_usage_counts_what_a_plain_list_of_sends_counts(
+    sends: list[tuple[int, str]], later: int
+) -> None:
+    timed = [(NOON + timedelta(microseconds=us), channel) for us, channel in sends]
+    usage = CapUsage(timed)
+    now = NOON + timedelta(microseconds=later)
+    assert usage.sends == timed
+    for rule in POLICY.caps:
+        start = now - rule.window  # a send exactly a window ago no longer counts
+        assert usage.in_window(rule, now) == [
+            at for at, ch in timed if at > start and rule.scope in ("all", ch)
+        ]
+        newest_first = 0
+        for at, ch in reversed(timed):
+            if at <= start:
+                break
+            newest_first += rule.scope in ("all", ch)
+        assert usage.count(rule, now) == newest_first
+    usage.prune(now, POLICY.longest_window)
+    assert usage.sends == [s for s in timed if s[0] > now - POLICY.longest_window]
+
+
+def test_a_released_send_no_longer_counts_and_its_twin_on_another_channel_still_does() -> None:
+    usage = CapUsage([(NOON, "sms"), (NOON, "email")])
+    assert usage.release(NOON, "sms")
+    assert not usage.release(NOON, "sms")
+    assert usage.sends == [(NOON, "email")]

@@ -68,6 +68,35 @@ def test_on_a_decision_heavy_log_the_reference_writes_the_engines_ledger(
     assert outcomes["deferred"] > 0.1 * sum(outcomes.values())  # the workload defers a lot
 
 
+def test_old_failures_and_steps_at_the_end_of_a_lifetime_give_the_engines_ledger(
+    tmp_path: Path,
+) -> None:
+    # a failure reported a dozen sends later, and a Logged In at entry + 14 d exactly:
+    # the two places the engine once departed from the SPEC (and the reference)
+    ana = {"email": "ana@example.com", "phone": "+14155550101", "timezone": "UTC"}
+    lines = [
+        {"type": "identify", "userId": "c-1", "timestamp": "2026-03-02T10:00:00Z", "traits": ana},
+        {"type": "track", "userId": "c-2", "event": "Signed Up", "timestamp": "2026-03-02T10:00:00Z"},
+    ]  # fmt: skip
+    lines += [
+        {"type": "track", "userId": "c-1", "event": "Order Completed",
+         "timestamp": f"2026-03-02T{11 + i}:00:00Z"}
+        for i in range(12)
+    ]  # fmt: skip
+    lines += [
+        {"type": "track", "userId": "c-1", "event": "Message Failed",
+         "timestamp": "2026-03-03T10:00:00Z",
+         "properties": {"channel": "email", "message_id": "c-1:order_confirmation:1:receipt"}},
+        {"type": "track", "userId": "c-2", "event": "Logged In", "timestamp": "2026-03-16T10:00:00Z"},
+    ]  # fmt: skip
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    engine = engine_ledger(log, tmp_path)
+    assert b"receipt:fallback" in engine
+    assert b"first_login" not in engine
+    assert reference_ledger(log, tmp_path) == engine
+
+
 def test_stop_keywords_read_as_consent_only_give_the_engines_ledger(tmp_path: Path) -> None:
     """SPEC §5 as amended 2026-11-30, which the engine and the reference both follow."""
     engine = engine_ledger(STOP_KEYWORDS, tmp_path)

@@ -18,7 +18,6 @@ This module imports Ray: import it only once Ray is known to be there.
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -27,11 +26,8 @@ import ray
 from omniconsole.actors.messages import PartitionLine
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.timeutil import from_micros, to_micros
-from omniconsole.engine.partition_worker import (
-    ENGINE_GC_THRESHOLDS,
-    Partition,
-    PartitionSpec,
-)
+from omniconsole.engine.collector import RUNNING
+from omniconsole.engine.partition_worker import Partition, PartitionSpec
 from omniconsole.engine.protocol import Cut
 
 
@@ -47,8 +43,10 @@ class PartitionActor:
     def __init__(self, spec: PartitionSpec, config: EngineConfig) -> None:
         """Runs on the actor's worker thread: start the partition's actor system."""
         sys.setswitchinterval(spec.switch_interval)
-        gc.set_threshold(*ENGINE_GC_THRESHOLDS)
         self.partition: Partition | None = Partition(spec, config)
+        # collection once per checkpoint, as in a partition process (the worker
+        # process is this actor's alone)
+        self.partition.collector.start()
         self.resume = spec.resume
 
     def _part(self) -> Partition:
@@ -79,7 +77,9 @@ class PartitionActor:
 
     def checkpoint(self, meta: Mapping[str, str], now: int, max_active: int) -> None:
         """Runs on the worker thread: `PartitionCheckpoint`, one transaction."""
-        self._part().engine.checkpoint(Cut(meta, from_micros(now), max_active))
+        part = self._part()
+        part.engine.checkpoint(Cut(meta, from_micros(now), max_active))
+        part.collector.checkpoint(meta.get("status", RUNNING))
 
     def stop(self) -> None:
         """Runs on the worker thread: stop the actor system and join its threads
@@ -89,3 +89,4 @@ class PartitionActor:
         if partition is not None:
             with contextlib.suppress(Exception):
                 partition.engine.stop()
+            partition.collector.stop()
