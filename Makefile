@@ -69,6 +69,7 @@ replay: $(STAMP)
 # check before it fails in seconds, with one line, if a peer is missing or broken.
 test: peers $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python tests/peers.py

@@ -48,7 +48,9 @@ def writer(url: str, layout: str, p: int, go: Any, out: Any) -> None:
 
     base = 1_767_225_600_000_000
     table, extra = (f"p{p}.", ()) if layout == "schemas" else ("", (p,))
-    columns = "ts, customer, seq, line" if layout == "schemas" else "partition, ts, customer, seq, line"
+    columns = (
+        "ts, customer, seq, line" if layout == "schemas" else "partition, ts, customer, seq, line"
+    )
     pcols = "customer, state" if layout == "schemas" else "partition, customer, state"
     with psycopg.connect(url) as conn:
         go.wait()
@@ -92,9 +94,10 @@ def measure(url: str, layout: str, writers: int) -> str:
         plan = [r[0].strip() for r in conn.execute(
             "EXPLAIN SELECT line FROM ledger ORDER BY ts, customer, seq")]  # fmt: skip
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(
-            "COPY (SELECT line FROM ledger ORDER BY ts, customer, seq) TO STDOUT"
-        ) as copy:
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY (SELECT line FROM ledger ORDER BY ts, customer, seq) TO STDOUT") as copy,
+        ):
             for _ in copy:
                 pass
         read = time.perf_counter() - started

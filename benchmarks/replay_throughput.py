@@ -321,7 +321,9 @@ def _replay(
         f" {figures['peak_rss_postgres_mb']:,.1f} MB);"
         f" {figures['peak_rss_mb']:,.1f} MB this process (incl. generation)"
     )
-    print(f"this process   {driver_cpu:.1f} s of CPU ({driver_cpu / max(events, 1) * 1e6:.1f} µs/event)")
+    print(
+        f"this process   {driver_cpu:.1f} s of CPU ({driver_cpu / max(events, 1) * 1e6:.1f} µs/event)"
+    )
     print(f"all processes  {threads.cpu_seconds:.1f} s of CPU"
           f" ({threads.cpu_seconds / max(events, 1) * 1e6:.1f} µs/event)")  # fmt: skip
     print(f"load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -333,10 +335,14 @@ def _replay(
     if args.expect_ledger is not None:
         same = options.ledger.read_bytes() == args.expect_ledger.read_bytes()
         figures["ledger_as_expected"] = same
-        print(f"ledger         {'the same bytes as' if same else 'DIFFERS from'} {args.expect_ledger}")
+        print(
+            f"ledger         {'the same bytes as' if same else 'DIFFERS from'} {args.expect_ledger}"
+        )
     if figures["store"] == "postgresql":
         figures["pg_mb"] = _pg_sizes(str(db))
-        print("PostgreSQL     " + ", ".join(f"{k} {v:,.1f} MB" for k, v in figures["pg_mb"].items()))
+        print(
+            "PostgreSQL     " + ", ".join(f"{k} {v:,.1f} MB" for k, v in figures["pg_mb"].items())
+        )
     if args.json is not None:
         with args.json.open("a") as out_json:
             out_json.write(json.dumps(figures) + "\n")

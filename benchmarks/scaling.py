@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(cmd, check=True)
             figures = json.loads(args.out.read_text().splitlines()[before])
             rows.append((name, store, figures))
-    print("\n| run | store | events/s | peak RSS, all processes | peak PSS | of which PostgreSQL"
-          " (RSS) | processes | ledger | load average (1 min, before → after) |")
+    print(
+        "\n| run | store | events/s | peak RSS, all processes | peak PSS | of which PostgreSQL"
+        " (RSS) | processes | ledger | load average (1 min, before → after) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for name, store, f in rows:
         same = {True: "same", False: "DIFF", None: "—"}[f.get("ledger_as_expected")]

@@ -248,7 +248,9 @@ class DeliveryGuard:
         return result
 
 
-def pace_guards(adapter: str, guards: Mapping[Channel, DeliveryGuard], make: LimiterFactory) -> None:
+def pace_guards(
+    adapter: str, guards: Mapping[Channel, DeliveryGuard], make: LimiterFactory
+) -> None:
     """Pace each channel's guard of `adapter` with the limiter `make` gives for it (at
     the guard's own rate and burst); a channel without a rate limit stays unpaced."""
     for channel, guard in guards.items():

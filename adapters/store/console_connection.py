@@ -41,7 +41,9 @@ class ConsoleConnection:
         """Remember the path (or `postgresql://` URL); nothing is opened until the first
         read."""
         #: a PostgreSQL store: the same queries, through `pg_console`
-        self._pg = PgLocation.parse(path) if isinstance(path, str) and is_postgres_url(path) else None
+        self._pg = (
+            PgLocation.parse(path) if isinstance(path, str) and is_postgres_url(path) else None
+        )
         self.path = Path(path) if self._pg is None else Path(".")
         #: how messages name the store (a URL's password masked)
         self.where = str(path) if self._pg is None else self._pg.masked

@@ -121,7 +121,9 @@ class ConsoleCursor:
     def fetchall(self) -> list[ConsoleRow]:
         if self._cursor is None or self._cursor.description is None:
             return []
-        return [ConsoleRow(tuple(_value(v) for v in r), self._index) for r in self._cursor.fetchall()]
+        return [
+            ConsoleRow(tuple(_value(v) for v in r), self._index) for r in self._cursor.fetchall()
+        ]
 
     def fetchmany(self, size: int = 1000) -> list[ConsoleRow]:
         if self._cursor is None or self._cursor.description is None:
@@ -135,6 +137,7 @@ class ConsoleCursor:
 
 def translate(sql: str, main_schema: str) -> str:
     """The console's SQL (SQLite's dialect, as written) in PostgreSQL's."""
+
     def part(match: re.Match[str]) -> str:
         name = match.group(1)
         schema = main_schema if name == "main" else f"{main_schema}_{name}"

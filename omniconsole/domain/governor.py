@@ -88,8 +88,10 @@ class Decision:
 def held_out(channel: Channel | None, arm: Arm, extra: dict[str, Any] | None = None) -> Decision:
     """A control group's step, decided to the end as a send on `channel`: not sent, and
     not counted against any cap."""
-    group = "the global control group" if arm.name == "holdout:global" else (
-        "the journey's control group"
+    group = (
+        "the global control group"
+        if arm.name == "holdout:global"
+        else ("the journey's control group")
     )
     return Decision(
         HELD_OUT,

@@ -39,4 +39,3 @@ def link_message_id(
     except (UnicodeError, TypeError):  # a query value that is no text: not ours
         return None
     return None
-

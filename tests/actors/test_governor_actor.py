@@ -171,7 +171,6 @@ def test_deferrals_and_suppressions_are_written_to_the_ledger_and_sends_are_left
     ]
 
 
-
 def test_a_held_out_sms_is_written_as_held_out_not_dispatched_and_counts_against_no_cap(
     world: GovernorWorld,
 ) -> None:
@@ -191,6 +190,7 @@ def test_a_held_out_sms_is_written_as_held_out_not_dispatched_and_counts_against
     assert [(r.step, r.outcome, r.reason, r.channel) for r in ledger] == [
         ("nudge", HELD_OUT, HOLDOUT_JOURNEY, "sms")
     ]
+
 
 def test_a_failed_send_released_by_its_dispatcher_no_longer_counts(world: GovernorWorld) -> None:
     [first] = world.decide(sms(at=NOON))

@@ -51,5 +51,3 @@ def test_nothing_configured_builds_nothing() -> None:
         Channel.RCS,
         Channel.PUSH,
     }
-
-

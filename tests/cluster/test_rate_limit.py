@@ -51,8 +51,9 @@ def test_partitions_on_different_nodes_share_one_bucket_per_provider(ray_cluster
 
     nodes = alive_nodes()[:2]
     refs = [
-        five_sends.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
-        .remote("test-provider")
+        five_sends.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)
+        ).remote("test-provider")
         for n in nodes
     ]
     waits = sorted(w for part in ray.get(refs) for w in part)

@@ -89,9 +89,7 @@ async def example_service(
     twilio_proxy: FaultProxy,
 ) -> AsyncIterator[Service]:
     """The service with the example config: control groups and a variant."""
-    async for running in start_service(
-        tmp_path, smtp_server, smtp_recorder, twilio_proxy, EXAMPLE
-    ):
+    async for running in start_service(tmp_path, smtp_server, smtp_recorder, twilio_proxy, EXAMPLE):
         yield running
 
 

@@ -168,7 +168,9 @@ def test_the_counts_are_kept_as_on_sqlite_and_an_old_store_gets_them_once(
     fold: Counter[tuple[object, ...]] = Counter()
     for raw in (tmp_path / "ledger.jsonl").read_bytes().splitlines():
         x = orjson.loads(raw)
-        handoff = f"{x['handoff_from']['channel']}>{x['channel'] or ''}" if x["handoff_from"] else ""
+        handoff = (
+            f"{x['handoff_from']['channel']}>{x['channel'] or ''}" if x["handoff_from"] else ""
+        )
         fold[(x["journey"], x["step"], x["channel"] or "", x["outcome"], x["reason"] or "",
               int(x["message_id"].endswith(":fallback")), handoff)] += 1  # fmt: skip
 

@@ -158,7 +158,9 @@ def test_a_customer_quarantined_in_a_partition_is_in_the_rejects_as_on_sqlite(
     on_sqlite = replay(log, tmp_path / "sqlite", None, partitions, config_dir=config)
     assert replay(log, tmp_path / "pg", pg_url, partitions, config_dir=config) == on_sqlite
     assert same_outputs(tmp_path / "sqlite", tmp_path / "pg") == []
-    rejects = [orjson.loads(x) for x in (tmp_path / "pg" / "rejects.jsonl").read_bytes().splitlines()]
+    rejects = [
+        orjson.loads(x) for x in (tmp_path / "pg" / "rejects.jsonl").read_bytes().splitlines()
+    ]
     assert [r["line"] for r in rejects] == [2, 3, 4]
     assert "OverflowError" in rejects[0]["reason"] and "is quarantined" in rejects[2]["reason"]
     with contextlib.closing(store_at(pg_url).reader()) as reader:
