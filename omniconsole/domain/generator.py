@@ -17,6 +17,10 @@ and a replay's measured lift can be checked against it. The planted events draw 
 a random stream of their own, so every other event stays the same.
 
 Same arguments, same seed: the same events, and `write_log` the same bytes.
+
+(Over 400 lines: `_Stream`, one class whose methods are the kinds of event a customer
+produces, sharing its agenda and random stream; the world's tables are in
+`generator_world`, the mixes and the planted lift in `generator_mix`.)
 """
 
 from __future__ import annotations
@@ -25,18 +29,44 @@ import contextlib
 import heapq
 import random
 from bisect import bisect
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from omniconsole.domain.assignment import HELD_OUT_ARMS, journey_arm
-from omniconsole.domain.config import EngineConfig, JourneyDef
+from omniconsole.domain.generator_mix import (
+    ACTIVATION,
+    MIXES,
+    NEW_SHARE,
+    SESSION_OVERSHOOT,
+    EventMix,
+    PlantedLift,
+    default_events_per_customer,
+    parse_plant_lift,
+)
+from omniconsole.domain.generator_world import (
+    CATALOG_SIZE,
+    CATEGORIES,
+    FAIL_CODES,
+    FRAUD_REASONS,
+    HOUR_CUM,
+    HOUR_TOTAL,
+    PLANS,
+    PRICE_CENTS,
+    REGION_CUM,
+    REGION_TOTAL,
+    REGIONS,
+    REPLIES,
+    SKUS,
+    SOURCES,
+    START_WORDS,
+    STOP_WORDS,
+    TICKET_SUBJECTS,
+    Region,
+)
 
 __all__ = [
     "DEFAULT_DUPLICATE_RATE",
@@ -45,6 +75,7 @@ __all__ = [
     "PlantedLift",
     "default_events_per_customer",
     "generate_events",
+    "parse_plant_lift",
     "write_log",
 ]
 
@@ -85,268 +116,6 @@ _MASK = (1 << _SHIFT) - 1
     _PLANTED_ACTIVATION,
 ) = range(23)
 
-# Relative weight of each local hour for things people do themselves (sign up, log
-# in, reply): little at night, a morning ramp, an evening peak that runs into the
-# 21:00-08:00 quiet hours.
-_HOUR_WEIGHTS = (
-    1.0, 0.5, 0.3, 0.2, 0.2, 0.4, 1.0, 3.0, 4.0, 5.0, 5.0, 5.0,
-    6.0, 5.0, 5.0, 5.0, 5.0, 5.0, 6.0, 7.0, 8.0, 8.0, 6.0, 3.0,
-)  # fmt: skip
-_HOUR_CUM = tuple(accumulate(_HOUR_WEIGHTS))
-_HOUR_TOTAL = _HOUR_CUM[-1]
-
-_NAMES_US = ("Ana", "James", "Maria", "Michael", "Emily", "David", "Olivia", "Daniel",
-             "Sophia", "Chris", "Jessica", "Kevin", "Ashley", "Brian", "Megan", "Tyler")  # fmt: skip
-_NAMES_MX = ("Sofia", "Diego", "Valeria", "Jose", "Camila", "Luis", "Ximena", "Carlos")
-_NAMES_BR = ("Joao", "Ana", "Lucas", "Beatriz", "Pedro", "Larissa", "Gabriel", "Fernanda",
-             "Rafael", "Juliana", "Thiago", "Camila")  # fmt: skip
-_NAMES_GB = ("Oliver", "Amelia", "Harry", "Isla", "George", "Ava", "Jack", "Poppy", "Noah")
-_NAMES_DE = ("Lukas", "Hannah", "Felix", "Lena", "Jonas", "Mia", "Leon", "Emma", "Paul")
-_NAMES_FR = ("Louis", "Chloe", "Hugo", "Lea", "Jules", "Manon", "Arthur", "Camille")
-_NAMES_IN = ("Aarav", "Priya", "Vihaan", "Ananya", "Arjun", "Diya", "Rohan", "Isha",
-             "Kabir", "Meera", "Aditya", "Kavya")  # fmt: skip
-_NAMES_JP = ("Haruto", "Yui", "Sota", "Hina", "Ren", "Aoi", "Yuto", "Sakura")
-_NAMES_SG = ("Wei", "Mei", "Jun", "Hui", "Arjun", "Siti", "Ethan", "Chloe")
-_NAMES_AU = ("Jack", "Charlotte", "William", "Mia", "Oliver", "Isla", "Lachlan", "Zoe")
-_NAMES_NG = ("Chinedu", "Ngozi", "Emeka", "Aisha", "Tunde", "Funmi", "Ibrahim", "Amaka",
-             "Segun", "Zainab")  # fmt: skip
-_NAMES_ANY = ("Alex", "Sam", "Robin", "Noor", "Kim", "Lee", "Jordan", "Eli")
-
-
-def _digits(rng: random.Random, n: int) -> str:
-    return str(int(rng.random() * 10**n)).zfill(n)
-
-
-def _phone_us(rng: random.Random) -> str:
-    # 555-01xx is the range reserved for fiction in the North American plan.
-    area = ("212", "646", "415", "310", "213", "312", "617", "206")[int(rng.random() * 8)]
-    return f"+1{area}55501{_digits(rng, 2)}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Region:
-    """Where a customer lives: their zone and what goes with it."""
-
-    timezone: str
-    weight: float
-    locales: tuple[str, ...]
-    names: tuple[str, ...]
-    phone: Callable[[random.Random], str]
-    whatsapp: float  # share of phone owners opted in to WhatsApp
-    rcs: float  # share of phone owners whose handset takes RCS
-    currency: str
-
-
-_REGIONS: tuple[_Region, ...] = (
-    _Region("America/New_York", 14, ("en-US",), _NAMES_US, _phone_us, 0.15, 0.35, "USD"),
-    _Region("America/Los_Angeles", 9, ("en-US", "es-US"), _NAMES_US, _phone_us, 0.2, 0.35, "USD"),
-    _Region("America/Chicago", 5, ("en-US",), _NAMES_US, _phone_us, 0.15, 0.35, "USD"),
-    _Region(
-        "America/Mexico_City", 3, ("es-MX",), _NAMES_MX,
-        lambda r: f"+5255{_digits(r, 8)}", 0.7, 0.3, "MXN",
-    ),
-    _Region(
-        "America/Sao_Paulo", 8, ("pt-BR",), _NAMES_BR,
-        lambda r: f"+55119{_digits(r, 8)}", 0.8, 0.3, "BRL",
-    ),
-    _Region(
-        "Europe/London", 9, ("en-GB",), _NAMES_GB,
-        lambda r: f"+447700900{_digits(r, 3)}", 0.45, 0.3, "GBP",
-    ),
-    _Region(
-        "Europe/Berlin", 8, ("de-DE", "en-GB"), _NAMES_DE,
-        lambda r: f"+49151{_digits(r, 8)}", 0.55, 0.25, "EUR",
-    ),
-    _Region(
-        "Europe/Paris", 4, ("fr-FR",), _NAMES_FR,
-        lambda r: f"+336{_digits(r, 8)}", 0.45, 0.3, "EUR",
-    ),
-    _Region(
-        "Asia/Kolkata", 10, ("en-IN", "hi-IN"), _NAMES_IN,
-        lambda r: f"+919{_digits(r, 9)}", 0.75, 0.3, "INR",
-    ),
-    _Region(
-        "Asia/Tokyo", 6, ("ja-JP",), _NAMES_JP,
-        lambda r: f"+8190{_digits(r, 8)}", 0.05, 0.1, "JPY",
-    ),
-    _Region(
-        "Asia/Singapore", 3, ("en-SG", "zh-SG"), _NAMES_SG,
-        lambda r: f"+658{_digits(r, 7)}", 0.6, 0.3, "SGD",
-    ),
-    _Region(
-        "Australia/Sydney", 4, ("en-AU",), _NAMES_AU,
-        lambda r: f"+61491570{_digits(r, 3)}", 0.2, 0.3, "AUD",
-    ),
-    _Region(
-        "Africa/Lagos", 5, ("en-NG",), _NAMES_NG,
-        lambda r: f"+23480{_digits(r, 8)}", 0.75, 0.2, "NGN",
-    ),
-    _Region("UTC", 3, ("en",), _NAMES_ANY, lambda r: f"+447700900{_digits(r, 3)}", 0.4, 0.25, "EUR"),
-)  # fmt: skip
-_REGION_CUM = tuple(accumulate(r.weight for r in _REGIONS))
-_REGION_TOTAL = _REGION_CUM[-1]
-
-_CATEGORIES = ("shoes", "jackets", "bags", "watches", "headphones", "lamps", "books", "mugs")
-_CATALOG_SIZE = 400
-# Prices in cents, from a fixed formula so the catalogue is the same in every log.
-_PRICE_CENTS = tuple(499 + (n * 3_719) % 24_000 for n in range(_CATALOG_SIZE))
-_SKUS = tuple(f"SKU-{n:04d}" for n in range(_CATALOG_SIZE))
-
-_SOURCES = ("web", "web", "ios", "android", "referral")
-_REPLIES = (
-    "Thanks!",
-    "ok",
-    "When will my order arrive?",
-    "yes please",
-    "Can I change the address?",
-    "👍",
-    "who is this?",
-    "Great, thank you",
-)
-_STOP_WORDS = ("STOP", "stop", "Stop ", "UNSUBSCRIBE", "cancel", "STOPALL", " quit")
-_START_WORDS = ("START", "unstop", "Yes")
-_TICKET_SUBJECTS = (
-    "Where is my order?",
-    "Refund request",
-    "Cannot log in",
-    "Wrong item delivered",
-    "Billing question",
-)
-_FRAUD_REASONS = ("card_mismatch", "velocity", "geo_mismatch", "chargeback_history")
-_FAIL_CODES = {
-    "email": "bounced",
-    "sms": "30003",
-    "whatsapp": "63016",
-    "push": "UNREGISTERED",
-    "rcs": "30008",
-}
-_PLANS = ("free", "free", "free", "pro", "team")
-
-# Shares that shape a customer (tuned so a 14-day log reads like a real product).
-_NEW_SHARE = 0.85  # customers who sign up inside the window; the rest already had accounts
-_ACTIVATION = 0.4  # of new customers, who reach `Activated`
-# Expected events a customer produces besides sessions, and the overshoot of the last
-# session; used to turn a target number of events per customer into sessions.
-_FIXED_EVENTS = 4.0
-_SESSION_OVERSHOOT = 2.0
-
-
-def default_events_per_customer(days: int) -> float:
-    """How many events a customer averages over `days` when the caller does not say."""
-    return 3.0 + 0.5 * days
-
-
-@dataclass(frozen=True, slots=True)
-class EventMix:
-    """How often a customer does the things that make the engine decide, besides sessions.
-
-    The default is the generator's own realistic mix (the bundled sample and the
-    throughput benchmark's log); other presets in `MIXES` change only these knobs, so
-    the default mix writes the same bytes as before mixes existed.
-    """
-
-    name: str
-    #: chance of one more `Price Dropped` (a geometric count: 0.25 averages 1/3 each),
-    #: at any hour of the day, so many fall in quiet hours
-    price_drop_repeat: float = 0.25
-    #: chance of one more `Product Viewed` outside sessions, at human hours (0: none)
-    view_repeat: float = 0.0
-    #: the events per customer when the caller does not say (None: by the days)
-    events_per_customer: float | None = None
-    #: expected events per customer besides sessions (the default's include its 1/3
-    #: price drop); what is left of a target count becomes sessions
-    fixed_events: float = _FIXED_EVENTS
-
-
-MIXES: dict[str, EventMix] = {
-    "default": EventMix("default"),
-    # Issue "Per-core speed": most events cause a decision and many decisions defer.
-    # About 5.5 events per customer and no sessions beyond an existing customer's
-    # first; about a fifth `Price Dropped` (at any hour: quiet-hour deferrals, then
-    # all-channel caps at 08:00) and another fifth `Product Viewed` (a recommendation a
-    # day later). A larger `events_per_customer` adds sessions.
-    "decision-heavy": EventMix(
-        "decision-heavy",
-        price_drop_repeat=0.5,
-        view_repeat=0.45,
-        events_per_customer=5.5,
-        fixed_events=_FIXED_EVENTS - 0.25 / 0.75 + 0.5 / 0.5 + 0.45 / 0.55,
-    ),
-}
-
-
-class PlantedLift:
-    """Extra conversions for the treated customers of some journeys: a known true lift.
-
-    The generator decides whether a new customer activates with one draw `u` in [0, 1):
-    below the base activation rate (0.4) they do, whatever their group. A customer
-    *treated* in a planted journey (by the engine's assignment: neither its control nor
-    the global control group) with `u` in [0.4, 0.4 + effect) activates too, at a
-    random time within the journey's lifetime and the log's window. So treatment and
-    control differ by `effect` in expectation — the planted absolute lift. Only a
-    journey entered by `Signed Up` with goal `Activated` (what the generator's new
-    customers do) can be planted, one effect per customer.
-    """
-
-    def __init__(self, config: EngineConfig, effects: dict[str, float]) -> None:
-        journeys = {j.name: j for j in config.journeys}
-        self.global_control = config.policy.global_control
-        self.plants: list[tuple[JourneyDef, float]] = []
-        for name, effect in effects.items():
-            journey = journeys.get(name)
-            if journey is None:
-                raise ValueError(f"no journey {name!r} in {config.directory}")
-            if journey.entry_event != "Signed Up" or journey.goal_event != "Activated":
-                raise ValueError(
-                    f"journey {name!r} is entered by {journey.entry_event!r} with goal "
-                    f"{journey.goal_event!r}: the generator can plant a lift only for a "
-                    "journey entered by 'Signed Up' with goal 'Activated'"
-                )
-            has_control = journey.holdout is not None or (
-                self.global_control is not None and self.global_control.share > 0
-            )
-            if not has_control:
-                raise ValueError(
-                    f"journey {name!r} has no control group in {config.directory}"
-                    " (no [holdout], no [global_control]): its lift could not be measured"
-                )
-            if not 0.0 < effect <= 1.0 - _ACTIVATION:
-                raise ValueError(
-                    f"the planted lift of {name!r} must be above 0 and at most "
-                    f"{1.0 - _ACTIVATION:g} (the base activation rate is {_ACTIVATION:g}),"
-                    f" got {effect:g}"
-                )
-            self.plants.append((journey, effect))
-
-    def planted(self, customer: str, draw: float) -> int | None:
-        """The lifetime (seconds) within which `customer` converts by the plant, or None."""
-        for journey, effect in self.plants:
-            if not _ACTIVATION <= draw < _ACTIVATION + effect:
-                continue
-            if journey_arm(customer, journey, self.global_control) in HELD_OUT_ARMS:
-                continue
-            lifetime = journey.lifetime
-            return int(lifetime.total_seconds()) if lifetime is not None else 30 * _DAY
-        return None
-
-
-def parse_plant_lift(specs: Sequence[str]) -> dict[str, float]:
-    """`["onboarding=0.08", ...]` as {journey: effect}; ValueError says what is wrong."""
-    effects: dict[str, float] = {}
-    for spec in specs:
-        for part in spec.split(","):
-            name, sep, value = part.partition("=")
-            try:
-                effect = float(value)
-            except ValueError:
-                effect = float("nan")
-            if not sep or not name.strip() or effect != effect:
-                raise ValueError(
-                    f"--plant-lift wants JOURNEY=EFFECT (e.g. onboarding=0.08), got {part!r}"
-                )
-            effects[name.strip()] = effect
-    return effects
-
 
 class _Customer:
     """A customer's state while the stream still holds events for them."""
@@ -367,7 +136,7 @@ class _Customer:
         "whatsapp",
     )
 
-    def __init__(self, uid: str, tz: int, region: _Region) -> None:
+    def __init__(self, uid: str, tz: int, region: Region) -> None:
         self.uid = uid
         self.tz = tz
         self.region = region
@@ -419,7 +188,7 @@ class _Stream:
         self.t0 = _to_unix(start)
         self.end = self.t0 + days * _DAY
         self.target = target
-        self.zones = [ZoneInfo(r.timezone) for r in _REGIONS]
+        self.zones = [ZoneInfo(r.timezone) for r in REGIONS]
         self._offsets: dict[int, int] = {}
         self._minute = -1
         self._minute_prefix = ""
@@ -454,7 +223,7 @@ class _Stream:
         span = last - first + 1
         for _ in range(4):
             day = first + int(rnd() * span)
-            hour = bisect(_HOUR_CUM, rnd() * _HOUR_TOTAL)
+            hour = bisect(HOUR_CUM, rnd() * HOUR_TOTAL)
             ts = day * _DAY + hour * 3600 + int(rnd() * 3600) - self.offset(tz, day)
             if lo < ts < hi:
                 return ts
@@ -487,8 +256,8 @@ class _Stream:
         rnd = self.rng.random
         out = []
         for _ in range(self.customers):
-            region = bisect(_REGION_CUM, rnd() * _REGION_TOTAL)
-            is_new = 1 if rnd() < _NEW_SHARE else 0
+            region = bisect(REGION_CUM, rnd() * REGION_TOTAL)
+            is_new = 1 if rnd() < NEW_SHARE else 0
             ts = self.human_time(region, self.t0 - 1, self.end - 60)
             if ts is None:
                 ts = self.t0
@@ -532,7 +301,7 @@ class _Stream:
         """Create customer number `n`, plan their events, and return their identify."""
         rng = self.rng
         rnd = rng.random
-        region = _REGIONS[tz]
+        region = REGIONS[tz]
         c = _Customer(f"c-{n:06d}", tz, region)
         reach = rnd()
         c.email = reach < 0.83
@@ -558,7 +327,7 @@ class _Stream:
             options = [*c.channels(), "in_app"]
             traits["preferred_channel"] = options[int(rnd() * len(options))]
         if rnd() < 0.3:
-            traits["plan"] = _PLANS[int(rnd() * len(_PLANS))]
+            traits["plan"] = PLANS[int(rnd() * len(PLANS))]
         self.plan(c, ts, is_new)
         event = {
             "type": "identify",
@@ -618,7 +387,7 @@ class _Stream:
                     if rnd() < 0.35:
                         add(opened + 20 + int(rnd() * 600), _CLICKED_EMAIL)
             draw = rnd()
-            if draw < _ACTIVATION:
+            if draw < ACTIVATION:
                 hi = signed_up + int(_DAY * (0.3 + rng.expovariate(1 / 3)))
                 t = self.human_time(tz, signed_up + 1800, min(hi, end))
                 if t is not None:
@@ -667,7 +436,7 @@ class _Stream:
 
         # Sessions fill the rest: a heavy-tailed share of the target per customer.
         budget = (self.target - mix.fixed_events) * min(rng.expovariate(1.0), 12.0)
-        budget -= _SESSION_OVERSHOOT
+        budget -= SESSION_OVERSHOOT
         planned = len(items)
         while len(items) - planned < budget:
             t = self.human_time(tz, a, end)
@@ -690,17 +459,17 @@ class _Stream:
             props = {"platform": platform}
         elif code == _PRODUCT_VIEWED:
             name = "Product Viewed"
-            n = int(rnd() * _CATALOG_SIZE)
+            n = int(rnd() * CATALOG_SIZE)
             c.sku = n
             props = {
-                "sku": _SKUS[n],
-                "category": _CATEGORIES[n % len(_CATEGORIES)],
-                "price": _PRICE_CENTS[n] / 100,
+                "sku": SKUS[n],
+                "category": CATEGORIES[n % len(CATEGORIES)],
+                "price": PRICE_CENTS[n] / 100,
             }
         elif code == _ADDED_TO_CART:
             name = "Added to Cart"
             n = self.sku_of(c)
-            props = {"sku": _SKUS[n], "quantity": 1 + int(rnd() * 1.3)}
+            props = {"sku": SKUS[n], "quantity": 1 + int(rnd() * 1.3)}
         elif code == _ORDER_COMPLETED:
             name = "Order Completed"
             n = self.sku_of(c)
@@ -708,13 +477,13 @@ class _Stream:
             c.last_order = f"o-{self.seed}-{self._orders:06d}"
             props = {
                 "order_id": c.last_order,
-                "sku": _SKUS[n],
-                "total": _PRICE_CENTS[n] / 100,
+                "sku": SKUS[n],
+                "total": PRICE_CENTS[n] / 100,
                 "currency": c.region.currency,
             }
         elif code == _SIGNED_UP:
             name = "Signed Up"
-            props = {"source": _SOURCES[int(rnd() * len(_SOURCES))]}
+            props = {"source": SOURCES[int(rnd() * len(SOURCES))]}
         elif code == _ACTIVATED:
             name = "Activated"
             props = {}
@@ -731,9 +500,9 @@ class _Stream:
         elif code == _PRICE_DROPPED:
             name = "Price Dropped"
             n = self.sku_of(c)
-            old = _PRICE_CENTS[n]
+            old = PRICE_CENTS[n]
             new = old - old * (10 + int(rnd() * 30)) // 100
-            props = {"sku": _SKUS[n], "old_price": old / 100, "new_price": new / 100}
+            props = {"sku": SKUS[n], "old_price": old / 100, "new_price": new / 100}
         elif code in (_OPENED_EMAIL, _CLICKED_EMAIL, _OPENED_PUSH, _OPENED_ANY, _CLICKED_ANY):
             if code in (_OPENED_EMAIL, _CLICKED_EMAIL):
                 channel = "email"
@@ -748,25 +517,25 @@ class _Stream:
         elif code == _FAILED_WELCOME:
             name = "Message Failed"
             props = {"channel": "email", "journey": "onboarding", "step": "welcome"}
-            props["code"] = _FAIL_CODES["email"]
+            props["code"] = FAIL_CODES["email"]
         elif code == _FAILED_ANY:
             name = "Message Failed"
             options = c.channels() or ["email"]
             channel = options[int(rnd() * len(options))]
-            props = {"channel": channel, "code": _FAIL_CODES[channel]}
+            props = {"channel": channel, "code": FAIL_CODES[channel]}
         elif code == _INBOUND_REPLY:
             name = "Inbound Message"
             channel = "whatsapp" if c.whatsapp and rnd() < 0.6 else "sms"
-            props = {"channel": channel, "body": _REPLIES[int(rnd() * len(_REPLIES))]}
+            props = {"channel": channel, "body": REPLIES[int(rnd() * len(REPLIES))]}
         elif code == _INBOUND_STOP:
             name = "Inbound Message"
             channel = "whatsapp" if c.whatsapp and rnd() < 0.5 else "sms"
             c.stopped = channel
-            props = {"channel": channel, "body": _STOP_WORDS[int(rnd() * len(_STOP_WORDS))]}
+            props = {"channel": channel, "body": STOP_WORDS[int(rnd() * len(STOP_WORDS))]}
         elif code == _INBOUND_START:
             name = "Inbound Message"
             channel = c.stopped or "sms"
-            props = {"channel": channel, "body": _START_WORDS[int(rnd() * len(_START_WORDS))]}
+            props = {"channel": channel, "body": START_WORDS[int(rnd() * len(START_WORDS))]}
         elif code == _UNSUBSCRIBED:
             name = "Unsubscribed"
             options = [*c.channels(), "all", "all"]
@@ -781,14 +550,14 @@ class _Stream:
         elif code == _SUPPORT_TICKET:
             name = "Support Ticket Opened"
             self._tickets += 1
-            subject = _TICKET_SUBJECTS[int(rnd() * len(_TICKET_SUBJECTS))]
+            subject = TICKET_SUBJECTS[int(rnd() * len(TICKET_SUBJECTS))]
             props = {"ticket_id": f"t-{self.seed}-{self._tickets:05d}", "subject": subject}
         elif code == _FRAUD_SUSPECTED:
             name = "Fraud Suspected"
             props = {
                 "order_id": c.last_order,
                 "score": round(0.8 + rnd() * 0.19, 2),
-                "reason": _FRAUD_REASONS[int(rnd() * len(_FRAUD_REASONS))],
+                "reason": FRAUD_REASONS[int(rnd() * len(FRAUD_REASONS))],
             }
         else:  # _IDENTIFY_UPDATE
             return {
@@ -810,7 +579,7 @@ class _Stream:
     def sku_of(self, c: _Customer) -> int:
         """The product the customer last looked at, or any product."""
         if c.sku < 0:
-            c.sku = int(self.rng.random() * _CATALOG_SIZE)
+            c.sku = int(self.rng.random() * CATALOG_SIZE)
         return c.sku
 
     def trait_update(self, c: _Customer) -> dict[str, Any]:
@@ -829,7 +598,7 @@ class _Stream:
         if not c.email:
             c.email = True
             return {"email": f"{c.uid}@example.com"}
-        return {"plan": _PLANS[int(rng.random() * len(_PLANS))]}
+        return {"plan": PLANS[int(rng.random() * len(PLANS))]}
 
 
 def _to_unix(start: datetime) -> int:
