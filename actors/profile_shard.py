@@ -13,6 +13,9 @@ profile, its decision or its serialisation — is *quarantined*: recorded in the
 (`QuarantineRecord`, kept across restarts), its in-memory profile dropped, and its later
 events stored but not applied, each with a rejects line. The error stops one customer,
 never the shard: no input may stop the engine.
+
+(Over 400 lines: one actor, whose batch loop, passivation and quarantine share the
+shard's tables of live and passive profiles; split, each part would reach into them.)
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ Where the engine departs from the SPEC otherwise, this follows the SPEC
 
     python benchmarks/reference_loop.py LOG --ledger OUT.jsonl [--config DIR]
         [--until ISO_TIME] [--keyword-is-engagement]
+
+(Over 400 lines: the plain reference program is deliberately one file — SPEC §2–§6
+read straight through, with nothing shared with the engine it is measured against.)
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ read by `console_aggregates`, agents' search words are read by `console_search`,
 the words on screen are the console's own (`omniconsole.tui.present`).
 
 Used by one thread at a time (the console's poll worker). Nothing here imports textual.
+
+(Just over 400 lines: the console's one entry point, `ConsoleReader`, and the cut it
+hands each view; the queries themselves live in `console_queries` and beside it.)
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 The governor actor owns each customer's cap usage and calls `decide`; nothing here
 knows about actors or channels' SDKs.
+
+(Over 400 lines: SPEC §4 `decide` is kept inline in one function because it runs for
+every decision of every replay; its step helpers for the channel rules are in
+`governor_steps`, the packed cap usage beside it shares its codes.)
 """
 
 from __future__ import annotations

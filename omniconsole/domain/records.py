@@ -7,6 +7,9 @@ anywhere else. Records are `NamedTuple`s: typed and named, yet as cheap to build
 tuple and handed to the database driver without conversion (one is built per decision).
 
 Times are ISO 8601 UTC text (`2026-01-05T10:00:00Z`), which sorts as time.
+
+(Over 400 lines: every row shape the store writes, in one place by design — the one
+home of the store's record types, which both stores derive their tables from.)
 """
 
 from __future__ import annotations
