@@ -3,9 +3,9 @@
 The governor actor owns each customer's cap usage and calls `decide`; nothing here
 knows about actors or channels' SDKs.
 
-(Over 400 lines: SPEC §4 `decide` is kept inline in one function because it runs for
-every decision of every replay; its step helpers for the channel rules are in
-`governor_steps`, the packed cap usage beside it shares its codes.)
+(Over 400 lines: SPEC §4 as one function per step, which `decide` and the channel
+rules' planned path (`domain.selection`) both call, beside the packed cap usage those
+steps count.)
 """
 
 from __future__ import annotations
@@ -290,37 +290,22 @@ def choose_channel(
     return None, blocked_by_cap or "unreachable"
 
 
-def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
-    """Decide one send request in the order of SPEC §4."""
-    now = req.now
-    names = ", ".join(req.channels)
-    if req.exited:
-        return Decision(
-            SUPPRESSED,
-            None,
-            "exited",
-            "the journey's condition no longer held when the deferred send came due "
-            "(the customer left the journey)",
-        )
-    if req.plan is not None:
-        # a step with channel rules (affinity, on_block, send time, digest, topic); the
-        # SPEC path below stays inline: it runs for every decision of every replay
-        from omniconsole.domain.selection import decide_planned
+# ---- SPEC §4, one step each (the planned path in `domain.selection` uses them too) ----
 
-        planned = decide_planned(req, policy, usage)
-        if req.arm is not None and req.arm.held_out and planned.outcome == SEND:
-            return held_out(planned.channel, req.arm, planned.extra)
-        return planned
-    usage.prune(now, policy.longest_window)
-    channel, why = choose_channel(req, policy, usage)
-    if channel is None:
-        if why == "unreachable":
-            text = f"no usable channel among {names} (missing address, no consent or opted out)"
-        else:
-            text = f"the only usable channels have reached their own cap ({why}); nothing left among {names}"
-        return Decision(SUPPRESSED, None, why, text)
-    transactional = req.category is Category.TRANSACTIONAL
-    # (2) suppression rules
+
+def unchosen(req: SendRequest, why: str) -> Decision:
+    """Step (1) found no channel: suppressed, `unreachable` or the first full own cap."""
+    names = ", ".join(req.channels)
+    if why == "unreachable":
+        text = f"no usable channel among {names} (missing address, no consent or opted out)"
+    else:
+        text = f"the only usable channels have reached their own cap ({why}); nothing left among {names}"
+    return Decision(SUPPRESSED, None, why, text)
+
+
+def suppression(req: SendRequest, channel: Channel, policy: Policy) -> Decision | None:
+    """Step (2): a suppression rule that holds the send back, as its decision."""
+    now = req.now
     for rule in policy.suppressions:
         if req.category not in rule.categories:
             continue
@@ -333,84 +318,151 @@ def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
                 f"{req.category} message within {format_duration(rule.window)} after "
                 f"{rule.after_event} at {format_timestamp(seen)}",
             )
-    # (3) quiet hours
+    return None
+
+
+def in_quiet_hours(req: SendRequest, channel: Channel, policy: Policy) -> bool:
+    """Whether quiet hours apply to this send on `channel` at `req.now` (step 3)."""
     qh = policy.quiet_hours
-    if (
-        not transactional
+    return (
+        req.category is not Category.TRANSACTIONAL
         and qh is not None
         and channel in qh.channels
         and req.category in qh.categories
+        and quiet_at(policy, req.timezone, req.now)[0]
+    )
+
+
+def quiet_hours(req: SendRequest, channel: Channel, policy: Policy) -> Decision | None:
+    """Step (3): quiet hours on `channel`: deferred to their end, local time."""
+    qh = policy.quiet_hours
+    if (
+        req.category is Category.TRANSACTIONAL
+        or qh is None
+        or channel not in qh.channels
+        or req.category not in qh.categories
     ):
-        quiet, resume, local = quiet_at(policy, req.timezone, now)
-        if quiet:
-            return Decision(
-                DEFERRED,
-                channel,
-                "quiet_hours",
-                f"quiet hours {hhmm(qh.start)}–{hhmm(qh.end)} in {req.timezone} "
-                f"(it was {local} there): deferred to {hhmm(qh.end)} local "
-                f"({format_timestamp(resume)})",
-                until=resume,
-            )
-    # (4) all-channel caps
-    if is_capped(policy, req.category, channel):
-        full = [
-            (rule, times)
-            for rule in policy.caps
-            if rule.scope == "all"
-            if (times := full_times(rule, usage, now)) is not None
-        ]
-        if full:
-            cap, times = full[0]
-            counted = f"{len(times)} of {cap.limit} capped messages in the last {format_duration(cap.window)}"
-            if req.category is Category.PROMOTIONAL:
-                return Decision(
-                    SUPPRESSED,
-                    channel,
-                    cap.reason,
-                    f"all-channel cap full ({counted}): promotional messages are dropped",
-                )
-            room: datetime | None = None
-            for candidate, candidate_times in full:
-                at = room_at(candidate, candidate_times)
-                if at is None:
-                    room = None
-                    cap = candidate
-                    break
-                if room is None or at > room:
-                    room, cap = at, candidate
-            counted = (
-                f"{len(usage.in_window(cap, now))} of {cap.limit} capped messages "
-                f"in the last {format_duration(cap.window)}"
-            )
-            if room is None or room - req.first_due > policy.max_deferral:
-                return Decision(
-                    SUPPRESSED,
-                    channel,
-                    cap.reason,
-                    f"all-channel cap full ({counted}) and no room within "
-                    f"{format_duration(policy.max_deferral)} of the step first coming due "
-                    f"({format_timestamp(req.first_due)}): dropped",
-                )
-            return Decision(
-                DEFERRED,
-                channel,
-                cap.reason,
-                f"all-channel cap full ({counted}): deferred to {format_timestamp(room)}, "
-                "when the window has room",
-                until=room,
-            )
-    arm = req.arm
-    if arm is not None and arm.held_out:
-        return held_out(channel, arm)
+        return None
+    quiet, resume, local = quiet_at(policy, req.timezone, req.now)
+    if not quiet:
+        return None
+    return Decision(
+        DEFERRED,
+        channel,
+        "quiet_hours",
+        f"quiet hours {hhmm(qh.start)}–{hhmm(qh.end)} in {req.timezone} "
+        f"(it was {local} there): deferred to {hhmm(qh.end)} local "
+        f"({format_timestamp(resume)})",
+        until=resume,
+    )
+
+
+def all_channel_caps(
+    req: SendRequest, channel: Channel, policy: Policy, usage: CapUsage
+) -> Decision | None:
+    """Step (4): a full all-channel cap: promotional suppressed, lifecycle deferred."""
+    if not is_capped(policy, req.category, channel):
+        return None
+    now = req.now
+    full = [
+        (rule, times)
+        for rule in policy.caps
+        if rule.scope == "all"
+        if (times := full_times(rule, usage, now)) is not None
+    ]
+    if not full:
+        return None
+    cap, times = full[0]
+    counted = (
+        f"{len(times)} of {cap.limit} capped messages in the last {format_duration(cap.window)}"
+    )
+    if req.category is Category.PROMOTIONAL:
+        return Decision(
+            SUPPRESSED,
+            channel,
+            cap.reason,
+            f"all-channel cap full ({counted}): promotional messages are dropped",
+        )
+    room: datetime | None = None
+    for candidate, candidate_times in full:
+        at = room_at(candidate, candidate_times)
+        if at is None:
+            room = None
+            cap = candidate
+            break
+        if room is None or at > room:
+            room, cap = at, candidate
+    counted = (
+        f"{len(usage.in_window(cap, now))} of {cap.limit} capped messages "
+        f"in the last {format_duration(cap.window)}"
+    )
+    if room is None or room - req.first_due > policy.max_deferral:
+        return Decision(
+            SUPPRESSED,
+            channel,
+            cap.reason,
+            f"all-channel cap full ({counted}) and no room within "
+            f"{format_duration(policy.max_deferral)} of the step first coming due "
+            f"({format_timestamp(req.first_due)}): dropped",
+        )
+    return Decision(
+        DEFERRED,
+        channel,
+        cap.reason,
+        f"all-channel cap full ({counted}): deferred to {format_timestamp(room)}, "
+        "when the window has room",
+        until=room,
+    )
+
+
+def sent(req: SendRequest, channel: Channel, how: str | None = None) -> Decision:
+    """Every check passed: send on `channel` (a handoff when it continues elsewhere).
+
+    `how` says why this channel, when it was not simply the first usable one."""
     handoff = None
     eng = req.engagement
     if eng is not None and eng.channel != channel:
         handoff = eng
-    first = "preferred channel" if req.preferred == channel else "first usable channel"
-    text = f"sent on {channel}: {first} of {names}"
-    if transactional:
+    if how is None:
+        first = "preferred channel" if req.preferred == channel else "first usable channel"
+        how = f"{first} of {', '.join(req.channels)}"
+    text = f"sent on {channel}: {how}"
+    if req.category is Category.TRANSACTIONAL:
         text += " (transactional: no caps or quiet hours)"
     if handoff is not None:
         text += f"; continues from their {handoff.channel} ({handoff.action} at {handoff.at})"
     return Decision(SEND, channel, None, text, handoff=handoff)
+
+
+def decide(req: SendRequest, policy: Policy, usage: CapUsage) -> Decision:
+    """Decide one send request in the order of SPEC §4."""
+    if req.exited:
+        return Decision(
+            SUPPRESSED,
+            None,
+            "exited",
+            "the journey's condition no longer held when the deferred send came due "
+            "(the customer left the journey)",
+        )
+    if req.plan is not None:
+        # a step with channel rules (affinity, on_block, send time, digest, topic)
+        from omniconsole.domain.selection import decide_planned
+
+        planned = decide_planned(req, policy, usage)
+        if req.arm is not None and req.arm.held_out and planned.outcome == SEND:
+            return held_out(planned.channel, req.arm, planned.extra)
+        return planned
+    usage.prune(req.now, policy.longest_window)
+    channel, why = choose_channel(req, policy, usage)
+    if channel is None:
+        return unchosen(req, why or "unreachable")
+    blocked = (
+        suppression(req, channel, policy)
+        or quiet_hours(req, channel, policy)
+        or all_channel_caps(req, channel, policy, usage)
+    )
+    if blocked is not None:
+        return blocked
+    if req.arm is not None and req.arm.held_out:
+        return held_out(channel, req.arm)
+    return sent(req, channel)

@@ -38,13 +38,11 @@ from omniconsole.domain.governor import (
     CapUsage,
     Decision,
     SendRequest,
-    own_cap_full,
-    room_at,
-)
-from omniconsole.domain.governor_steps import (
     all_channel_caps,
     in_quiet_hours,
+    own_cap_full,
     quiet_hours,
+    room_at,
     sent,
     suppression,
     unchosen,

@@ -323,8 +323,8 @@ def spec_requests(draw: st.DrawFn) -> tuple[SendRequest, CapUsage]:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=spec_requests())
 def test_an_empty_plan_decides_exactly_as_the_spec(case: tuple[SendRequest, CapUsage]) -> None:
-    """The planned path re-states SPEC §4's steps as functions (`governor_steps`); the
-    inline SPEC path is kept for speed. With no rule they must agree to the letter."""
+    """The planned path orders SPEC §4's step functions its own way (`domain.selection`);
+    with no rule it must decide as `decide` does, to the letter."""
     from copy import deepcopy
     from dataclasses import replace
 
