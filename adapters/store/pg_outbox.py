@@ -35,36 +35,19 @@ from omniconsole.adapters.store.pg_schema import StoreFenced
 from omniconsole.domain.records import (
     OUTBOX_FINAL,
     OUTBOX_RECONCILING,
+    OUTBOX_ROW_COLUMNS,
     OUTBOX_WAITING,
-    OutboxEntry,
     OutboxRow,
     OutboxUpdate,
 )
 
-_COLUMNS = (
-    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at,"
-    " updated_at, result"
-)
+_COLUMNS = OUTBOX_ROW_COLUMNS
 # Literal lists, not parameters: PostgreSQL uses a partial index only when it can prove
 # the query's predicate implies the index's, which it does for the same constant list.
 _WAITING = ", ".join(f"'{s}'" for s in OUTBOX_WAITING)
 _FINAL = ", ".join(f"'{s}'" for s in OUTBOX_FINAL)
 #: times a batch of updates is tried when PostgreSQL aborts it to break a deadlock
 _ATTEMPTS = 5
-
-
-def _row(raw: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(
-        entry=OutboxEntry.from_json(raw[0]),
-        status=str(raw[1]),
-        attempts=int(raw[2]),
-        next_attempt_at=str(raw[3]),
-        last_error=str(raw[4]),
-        provider_id=None if raw[5] is None else str(raw[5]),
-        attempted_at=str(raw[6]),
-        updated_at=str(raw[7]),
-        result=str(raw[8]),
-    )
 
 
 class PostgresOutbox:
@@ -129,7 +112,7 @@ class PostgresOutbox:
                 (channel, now, window),
             )
             found += [r for r in rows if r[-1] not in exclude][: limit - len(found)]
-        return [_row(r) for r in found]
+        return [OutboxRow.from_columns(r) for r in found]
 
     def older_than(self, category: str, decided_before: str, limit: int) -> list[OutboxRow]:
         """Waiting sends of `category` decided before `decided_before` (to expire)."""
@@ -138,7 +121,7 @@ class PostgresOutbox:
             " AND category = %s AND decided_at < %s ORDER BY decided_at LIMIT %s",
             (category, decided_before, limit),
         )
-        return [_row(r) for r in rows]
+        return [OutboxRow.from_columns(r) for r in rows]
 
     def unsettled(self) -> list[OutboxRow]:
         """Final outcomes committed here whose ledger line never was (a crash between)."""
@@ -147,7 +130,7 @@ class PostgresOutbox:
             " ORDER BY updated_at",
             (),
         )
-        return [_row(r) for r in rows]
+        return [OutboxRow.from_columns(r) for r in rows]
 
     def update(self, updates: Sequence[OutboxUpdate]) -> None:
         """Commit these outcomes, in one transaction (unless the store has another

@@ -20,32 +20,15 @@ from typing import Any
 from omniconsole.domain.records import (
     OUTBOX_FINAL,
     OUTBOX_RECONCILING,
+    OUTBOX_ROW_COLUMNS,
     OUTBOX_WAITING,
-    OutboxEntry,
     OutboxRow,
     OutboxUpdate,
 )
 
-_COLUMNS = (
-    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at,"
-    " updated_at, result"
-)
+_COLUMNS = OUTBOX_ROW_COLUMNS
 _WAITING = ", ".join(f"'{s}'" for s in OUTBOX_WAITING)
 _FINAL = ", ".join(f"'{s}'" for s in OUTBOX_FINAL)
-
-
-def _row(raw: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(
-        entry=OutboxEntry.from_json(raw[0]),
-        status=str(raw[1]),
-        attempts=int(raw[2]),
-        next_attempt_at=str(raw[3]),
-        last_error=str(raw[4]),
-        provider_id=None if raw[5] is None else str(raw[5]),
-        attempted_at=str(raw[6]),
-        updated_at=str(raw[7]),
-        result=str(raw[8]),
-    )
 
 
 class SqliteOutbox:
@@ -83,7 +66,7 @@ class SqliteOutbox:
                 (channel, now, window),
             ).fetchall()
             found += [r for r in rows if r[-1] not in exclude][: limit - len(found)]
-        return [_row(r) for r in found]
+        return [OutboxRow.from_columns(r) for r in found]
 
     def older_than(self, category: str, decided_before: str, limit: int) -> list[OutboxRow]:
         """Waiting sends of `category` decided before `decided_before` (to expire)."""
@@ -92,7 +75,7 @@ class SqliteOutbox:
             " AND category = ? AND decided_at < ? ORDER BY decided_at LIMIT ?",
             (category, decided_before, limit),
         ).fetchall()
-        return [_row(r) for r in rows]
+        return [OutboxRow.from_columns(r) for r in rows]
 
     def unsettled(self) -> list[OutboxRow]:
         """Final outcomes committed here whose ledger line never was (a crash between)."""
@@ -100,7 +83,7 @@ class SqliteOutbox:
             f"SELECT {_COLUMNS} FROM outbox WHERE settled = 0 AND status IN ({_FINAL})"
             " ORDER BY updated_at"
         ).fetchall()
-        return [_row(r) for r in rows]
+        return [OutboxRow.from_columns(r) for r in rows]
 
     def update(self, updates: Sequence[OutboxUpdate]) -> None:
         """Commit these outcomes, in one transaction."""

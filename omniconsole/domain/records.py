@@ -14,6 +14,7 @@ home of the store's record types, which both stores derive their tables from.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -446,3 +447,25 @@ class OutboxRow:
     attempted_at: str
     updated_at: str
     result: str = ""
+
+    @classmethod
+    def from_columns(cls, raw: Sequence[Any]) -> OutboxRow:
+        """The row from the columns `OUTBOX_ROW_COLUMNS` names, in that order."""
+        return cls(
+            entry=OutboxEntry.from_json(raw[0]),
+            status=str(raw[1]),
+            attempts=int(raw[2]),
+            next_attempt_at=str(raw[3]),
+            last_error=str(raw[4]),
+            provider_id=None if raw[5] is None else str(raw[5]),
+            attempted_at=str(raw[6]),
+            updated_at=str(raw[7]),
+            result=str(raw[8]),
+        )
+
+
+#: the outbox columns both stores select for an `OutboxRow`, in `from_columns`' order
+OUTBOX_ROW_COLUMNS = (
+    "payload, status, attempts, next_attempt_at, last_error, provider_id, attempted_at,"
+    " updated_at, result"
+)
