@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from omniconsole.adapters.store.progress import Progress
 from omniconsole.domain.records import (
@@ -55,6 +55,13 @@ class LedgerSummary:
     handoffs: int
     #: journey -> (entered, converted)
     journeys: Mapping[str, tuple[int, int]]
+
+
+class Quarantined(NamedTuple):
+    """Why and since when a customer's events are no longer applied."""
+
+    since: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +154,8 @@ class StoreReader(Protocol):
     def inbox(self, customer: str) -> list[InboxItem]:
         """The customer's in-app inbox, newest first."""
 
-    def quarantined(self) -> dict[str, tuple[str, str]]:
-        """customer -> (since, reason) for every quarantined customer, oldest first."""
+    def quarantined(self) -> dict[str, Quarantined]:
+        """customer -> since and reason, for every quarantined customer, oldest first."""
 
     def decision_count(self) -> int:
         """How many decisions are committed (from the engine's counts: no ledger scan)."""

@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 import psycopg
 
-from omniconsole.adapters.store.base import InboxItem, LedgerSummary, LedgerTail, StoreError
+from omniconsole.adapters.store.base import InboxItem, LedgerSummary, StoreError
 from omniconsole.adapters.store.parts import PART_TABLES, PARTS_KEY
 from omniconsole.adapters.store.pg_location import PgLocation
-from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord, OutboxEntry
+from omniconsole.adapters.store.shared_reads import SharedReads
+from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord
 
 #: bytes of ledger lines gathered before a write to the output file
 _CHUNK = 1 << 20
@@ -49,8 +50,10 @@ def _has_meta(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-class PostgresReader:
+class PostgresReader(SharedReads):
     """Read-only queries over one PostgreSQL store and its parts. Use from one thread."""
+
+    PARAM = "%s"
 
     def __init__(self, location: PgLocation) -> None:
         self.location = location
@@ -152,43 +155,6 @@ class PostgresReader:
                 (up_to_line,),
             )
         return {str(row[0]) for row in rows}
-
-    def customers_for_phone(self, phone: str) -> list[str]:
-        return [
-            str(r[0])
-            for r in self._conn.execute(
-                "SELECT customer FROM profiles WHERE phone = %s ORDER BY updated_at DESC, customer",
-                (phone,),
-            )
-        ]
-
-    def pending_outbox(self) -> list[OutboxEntry]:
-        rows = self._conn.execute(
-            "SELECT payload FROM outbox WHERE status IN ('pending', 'retrying', 'reconciling')"
-            " ORDER BY decided_at"
-        ).fetchall()
-        return [OutboxEntry.from_json(r[0]) for r in rows]
-
-    def ledger_since(self, last_id: int) -> list[LedgerTail]:
-        return [
-            LedgerTail(int(r[0]), r[1], str(r[2]), r[3])
-            for r in self._conn.execute(
-                "SELECT id, channel, outcome, reason FROM ledger WHERE id > %s ORDER BY id",
-                (last_id,),
-            ).fetchall()
-        ]
-
-    def quarantined(self) -> dict[str, tuple[str, str]]:
-        return {
-            str(c): (str(since), str(reason))
-            for c, since, reason in self._conn.execute(
-                "SELECT customer, since, reason FROM quarantine ORDER BY since, customer"
-            )
-        }
-
-    def decision_count(self) -> int:
-        row = self._conn.execute("SELECT COALESCE(SUM(total), 0) FROM counters").fetchone()
-        return int(row[0]) if row else 0
 
     def inbox(self, customer: str) -> list[InboxItem]:
         return [

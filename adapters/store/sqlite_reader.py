@@ -14,13 +14,16 @@ from pathlib import Path
 
 import orjson
 
-from omniconsole.adapters.store.base import InboxItem, LedgerSummary, LedgerTail, StoreError
+from omniconsole.adapters.store.base import InboxItem, LedgerSummary, StoreError
 from omniconsole.adapters.store.parts import PartsError, open_combined, read_part_names
-from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord, OutboxEntry
+from omniconsole.adapters.store.shared_reads import SharedReads
+from omniconsole.domain.records import EventRecord, InstanceRecord, LedgerRecord
 
 
-class SqliteReader:
+class SqliteReader(SharedReads):
     """Read-only queries over one SQLite store and its parts. Use from one thread."""
+
+    PARAM = "?"
 
     def __init__(self, path: Path) -> None:
         try:
@@ -111,43 +114,6 @@ class SqliteReader:
                 (up_to_line,),
             )
         return {row[0] for row in rows}
-
-    def customers_for_phone(self, phone: str) -> list[str]:
-        return [
-            str(r[0])
-            for r in self._conn.execute(
-                "SELECT customer FROM profiles WHERE phone = ? ORDER BY updated_at DESC, customer",
-                (phone,),
-            )
-        ]
-
-    def pending_outbox(self) -> list[OutboxEntry]:
-        rows = self._conn.execute(
-            "SELECT payload FROM outbox WHERE status IN ('pending', 'retrying', 'reconciling')"
-            " ORDER BY decided_at"
-        ).fetchall()
-        return [OutboxEntry.from_json(r[0]) for r in rows]
-
-    def ledger_since(self, last_id: int) -> list[LedgerTail]:
-        return [
-            LedgerTail(int(r[0]), r[1], str(r[2]), r[3])
-            for r in self._conn.execute(
-                "SELECT id, channel, outcome, reason FROM ledger WHERE id > ? ORDER BY id",
-                (last_id,),
-            ).fetchall()
-        ]
-
-    def quarantined(self) -> dict[str, tuple[str, str]]:
-        return {
-            str(c): (str(since), str(reason))
-            for c, since, reason in self._conn.execute(
-                "SELECT customer, since, reason FROM quarantine ORDER BY since, customer"
-            )
-        }
-
-    def decision_count(self) -> int:
-        row = self._conn.execute("SELECT COALESCE(SUM(total), 0) FROM counters").fetchone()
-        return int(row[0])
 
     def inbox(self, customer: str) -> list[InboxItem]:
         return [
