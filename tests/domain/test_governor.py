@@ -144,6 +144,14 @@ def test_only_channel_capped_is_suppressed_with_no_channel() -> None:
     assert d.reason in {"unreachable", "cap:whatsapp:24h"}
 
 
+def test_a_step_blocked_only_by_its_channels_own_cap_names_that_cap() -> None:
+    """SPEC §5 as amended on 2026-11-30: blocked only by its channels' own caps, the
+    step is suppressed with that cap as its reason, not `unreachable`."""
+    d = run(request(usable={Channel.WHATSAPP}), usage((NOON - H, "whatsapp")))
+    assert (d.outcome, d.channel, d.reason) == (SUPPRESSED, None, "cap:whatsapp:24h")
+    assert "cap:whatsapp:24h" in d.explanation
+
+
 def test_transactional_ignores_the_channel_cap() -> None:
     d = run(
         request(category=T, channels=(Channel.SMS, Channel.EMAIL)),
