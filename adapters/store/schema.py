@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS journey_instances (
 );
 CREATE INDEX IF NOT EXISTS journey_instances_status ON journey_instances(journey, status);
 CREATE INDEX IF NOT EXISTS journey_instances_entered ON journey_instances(entered_at);
+-- the console's "waiting at each step": the active instances alone, read without the rows
+CREATE INDEX IF NOT EXISTS journey_instances_waiting ON journey_instances(journey, next_step)
+    WHERE status = 'active';
 
 -- every governor decision (SPEC §6); `line` is the exact ledger JSON line;
 -- `explanation` says the reason in words for the support agent

@@ -11,6 +11,7 @@ views draw lives in `screens/`, the words in `present`, the data in `snapshot`.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from omniconsole.engine.replay import ReplayOptions
 from omniconsole.tui.commands import ConsoleCommands, command_list, parse_command
 from omniconsole.tui.demo import DemoRunner
 from omniconsole.tui.gc_pauses import quiet_collector
-from omniconsole.tui.messages import DemoFinished, StoreUpdated
+from omniconsole.tui.messages import DemoFinished, StoreUpdated, ViewPrefetched
 from omniconsole.tui.present import header_parts
 from omniconsole.tui.screens.base import ViewScreen
 from omniconsole.tui.screens.caps import CapsScreen
@@ -43,6 +44,7 @@ from omniconsole.tui.screens.help import HelpScreen
 from omniconsole.tui.screens.journeys import JourneysScreen
 from omniconsole.tui.screens.outcomes import OutcomesScreen
 from omniconsole.tui.snapshot import PageRequest, PollRequest, Snapshot, SnapshotCollector
+from omniconsole.tui.warmup import prepare_view
 
 __all__ = ["ConsoleApp", "run_console", "run_demo", "run_replay_console"]
 
@@ -129,6 +131,14 @@ class ConsoleApp(App[None]):
         self._demo_error: str | None = None
         self._demo_done = False
         self._restore_gc: Callable[[], None] | None = None
+        #: other views' requests the poll worker fetches once, after the first screen
+        #: (filled on the loop, taken on the poll thread: a deque's ends are atomic)
+        self._prefetch: deque[PollRequest] = deque()
+        self._prefetch_planned = False
+        self._to_prepare: deque[Snapshot] = deque()
+        self._preparing = False
+        #: views made ready before their key was first pressed (tests and benchmarks)
+        self.views_prepared: set[str] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -157,21 +167,31 @@ class ConsoleApp(App[None]):
         try:
             while not worker.is_cancelled and not self._stopping:
                 self._wake.clear()
-                request = self._request
-                try:
-                    snapshot = collector.collect(request)
-                except Exception as exc:  # a bug must not kill the console silently
-                    where = collector.reader.where  # never a URL's password
-                    status = StoreStatus(where, "error", f"store read failed: {exc!r}")
-                    snapshot = Snapshot(collector.seq, request, status, error=status.detail)
-                    collector.reader.close()
-                    collector.last = None
+                snapshot = self._collect(self._request)
                 if snapshot is not posted:  # nothing new: the screen stays as it is
                     posted = snapshot
                     self.post_message(StoreUpdated(snapshot))
+                if self._prefetch and not self._wake.is_set():
+                    # one other view at a time, then the visible one again first
+                    ahead = self._collect(self._prefetch.popleft())
+                    if ahead.status.ready and ahead.error is None:
+                        self.post_message(ViewPrefetched(ahead))
+                    continue
                 self._wake.wait(self.poll_interval)
         finally:
             collector.reader.close()
+
+    def _collect(self, request: PollRequest) -> Snapshot:
+        """One snapshot for `request` (poll worker thread); a failure becomes its error."""
+        collector = self._collector
+        try:
+            return collector.collect(request)
+        except Exception as exc:  # a bug must not kill the console silently
+            where = collector.reader.where  # never a URL's password
+            status = StoreStatus(where, "error", f"store read failed: {exc!r}")
+            collector.reader.close()
+            collector.last = None
+            return Snapshot(collector.seq, request, status, error=status.detail)
 
     @work(thread=True, group="demo", name="demo replay")
     def _run_demo(self) -> None:
@@ -194,6 +214,44 @@ class ConsoleApp(App[None]):
             return  # a snapshot that arrived while the app shuts down
         if isinstance(self.screen, ViewScreen):
             self.screen.show(message.snapshot)
+        if not self._prefetch_planned and message.snapshot.status.ready:
+            self._prefetch_planned = True
+            self.call_after_refresh(self._plan_prefetch)
+
+    def _plan_prefetch(self) -> None:
+        """The first screen with data is drawn: fetch the other views' data once, in key
+        order, so each can be made ready before its key is pressed."""
+        self._prefetch.extend(
+            self._request_for(view) for view in _VIEWS if view != self.current_mode
+        )
+        self._wake.set()
+
+    def on_view_prefetched(self, message: ViewPrefetched) -> None:
+        """Make that view ready before its key is pressed (see `tui.warmup`), on a task
+        of its own: keys and snapshots keep flowing meanwhile."""
+        self._to_prepare.append(message.snapshot)
+        if not self._preparing:
+            self._preparing = True
+            self.run_worker(
+                self._prepare_views(), group="prepare", name="views made ready",
+                exit_on_error=False,  # a view not made ready is only slower to open
+            )  # fmt: skip
+
+    async def _prepare_views(self) -> None:
+        """One view at a time (event loop, its own task)."""
+        try:
+            while self._to_prepare and not self._stopping and self.screen_stack:
+                snapshot = self._to_prepare.popleft()
+                view = snapshot.request.view
+                if await prepare_view(self, view, _VIEWS[view], snapshot):
+                    self.views_prepared.add(view)
+        finally:
+            self._preparing = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual holds the screen for 50 ms when a view is switched to, to hide a
+        half-built one; ours are built ahead (`tui.warmup`), so 5 ms is enough."""
+        super().delay_update(min(delay, 0.005))
 
     def on_demo_finished(self, message: DemoFinished) -> None:
         """Say how the demo ended."""
@@ -208,13 +266,13 @@ class ConsoleApp(App[None]):
         self.refresh_bindings()
         self._poll_now()
 
-    def _poll_now(self, view: str | None = None) -> None:
-        self._request = PollRequest(
-            view or self.current_mode,
-            self.customer_query,
-            self._pages["decisions"],
-            self._pages["handoffs"],
+    def _request_for(self, view: str) -> PollRequest:
+        return PollRequest(
+            view, self.customer_query, self._pages["decisions"], self._pages["handoffs"]
         )
+
+    def _poll_now(self, view: str | None = None) -> None:
+        self._request = self._request_for(view or self.current_mode)
         self._wake.set()
 
     # ---------------------------------------------------------------- views

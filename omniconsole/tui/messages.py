@@ -6,7 +6,7 @@ from textual.message import Message
 
 from omniconsole.tui.snapshot import Snapshot
 
-__all__ = ["DemoFinished", "StoreUpdated"]
+__all__ = ["DemoFinished", "StoreUpdated", "ViewPrefetched"]
 
 
 class StoreUpdated(Message):
@@ -29,3 +29,13 @@ class DemoFinished(Message):
         """`error`: what went wrong, or None."""
         super().__init__()
         self.error = error
+
+
+class ViewPrefetched(Message):
+    """Another view's data, fetched once while the operator reads the first screen, so
+    its screen can be made ready before its key is pressed. Never coalesced."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        """Wrap `snapshot` (built on the poll thread, for `snapshot.request.view`)."""
+        super().__init__()
+        self.snapshot = snapshot

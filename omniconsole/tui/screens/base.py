@@ -179,6 +179,13 @@ class ViewScreen(Screen[None]):
         if self.focused is None:
             self._refocus()
 
+    def prepare(self, snapshot: Snapshot) -> None:
+        """Fill the view off screen, focused as it will be when shown (`tui.warmup`): a
+        table draws its cursor by the focus, so the cells drawn ahead are the ones kept."""
+        self.show(snapshot)
+        if self.focused is None:
+            self._refocus()
+
     def show(self, snapshot: Snapshot | None) -> None:
         """Render `snapshot` (or the waiting state); a no-op until composed."""
         if not self.query(StatusLine):
