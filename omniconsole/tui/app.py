@@ -232,13 +232,12 @@ class ConsoleApp(App[None]):
         self._to_prepare.append(message.snapshot)
         if not self._preparing:
             self._preparing = True
-            self.run_worker(
-                self._prepare_views(), group="prepare", name="views made ready",
-                exit_on_error=False,  # a view not made ready is only slower to open
-            )  # fmt: skip
+            self._prepare_views()
 
+    # exit_on_error off: a view not made ready is only slower to open
+    @work(group="prepare", name="views made ready", exit_on_error=False)
     async def _prepare_views(self) -> None:
-        """One view at a time (event loop, its own task)."""
+        """One view at a time (event loop, a worker task of its own)."""
         try:
             while self._to_prepare and not self._stopping and self.screen_stack:
                 snapshot = self._to_prepare.popleft()

@@ -83,5 +83,7 @@ async def _settled(screen: Screen[Any], limit: float = 1.0) -> None:
         if widget.call_later(handled):
             left += 1
     if left:
-        with contextlib.suppress(TimeoutError):  # a widget gone meanwhile: draw what is there
-            await asyncio.wait_for(done.wait(), limit)
+        # (a widget gone meanwhile never answers: then draw what is there)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await done.wait()

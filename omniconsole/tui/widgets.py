@@ -144,6 +144,8 @@ class KeyHints(Static):
 
     def render_keys(self) -> None:
         """Rebuild the line from the screen's active bindings, as wide as fits."""
+        if not self.app.screen_stack:
+            return  # the app is closing (a view made ready off screen may still resize)
         keys: list[tuple[str, str, bool]] = []
         shown: set[str] = set()
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
