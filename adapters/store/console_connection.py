@@ -21,15 +21,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
 
 from omniconsole.adapters.store.base import StoreError
 from omniconsole.adapters.store.console_queries import StoreCut, loads
 from omniconsole.adapters.store.parts import attach_parts, read_part_names
-from omniconsole.adapters.store.pg_console import PgConsoleConnection, schema_identity
 from omniconsole.adapters.store.pg_location import PgLocation, is_postgres_url
 from omniconsole.adapters.store.progress import Progress, read_progress
+
+if TYPE_CHECKING:
+    from omniconsole.adapters.store.pg_console import PgConsoleConnection
 
 __all__ = ["ConsoleConnection"]
 
@@ -65,6 +67,9 @@ class ConsoleConnection:
 
     def _connect(self) -> sqlite3.Connection:
         if self._pg is not None:
+            # PostgreSQL's driver only for a PostgreSQL store (~80 ms of a console's start)
+            from omniconsole.adapters.store.pg_console import PgConsoleConnection
+
             try:
                 pg = PgConsoleConnection(self._pg)
             except StoreError as exc:  # no server, or refused: as a store not there yet
@@ -85,6 +90,8 @@ class ConsoleConnection:
 
     def _file_identity(self) -> tuple[int, int] | None:
         if self._pg is not None:  # a store made anew is a new schema: a new object id
+            from omniconsole.adapters.store.pg_console import PgConsoleConnection, schema_identity
+
             conn = self._conn
             oid = (
                 cast(PgConsoleConnection, conn).schema_identity()
@@ -120,7 +127,7 @@ class ConsoleConnection:
 
     def _versions(self, conn: sqlite3.Connection) -> tuple[int | str, ...]:
         if self._pg is not None:
-            return (cast(PgConsoleConnection, conn).data_version(),)
+            return (cast("PgConsoleConnection", conn).data_version(),)
         # `data_version` changes when another connection commits to that database
         names = ("main", *(s for s in self._sources if s != "main"))
         return tuple(int(conn.execute(f"PRAGMA {n}.data_version").fetchone()[0]) for n in names)

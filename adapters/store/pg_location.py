@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import psycopg
-
 from omniconsole.adapters.store.base import StoreError
+
+if TYPE_CHECKING:
+    import psycopg
+
+# psycopg is imported where a connection is made: a console or replay on a SQLite file
+# never loads it (~80 ms of every start).
 
 SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "omniconsole"
@@ -57,6 +61,8 @@ class PgLocation:
     def key(self) -> str:
         """Which database and schema, however the URL spells it (no user, no password):
         `host:port/dbname/schema`."""
+        import psycopg
+
         try:
             info = psycopg.conninfo.conninfo_to_dict(self.conninfo)
         except psycopg.Error:
@@ -91,6 +97,8 @@ class PgLocation:
         # keep the URL's own `options=` (if any): the keyword replaces it, so repeat it
         own = dict(parse_qsl(urlsplit(self.conninfo).query)).get("options", "")
         options = f"{own} -c search_path={search_path or self.schema}".strip()
+        import psycopg
+
         try:
             conn = psycopg.connect(self.conninfo, autocommit=autocommit, options=options)
         except psycopg.Error as exc:

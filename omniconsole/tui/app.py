@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -29,9 +29,7 @@ from omniconsole.adapters.store.console import ConsoleReader
 from omniconsole.adapters.store.console_rows import DecisionFilter, StoreStatus
 from omniconsole.domain.operator import OperatorActions
 from omniconsole.domain.timeutil import parse_timestamp
-from omniconsole.engine.replay import ReplayOptions
 from omniconsole.tui.commands import ConsoleCommands, command_list, parse_command
-from omniconsole.tui.demo import DemoRunner
 from omniconsole.tui.gc_pauses import quiet_collector
 from omniconsole.tui.messages import DemoFinished, StoreUpdated, ViewPrefetched
 from omniconsole.tui.present import header_parts
@@ -45,6 +43,10 @@ from omniconsole.tui.screens.journeys import JourneysScreen
 from omniconsole.tui.screens.outcomes import OutcomesScreen
 from omniconsole.tui.snapshot import PageRequest, PollRequest, Snapshot, SnapshotCollector
 from omniconsole.tui.warmup import prepare_view
+
+if TYPE_CHECKING:  # the replay engine loads only for a demo or `--tui` (~100 ms of a start)
+    from omniconsole.engine.replay import ReplayOptions
+    from omniconsole.tui.demo import DemoRunner
 
 __all__ = ["ConsoleApp", "run_console", "run_demo", "run_replay_console"]
 
@@ -461,6 +463,9 @@ def run_console(db: Path | str, operator: OperatorActions | None = None) -> None
 def run_demo(log: Path, db: Path | str, config_dir: Path | None = None) -> None:
     """Replay `log` into a fresh store at `db` inside the console, paced and controllable.
     A `postgresql://` store's ledger, report and rejects go to `out/demo.*`."""
+    from omniconsole.engine.replay import ReplayOptions
+    from omniconsole.tui.demo import DemoRunner
+
     if isinstance(db, str) and "://" in db:
         beside = Path("out/demo.db")
         beside.parent.mkdir(parents=True, exist_ok=True)
@@ -478,5 +483,7 @@ def run_demo(log: Path, db: Path | str, config_dir: Path | None = None) -> None:
 
 def run_replay_console(options: ReplayOptions) -> None:
     """Run a replay described by `options` inside the console (`replay --tui`)."""
+    from omniconsole.tui.demo import DemoRunner
+
     runner = DemoRunner(options.log, Path(options.db), options.config_dir, options=options)
     ConsoleApp(options.db, demo=runner).run()
