@@ -333,13 +333,13 @@ class ProfileShardActor(pykka.ThreadingActor):
             self.active[customer] = profile
             self.dirty.add(customer)
             return profile
-        raw = None
+        state = None
         if self.store_backed or customer in self.passivated:
             if self.reader is None:
                 self.reader = self.store.profiles()
-            raw = self.reader.load(customer)
+            state = self.reader.load_state(customer)
             self.passivated.discard(customer)
-        profile = Profile.from_json(raw) if raw is not None else Profile(customer)
+        profile = Profile.loads(state) if state is not None else Profile(customer)
         profile.customer = customer  # the shard's own (interned) string
         self.active[customer] = profile
         return profile

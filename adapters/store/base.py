@@ -120,6 +120,10 @@ class ProfileSource(Protocol):
     def load(self, customer: str) -> dict[str, Any] | None:
         """The stored profile JSON of `customer`, or None when it has none."""
 
+    def load_state(self, customer: str) -> str | None:
+        """The stored profile of `customer` as the JSON text it was written as, or None
+        (for `Profile.loads`, which decodes it straight into the profile)."""
+
     def close(self) -> None:
         """Release the connection."""
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psycopg
@@ -389,10 +389,14 @@ class PostgresProfiles:
         self._conn = location.connect(autocommit=True)
 
     def load(self, customer: str) -> dict[str, Any] | None:
+        state = self.load_state(customer)
+        return None if state is None else dict(orjson.loads(state))
+
+    def load_state(self, customer: str) -> str | None:
         row = self._conn.execute(
             "SELECT state FROM profiles WHERE customer = %s", (customer,), prepare=True
         ).fetchone()
-        return None if row is None else dict(orjson.loads(row[0]))
+        return None if row is None else cast(str, row[0])
 
     def close(self) -> None:
         self._conn.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 import orjson
@@ -389,10 +389,14 @@ class SqliteProfiles:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
     def load(self, customer: str) -> dict[str, Any] | None:
+        state = self.load_state(customer)
+        return None if state is None else dict(orjson.loads(state))
+
+    def load_state(self, customer: str) -> str | None:
         row = self._conn.execute(
             "SELECT state FROM profiles WHERE customer = ?", (customer,)
         ).fetchone()
-        return None if row is None else dict(orjson.loads(row[0]))
+        return None if row is None else cast(str, row[0])
 
     def close(self) -> None:
         self._conn.close()

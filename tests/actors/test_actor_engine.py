@@ -190,7 +190,7 @@ def test_a_customer_the_engine_cannot_apply_is_quarantined_and_the_driver_goes_o
     second.drain()  # does not raise
     driver.checkpoint(T + S)
     [(customer, reason)] = table(db, "SELECT customer, reason FROM quarantine")
-    assert customer == "c-bad" and reason.startswith("JSONDecodeError")
+    assert customer == "c-bad" and reason.startswith("ProfileDecodeError: JSON is malformed")
     assert [row[:2] for row in ledger(db)] == [("c-good", "welcome")]
     second.stop()
     third = start(resume=True)

@@ -316,7 +316,7 @@ def test_a_corrupt_stored_profile_quarantines_that_customer_and_the_shard_goes_o
     assert world.steps() == [("c-good", "welcome", T)]
     store_writer.ask(Checkpoint({}), timeout=WAIT)
     [(customer, reason)] = table(store.path, "SELECT customer, reason FROM quarantine")
-    assert customer == "c-bad" and reason.startswith("JSONDecodeError")
+    assert customer == "c-bad" and reason.startswith("ProfileDecodeError: JSON is malformed")
     [(why,)] = table(store.path, "SELECT reason FROM rejects")
     assert "quarantined" in why
 
