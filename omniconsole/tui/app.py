@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # the replay engine loads only for a demo or `--tui` (~100 ms
 __all__ = ["ConsoleApp", "run_console", "run_demo", "run_replay_console"]
 
 DARK, LIGHT = "textual-dark", "textual-light"
+#: seconds after the first screen with data before the other views are made ready
+PREPARE_AFTER = 0.2
 _VIEWS: dict[str, Callable[[], Screen[Any]]] = {
     "journeys": JourneysScreen,
     "handoffs": HandoffsScreen,
@@ -218,7 +220,8 @@ class ConsoleApp(App[None]):
             self.screen.show(message.snapshot)
         if not self._prefetch_planned and message.snapshot.status.ready:
             self._prefetch_planned = True
-            self.call_after_refresh(self._plan_prefetch)
+            # a moment after the first screen is drawn: nothing competes with drawing it
+            self.set_timer(PREPARE_AFTER, self._plan_prefetch)
 
     def _plan_prefetch(self) -> None:
         """The first screen with data is drawn: fetch the other views' data once, in key
