@@ -6,8 +6,9 @@ Replays LOG in this process (`--partitions 1`) and, just before the engine stops
 `--until`, so timers are still pending), measures the engine's own structures with a
 deep `sys.getsizeof` (an object reachable from two structures is counted once, in the
 first): customer ids, passivated ids, timer heads, the governor's cap usage, active
-and evicted profiles. Prints each in MB and in bytes per customer seen. A benchmark
-tool: it reads private attributes of the actors, and may need updating when they move.
+and evicted profiles, and the driver's duplicate check (`SeenIds`). Prints each in MB
+and in bytes per customer seen (the duplicate check also per event). A benchmark tool:
+it reads private attributes of the actors, and may need updating when they move.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.runtime import ActorEngine
 from omniconsole.domain.timeutil import parse_timestamp
 from omniconsole.engine.replay import ReplayOptions, run_replay
+from omniconsole.engine.seen_ids import SeenIds
 
 SHARDS: list[Any] = []
 GOVERNORS: list[Any] = []
+SEEN: list[SeenIds] = []
 
 
 def deep_size(obj: object, memo: set[int]) -> int:
@@ -60,8 +63,14 @@ def measure() -> dict[str, Any]:
         "active profiles (full)": sum(deep_size(s.active, memo) for s in shards),
         "evicted changed profiles (bytes)": sum(deep_size(s.evicted, memo) for s in shards),
     }
+    seen = SEEN[0]
+    rows["duplicate check: digest table"] = deep_size(seen._slots, memo)
+    rows["duplicate check: last ids, exactly"] = deep_size(seen._newer, memo) + deep_size(
+        seen._older, memo
+    )
     return {
         "customers": len(customers),
+        "digests": len(seen),
         "active": sum(len(s.active) for s in shards),
         "timer_heads": sum(len(s.scheduled) for s in shards),
         "usage": len(governor.usage),
@@ -87,6 +96,13 @@ def main() -> None:
         GOVERNORS.append(self)
         governor_init(self, *a, **k)
 
+    seen_init = SeenIds.__init__
+
+    def seen_ids(self: SeenIds, *a: Any, **k: Any) -> None:
+        SEEN.append(self)
+        seen_init(self, *a, **k)
+
+    SeenIds.__init__ = seen_ids  # type: ignore[method-assign]
     ProfileShardActor.__init__ = shard  # type: ignore[method-assign]
     FatigueGovernorActor.__init__ = governor  # type: ignore[method-assign]
     found: dict[str, Any] = {}
@@ -117,6 +133,9 @@ def main() -> None:
     heads = rows["timer heads: scheduled dict"] + rows["timer heads: heap"]
     print(f"per timer head: {heads / max(1, found['timer_heads']):.0f} B; per customer with"
           f" cap usage: {rows['governor cap usage'] / max(1, found['usage']):.0f} B")  # fmt: skip
+    digests = rows["duplicate check: digest table"]
+    print(f"duplicate check: {found['digests']:,} digests, the table"
+          f" {digests / max(1, found['digests']):.1f} B per id applied")  # fmt: skip
 
 
 if __name__ == "__main__":

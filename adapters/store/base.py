@@ -146,6 +146,10 @@ class StoreReader(Protocol):
     def message_ids(self, up_to_line: int | None = None) -> set[str]:
         """Message ids of the applied events (of log lines up to `up_to_line`)."""
 
+    def has_message_id(self, message_id: str, before_line: int | None = None) -> bool:
+        """Whether an applied event (of a log line before `before_line`) has this
+        message id (exact; a scan: for the rare digest hit of the duplicate check)."""
+
     def customers_for_phone(self, phone: str) -> list[str]:
         """Every customer whose profile holds `phone`."""
 

@@ -29,6 +29,18 @@ class SharedReads:
             )
         ]
 
+    def has_message_id(self, message_id: str, before_line: int | None = None) -> bool:
+        """Whether an applied event (of a log line before `before_line`) has this id.
+        Asked rarely (a digest hit the driver's own memory cannot settle): no index,
+        so the events table is scanned."""
+        if before_line is None:
+            sql, args = f"message_id = {self.PARAM}", (message_id,)
+        else:
+            sql = f"message_id = {self.PARAM} AND line < {self.PARAM}"
+            args = (message_id, before_line)  # type: ignore[assignment]
+        row = self._conn.execute(f"SELECT 1 FROM events WHERE {sql} LIMIT 1", args).fetchone()
+        return row is not None
+
     def pending_outbox(self) -> list[OutboxEntry]:
         """Sends still waiting in the outbox, oldest decision first."""
         rows = self._conn.execute(

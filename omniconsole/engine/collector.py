@@ -75,8 +75,15 @@ class CheckpointCollector:
     active: bool = False
 
     def start(self, *, automatic: bool = False) -> None:
-        """Take over collection; `automatic`: keep it on, with the engine's thresholds."""
+        """Take over collection; `automatic`: keep it on, with the engine's thresholds.
+
+        First collects what the caller left: cyclic garbage of work done before (the
+        benchmark generating its log: 23 of 69 MB at 200,000 customers) would wait for
+        the first checkpoint, and by then the engine's own objects are allocated among
+        it, so the memory stays the process's for the whole run."""
         self.enabled, self.thresholds = gc.isenabled(), gc.get_threshold()
+        gc.collect()
+        trim_malloc()
         gc.set_threshold(*ENGINE_GC_THRESHOLDS)
         self.active = not automatic
         if self.active:

@@ -59,6 +59,7 @@ from omniconsole.domain.timeutil import format_timestamp, parse_timestamp
 from omniconsole.domain.tracking import LinkTracker
 from omniconsole.engine.delivery import DeliveryRunner, Outcome
 from omniconsole.engine.protocol import Cut, DeliveringEngine
+from omniconsole.engine.seen_ids import SeenIds
 
 log = logging.getLogger("omniconsole.live")
 
@@ -124,7 +125,8 @@ class LiveEngine:
         self._lookups: StoreReader | None = None
         self._lookups_lock = threading.Lock()
         self._profiles: ProfileSource | None = None  # the preference page's reads
-        self._seen: set[str] = set()
+        #: applied message ids; a digest hit is confirmed by the store (commit thread)
+        self._seen = SeenIds(self._committed)
         self._last: datetime | None = None
         self._ledger_id = 0
         self._counts: dict[str, int] = defaultdict(int)
@@ -150,7 +152,7 @@ class LiveEngine:
         meta = engine.meta()
         self._queries = self.store.reader()
         self._lookups = self.store.reader()
-        self._seen = self._queries.message_ids()
+        self._seen.seed(self._queries.message_ids())
         if meta.get("clock"):
             self._last = parse_timestamp(meta["clock"])
         self._counts.update(orjson.loads(meta.get("counters", "{}")))
@@ -304,11 +306,17 @@ class LiveEngine:
         self._settle(now)
         self.engine.apply(now)
         self.engine.checkpoint(Cut(self._meta(now), now, self.max_active))
+        self._seen.committed()
         self.runner.wake()
         for request, result in zip(requests, results, strict=True):
             request.done.set_result(result)
         self._count_decisions()
         self.metrics.queue_depth("ingest", self._requests.qsize())
+
+    def _committed(self, message_id: str) -> bool:
+        """Whether a committed applied event has this id (the commit thread)."""
+        assert self._queries is not None
+        return self._queries.has_message_id(message_id)
 
     def _take(self, events: list[Event], now: datetime) -> IngestResult:
         """One request's events into the batch; refused ones are named, not fatal."""
@@ -368,8 +376,10 @@ class LiveEngine:
                 if entry.capped:
                     engine.release(entry.customer, entry.message_id, entry.at, entry.channel)
                 for event in self._failure_events(outcome, now):
-                    if event.message_id not in self._seen:
-                        self._seen.add(event.message_id or "")
+                    mid = event.message_id
+                    if mid is None or mid not in self._seen:
+                        if mid is not None:
+                            self._seen.add(mid)
                         self._admit(event, now, orjson.dumps(event.to_json()))
             engine.write([entry.settled(update)])
 

@@ -28,7 +28,7 @@ import orjson
 
 from omniconsole.actors.runtime import ActorEngine
 from omniconsole.adapters.store import Store, is_postgres_url, store_at
-from omniconsole.adapters.store.base import LedgerSummary
+from omniconsole.adapters.store.base import LedgerSummary, StoreReader
 from omniconsole.adapters.store.parts import PARTS_KEY
 from omniconsole.domain.assignment import Assigner
 from omniconsole.domain.channel_plan import DIGESTED
@@ -50,6 +50,7 @@ from omniconsole.engine.replay_driver import (
     ReplayDriver,
 )
 from omniconsole.engine.replay_watch import ReplayWatcher, ResumePoint
+from omniconsole.engine.seen_ids import SeenIds
 
 OUTCOMES = ("sent", "deferred", "suppressed", "failed")
 
@@ -195,7 +196,46 @@ def _run(
     collector: CheckpointCollector,
 ) -> dict[str, Any]:
     driver = ReplayDriver(options, config, store, engine, pacer, collector)
-    seen: set[str] = set()
+    confirm = _Committed(store)
+    seen = driver.seen = SeenIds(confirm)
+    try:
+        return _read(driver, seen, confirm, resume, static)
+    finally:
+        confirm.close()
+
+
+class _Committed:
+    """Whether a message id is among the store's applied events of the lines before
+    `line` (the line being read): a digest hit of `SeenIds` confirmed exactly. A part
+    may hold lines past the resumed checkpoint (it skips them when they come again);
+    those are read again now and must not count as seen before they are."""
+
+    __slots__ = ("line", "reader", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reader: StoreReader | None = None  # opened on the first hit, if any
+        self.line = 0
+
+    def __call__(self, message_id: str) -> bool:
+        if self.reader is None:
+            self.reader = self.store.reader()
+        return self.reader.has_message_id(message_id, before_line=self.line)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+
+def _read(
+    driver: ReplayDriver,
+    seen: SeenIds,
+    confirm: _Committed,
+    resume: bool,
+    static: dict[str, str],
+) -> dict[str, Any]:
+    """Read the log (from the resumed checkpoint), then play out the timers after it."""
+    options, engine, store, pacer = driver.options, driver.engine, driver.store, driver.pacer
     start_line = 0
     until = options.until
     if resume:
@@ -221,7 +261,7 @@ def _run(
                     f"the replay in {store.describe()} stopped at --until {point.until}; "
                     "it can only go forward: resume with a later --until, or none"
                 )
-            seen = reader.message_ids(up_to_line=point.line)
+            seen.seed(reader.message_ids(up_to_line=point.line))
         start_line = point.line
         driver.counts = EventCounts(**orjson.loads(meta.get("counters", "{}")))
         driver.clock = parse_timestamp(meta["clock"]) if meta.get("clock") else None
@@ -261,6 +301,7 @@ def _run(
                 line_no -= 1
                 break
             message_id = parsed.message_id
+            confirm.line = line_no
             if message_id is not None and message_id in seen:
                 counts.read += 1
                 counts.duplicates += 1

@@ -26,6 +26,7 @@ from omniconsole.domain.timeutil import EPOCH, format_timestamp
 from omniconsole.engine.collector import CheckpointCollector
 from omniconsole.engine.protocol import Cut, Engine
 from omniconsole.engine.replay_watch import ReplayProgress
+from omniconsole.engine.seen_ids import SeenIds
 
 if TYPE_CHECKING:
     from omniconsole.engine.replay import ReplayOptions
@@ -71,6 +72,8 @@ class ReplayDriver:
         0, EventCounts(), None, None,
     )  # fmt: skip
     progress: ProgressPublisher | None = None
+    #: the applied message ids, told when a checkpoint has committed them
+    seen: SeenIds | None = None
 
     def meta(self, line: int, status: str) -> dict[str, str]:
         """The checkpoint facts of the cut at log line `line`, as read so far."""
@@ -127,6 +130,8 @@ class ReplayDriver:
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
         self.engine.checkpoint(Cut(meta, now, self.options.max_active))
+        if self.seen is not None:
+            self.seen.committed()
         self.collector.checkpoint(status)
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()

@@ -29,6 +29,7 @@ from omniconsole.adapters.store import store_at
 from omniconsole.cli import main
 from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import shipped_config_dir
+from omniconsole.engine import seen_ids
 from omniconsole.engine.replay import run_replay
 
 pytestmark = pytest.mark.postgres
@@ -55,6 +56,21 @@ def test_a_replay_on_postgresql_writes_the_same_ledger_report_and_rejects_as_on_
     assert same_outputs(on_sqlite, tmp_path) == []
     events = report["events"]
     assert events["late"] >= 1 and events["duplicates"] >= 1 and events["rejected"] >= 2
+
+
+def test_colliding_message_id_digests_are_settled_by_postgresql_as_by_sqlite(
+    tricky_log: Path,
+    on_sqlite: Path,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The duplicate check asks the store about ids whose digests it holds: with every
+    digest colliding and few ids kept exactly, PostgreSQL answers nearly every check."""
+    monkeypatch.setattr(seen_ids, "DIGEST", lambda mid: len(mid) % 3)
+    monkeypatch.setattr(seen_ids, "WINDOW", 8)
+    replay(tricky_log, tmp_path, pg_url, 2, checkpoint_events=200)
+    assert same_outputs(on_sqlite, tmp_path) == []
 
 
 def test_the_ledger_orders_customers_by_their_bytes_as_on_sqlite(
