@@ -218,7 +218,13 @@ class ConsoleApp(App[None]):
             return  # a snapshot that arrived while the app shuts down
         if isinstance(self.screen, ViewScreen):
             self.screen.show(message.snapshot)
-        if not self._prefetch_planned and message.snapshot.status.ready:
+        status = message.snapshot.status
+        replaying = status.mode == "replay" and status.status == "running"
+        if not self._prefetch_planned and status.ready and not replaying:
+            # Not while a replay runs: its commits several times a second would outdate
+            # the views before their key is pressed, and making them ready would take CPU
+            # from the replay; once it has finished (or for a store at rest, or live
+            # under `serve`), the views are made ready once.
             self._prefetch_planned = True
             # a moment after the first screen is drawn: nothing competes with drawing it
             self.set_timer(PREPARE_AFTER, self._plan_prefetch)

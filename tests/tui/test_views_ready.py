@@ -54,3 +54,33 @@ async def test_a_key_pressed_before_the_views_are_ready_shows_its_view(story: Pa
         )
         await pilot.pause()
         assert _rows(app.screen.query_one("#handoffs-table", DataTable))
+
+
+@pytest.mark.asyncio
+async def test_views_are_made_ready_only_once_a_watched_replay_has_finished(
+    tmp_path: Path,
+) -> None:
+    """While a replay commits several times a second, views made ready would be out of
+    date before their key came, and would take CPU from the replay."""
+    from omniconsole.engine.replay import ReplayOptions
+    from omniconsole.tui.demo import DemoRunner
+
+    log = Path(__file__).resolve().parents[2] / "examples" / "sample.jsonl"
+    db = tmp_path / "demo.db"
+    options = ReplayOptions(log=log, db=db, ledger=tmp_path / "l.jsonl", report=tmp_path / "r.json")
+    runner = DemoRunner(log, db, options=options)  # paced: an hour of the log per second
+    app = ConsoleApp(db, demo=runner, poll_interval=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(
+            pilot,
+            lambda: (
+                app.latest is not None
+                and app.latest.status.status == "running"
+                and app.snapshots_seen >= 5
+            ),
+            timeout=30,
+        )
+        assert app.views_prepared == set()
+        runner.pacer.set_speed(None)  # run the rest at full speed
+        await wait_for(pilot, lambda: app._demo_done, timeout=60)
+        await wait_for(pilot, lambda: app.views_prepared >= OTHER_VIEWS, timeout=30)
