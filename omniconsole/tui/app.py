@@ -219,7 +219,8 @@ class ConsoleApp(App[None]):
         if isinstance(self.screen, ViewScreen):
             self.screen.show(message.snapshot)
         status = message.snapshot.status
-        replaying = status.mode == "replay" and status.status == "running"
+        # (a store whose run has not said what it is yet, being created, counts as running)
+        replaying = status.mode is None or (status.mode == "replay" and status.status == "running")
         if not self._prefetch_planned and status.ready and not replaying:
             # Not while a replay runs: its commits several times a second would outdate
             # the views before their key is pressed, and making them ready would take CPU
