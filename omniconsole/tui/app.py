@@ -146,9 +146,12 @@ class ConsoleApp(App[None]):
 
     # ---------------------------------------------------------------- lifecycle
 
+    def on_load(self) -> None:
+        """Before the screens are built: the console's garbage collection (`gc_pauses`)."""
+        self._restore_gc = quiet_collector()
+
     def on_mount(self) -> None:
         """Start polling; start the demo replay if there is one."""
-        self._restore_gc = quiet_collector()
         self._poll_store()
         if self.demo is not None:
             self._run_demo()
