@@ -8,33 +8,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
+from store_logs import replay
 
 from omniconsole.domain.generator import write_log
 from omniconsole.engine import seen_ids
 from omniconsole.engine.partitioned import PartitionedEngine
 from omniconsole.engine.protocol import Cut
-from omniconsole.engine.replay import ReplayOptions, run_replay
 
 SMALL = {"checkpoint_events": 500, "batch_events": 500}
-
-
-def replay(log: Path, out: Path, partitions: int, **extra: Any) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    return run_replay(
-        ReplayOptions(
-            log=log,
-            db=out / "store.db",
-            ledger=out / "ledger.jsonl",
-            report=out / "report.json",
-            rejects=out / "rejects.jsonl",
-            partitions=partitions,
-            **extra,
-        )
-    )
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +51,11 @@ def test_ids_whose_digests_collide_are_all_applied_and_duplicates_still_dropped(
     monkeypatch: pytest.MonkeyPatch,
     partitions: int,
 ) -> None:
-    plain = replay(log, tmp_path / "plain", partitions, **SMALL)
+    plain = replay(log, tmp_path / "plain", partitions=partitions, **SMALL)
     assert plain["events"]["duplicates"] > 0  # the log has real duplicates to catch
     monkeypatch.setattr(seen_ids, "DIGEST", lambda mid: len(mid) % 3)
     monkeypatch.setattr(seen_ids, "WINDOW", 8)
-    collided = replay(log, tmp_path / "collided", partitions, **SMALL)
+    collided = replay(log, tmp_path / "collided", partitions=partitions, **SMALL)
     assert collided["events"] == plain["events"]
     assert outputs(tmp_path / "collided") == outputs(tmp_path / "plain")
 
@@ -84,7 +68,7 @@ def test_with_colliding_digests_a_crash_between_the_commits_resumes_exactly(
     """The parts, one checkpoint ahead after the crash, hold events of lines the resumed
     run reads again: those ids are not seen yet when they come, though the store has
     them and their digests collide with ids that are."""
-    replay(log, tmp_path / "whole", 1)
+    replay(log, tmp_path / "whole")
     monkeypatch.setattr(seen_ids, "DIGEST", lambda mid: len(mid) % 3)
     monkeypatch.setattr(seen_ids, "WINDOW", 8)
     commits = 0
@@ -101,6 +85,6 @@ def test_with_colliding_digests_a_crash_between_the_commits_resumes_exactly(
     with monkeypatch.context() as crash:
         crash.setattr(PartitionedEngine, "checkpoint", crash_on_third)
         with pytest.raises(RuntimeError, match="crashed between"):
-            replay(log, tmp_path / "crash", 2, **SMALL)
-    replay(log, tmp_path / "crash", 2, resume=True, **SMALL)
+            replay(log, tmp_path / "crash", partitions=2, **SMALL)
+    replay(log, tmp_path / "crash", partitions=2, resume=True, **SMALL)
     assert outputs(tmp_path / "crash") == outputs(tmp_path / "whole")

@@ -9,25 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_logs import replay
 
 from omniconsole.actors import profile_shard
 from omniconsole.domain.generator import write_log
-from omniconsole.engine.replay import ReplayOptions, run_replay
-
-
-def replay(log: Path, out: Path) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    return run_replay(
-        ReplayOptions(
-            log=log,
-            db=out / "store.db",
-            ledger=out / "ledger.jsonl",
-            report=out / "report.json",
-            rejects=out / "rejects.jsonl",
-            partitions=1,
-            max_active=20,
-        )
-    )
 
 
 def test_timers_begun_in_chunks_decide_exactly_as_all_at_once(
@@ -35,7 +20,7 @@ def test_timers_begun_in_chunks_decide_exactly_as_all_at_once(
 ) -> None:
     log = tmp_path / "events.jsonl"
     write_log(log, 300, 14, 3, datetime(2026, 3, 2, tzinfo=UTC), events_per_customer=6)
-    whole = replay(log, tmp_path / "whole")
+    whole = replay(log, tmp_path / "whole", max_active=20)
     chunks: list[int] = []
     begin_due = profile_shard.ProfileShardActor._begin_due
 
@@ -45,7 +30,7 @@ def test_timers_begun_in_chunks_decide_exactly_as_all_at_once(
 
     monkeypatch.setattr(profile_shard, "TIMER_CHUNK", 3)
     monkeypatch.setattr(profile_shard.ProfileShardActor, "_begin_due", counted)
-    chunked = replay(log, tmp_path / "chunked")
+    chunked = replay(log, tmp_path / "chunked", max_active=20)
     assert any(start > 0 for start in chunks)  # some batch's timers came in several chunks
     assert chunked == whole
     for name in ("ledger.jsonl", "report.json", "rejects.jsonl"):
