@@ -67,31 +67,25 @@ class SeenIds:
         key = self._digest(mid) & _MASK64
         return key or 1  # 0 marks an empty slot
 
-    def _find(self, key: int) -> bool:
+    def _slot(self, key: int) -> int:
+        """Where `key` is held, or the empty slot where it would go (linear probing)."""
         slots, mask = self._slots, self._mask
         i = key & mask
-        while True:
-            held = slots[i]
-            if held == key:
-                return True
-            if not held:
-                return False
+        while slots[i] and slots[i] != key:
             i = (i + 1) & mask
+        return i
+
+    def _find(self, key: int) -> bool:
+        return self._slots[self._slot(key)] == key
 
     def _insert(self, key: int) -> None:
-        slots, mask = self._slots, self._mask
-        i = key & mask
-        while True:
-            held = slots[i]
-            if held == key:
-                return
-            if not held:
-                slots[i] = key
-                self._count += 1
-                if self._count * 3 > mask * 2:
-                    self._grow()
-                return
-            i = (i + 1) & mask
+        i = self._slot(key)
+        if self._slots[i] == key:
+            return
+        self._slots[i] = key
+        self._count += 1
+        if self._count * 3 > self._mask * 2:
+            self._grow()
 
     def _grow(self) -> None:
         old = self._slots
