@@ -73,7 +73,10 @@ class ReplayOptions:
     resume: bool = False
     checkpoint_seconds: float = 15.0
     checkpoint_events: int = 250_000
-    batch_events: int = 4000
+    # Events handed to the engine at once. In-process, each batch costs a round of waits
+    # between the reading thread and the shard; 16,000 rather than 4,000 took ~12 % less
+    # CPU on a 50k-customer log (paired runs, the same ledger). Partitions: no change.
+    batch_events: int = 16_000
     batch_span: timedelta | None = None
     # One profile shard, as in each partition process: the engine's threads share one
     # interpreter lock, so a second shard ran nothing in parallel and only split every
