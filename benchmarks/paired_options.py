@@ -20,26 +20,31 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-# One replay in a fresh process: its own wall and CPU seconds (children's included).
-CHILD = r"""
-import json, resource, sys, time
-from pathlib import Path
+from engine_vs_reference import _cpu_seconds
+
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
-if __name__ == "__main__":
-    log, fields, out = Path(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
+
+def child(log: Path, fields: str, out: Path) -> None:
+    """One replay, run in a fresh process (`--child`): prints its wall and CPU seconds."""
+    cpu = _cpu_seconds(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    run_replay(ReplayOptions(log=log, db=out / "replay.db", ledger=out / "ledger.jsonl",
-                             report=out / "report.json", **fields))
+    run_replay(
+        ReplayOptions(
+            log=log, db=out / "replay.db", ledger=out / "ledger.jsonl",
+            report=out / "report.json", **json.loads(fields),
+        )
+    )  # fmt: skip
     wall = time.perf_counter() - started
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    print(json.dumps({"wall": wall, "cpu": sum(u.ru_utime + u.ru_stime for u in usage)}))
-"""
+    cpu = _cpu_seconds(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) - cpu
+    print(json.dumps({"wall": wall, "cpu": cpu}))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,12 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def one_round(log: Path, settings: list[str], outs: list[Path]) -> list[dict[str, float]]:
     procs = []
-    for fields, out in zip(settings, outs, strict=True):
-        for old in out.glob("*"):
-            old.unlink()
+    for fields, out in zip(settings, outs, strict=True):  # a fresh store each: not resumed
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(log.resolve()), fields, str(out)],
+                [sys.executable, __file__, "--child", str(log.resolve()), fields, str(out)],
                 stdout=subprocess.PIPE, text=True,
             )
         )  # fmt: skip
@@ -72,6 +75,10 @@ def one_round(log: Path, settings: list[str], outs: list[Path]) -> list[dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        child(Path(argv[1]), argv[2], Path(argv[3]))
+        return 0
     args = parse_args(argv)
     settings = [args.first, args.second]
     for fields in settings:
