@@ -43,6 +43,7 @@ from omniconsole.actors.messages import (
     Quarantined,
     Rows,
 )
+from omniconsole.actors.spill import Evicted, EvictedProfiles
 from omniconsole.adapters.store.base import ProfileSource, Store
 from omniconsole.domain.channels import Channel
 from omniconsole.domain.config import EngineConfig
@@ -58,6 +59,11 @@ from omniconsole.domain.records import (
 from omniconsole.domain.timeutil import format_timestamp
 
 FLUSH_CHUNK = 2000  # profiles per message to the writer
+#: a checkpoint's chunks waiting in the writer's mailbox at once: the flush waits for the
+#: writer to take the oldest before it sends another. Without a bound every changed
+#: profile of the interval queued there as text (~3 KB each: +50 MB per partition at
+#: every checkpoint of a 200,000-customer replay, the top of its memory's sawtooth).
+FLUSH_WINDOW = 2
 #: customers whose timers fire (no events) begun at once. A batch of timers alone can
 #: hold most customers (the first step after a million customers' log: deferred sends
 #: all due when quiet hours end), and every profile it loads stays in memory until the
@@ -131,9 +137,9 @@ class ProfileShardActor(pykka.ThreadingActor):
         self.active: OrderedDict[str, Profile] = OrderedDict()
         self.passivated: set[str] = set()
         self.dirty: set[str] = set()
-        #: changed profiles evicted from memory before the checkpoint that stores them
-        self.evicted: dict[str, _Evicted] = {}
-        self.evicted_rows: list[InstanceRecord] = []  # their changed journey instances
+        #: changed profiles evicted from memory before the checkpoint that stores them,
+        #: with their changed journey instances (on disk until then)
+        self.evicted = EvictedProfiles()
         self.max_active: int | None = None  # from the last Passivate
         self.effects = Effects()
         self.timer_heap: list[tuple[datetime, str]] = []
@@ -145,8 +151,13 @@ class ProfileShardActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         """Runs on the shard thread."""
+        self.evicted.close()
         if self.reader is not None:
             self.reader.close()
+
+    def on_failure(self, *_: Any) -> None:
+        """Runs on the shard thread after an uncaught error: remove the spill files."""
+        self.evicted.close()
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the shard thread."""
@@ -267,7 +278,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         reason = error_line(exc)
         self.quarantined[customer] = reason
         self.active.pop(customer, None)
-        self.evicted.pop(customer, None)
+        self.evicted.pop(customer)
         self.dirty.discard(customer)
         self.scheduled.pop(customer, None)
         group = run.groups.get(customer) if run is not None else None
@@ -344,7 +355,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         if profile is not None:
             self.active.move_to_end(customer)
             return profile
-        evicted = self.evicted.pop(customer, None)
+        evicted = self.evicted.pop(customer)
         if evicted is not None:  # changed since the checkpoint: still to be stored
             profile = Profile.loads(evicted.state)
             profile.customer = customer
@@ -384,67 +395,52 @@ class ProfileShardActor(pykka.ThreadingActor):
             if customer in dirty:
                 dirty.discard(customer)
                 try:
-                    self.evicted[customer] = _Evicted.of(profile)
+                    evicted = Evicted.of(profile)
                 except Exception as exc:  # its state cannot be stored: quarantine it
                     self._quarantine(customer, exc, None)
                     continue
-                self.evicted_rows.extend(self.effects.rows_of(customer))
+                self.evicted.put(customer, evicted, self.effects.rows_of(customer))
             else:
                 self.passivated.add(customer)
 
     def _flush(self, now: datetime) -> int:
-        """Send every changed profile to the writer, in chunks (memory stays flat)."""
+        """Send every changed profile to the writer, in chunks, at most FLUSH_WINDOW of
+        them waiting for it at once (memory stays flat)."""
         stamp = format_timestamp(now)
         count = len(self.dirty) + len(self.evicted)
+        sent: deque[pykka.Future[Any]] = deque()
         chunk: list[ProfileRecord] = []
         for customer in list(self.dirty):
             try:
-                evicted = _Evicted.of(self.active[customer])
+                evicted = Evicted.of(self.active[customer])
             except Exception as exc:  # its state cannot be stored: quarantine, not a crash
                 self._quarantine(customer, exc, None)
                 continue
             chunk.append(evicted.record(customer, stamp))
             if len(chunk) >= FLUSH_CHUNK:
-                self.writer.tell(Rows(chunk))
+                self._send(chunk, sent)
                 chunk = []
-        out = self.evicted
         passivated = self.passivated
-        while out:  # each one's bytes go as soon as its record holds their text
-            customer, stored = out.popitem()
+        for customer, stored in self.evicted.drain():
             chunk.append(stored.record(customer, stamp))
             passivated.add(customer)  # stored at this checkpoint
             if len(chunk) >= FLUSH_CHUNK:
-                self.writer.tell(Rows(chunk))
+                self._send(chunk, sent)
                 chunk = []
-        self.writer.tell(Rows(chunk))
-        self.writer.tell(Rows(self.evicted_rows + self.effects.rows()))
-        self.evicted_rows = []
+        self._send(chunk, sent)
+        rows: list[InstanceRecord] = []
+        for row in self.evicted.drain_rows():
+            rows.append(row)
+            if len(rows) >= FLUSH_CHUNK:
+                self._send(rows, sent)
+                rows = []
+        self._send(rows + self.effects.rows(), sent)
         self.dirty.clear()
         return count
 
-
-@dataclass(frozen=True, slots=True)
-class _Evicted:
-    """A changed profile out of memory: the store's columns, ready to be written."""
-
-    email: str | None
-    phone: str | None
-    next_due: str | None
-    state: bytes
-
-    @classmethod
-    def of(cls, profile: Profile) -> _Evicted:
-        traits = profile.traits
-        email = traits.get("email")
-        phone = traits.get("phone")
-        return cls(
-            email if isinstance(email, str) else None,
-            phone if isinstance(phone, str) else None,
-            format_timestamp(profile.timers[0].due) if profile.timers else None,
-            profile.dumps(),
-        )
-
-    def record(self, customer: str, stamp: str) -> ProfileRecord:
-        return ProfileRecord(
-            customer, self.email, self.phone, stamp, self.next_due, self.state.decode()
-        )
+    def _send(self, records: list[Any], sent: deque[pykka.Future[Any]]) -> None:
+        """One chunk of the flush to the writer; wait while FLUSH_WINDOW are before it.
+        (The writer never waits for a shard, so this wait cannot deadlock.)"""
+        sent.append(self.writer.ask(Rows(records), block=False))
+        if len(sent) > FLUSH_WINDOW:
+            sent.popleft().get()

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pykka
 import pytest
@@ -42,6 +42,7 @@ from omniconsole.actors.messages import (
     PreloadTimers,
     Rows,
 )
+from omniconsole.actors import profile_shard
 from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.store_writer import StoreWriterActor
 from omniconsole.adapters.store.sqlite import SqliteStore
@@ -210,6 +211,61 @@ def test_a_second_flush_with_nothing_changed_writes_no_profile(
     assert world.shard.ask(FlushState(T), timeout=WAIT) == 0
     writer.ask(Checkpoint({}), timeout=WAIT)
     assert [p.customer for p in inbox.records(ProfileRecord)] == ["c-1"]
+
+
+class PacedWriter:
+    """Stands in for the store writer's ref: keeps every chunk it is given and, as each
+    comes, how many given chunks the shard has not yet waited for (`tell`s never are)."""
+
+    def __init__(self) -> None:
+        self.given = 0
+        self.taken = 0
+        self.outstanding: list[int] = []
+        self.records: list[Any] = []
+
+    def _give(self, message: Rows) -> None:
+        self.records.extend(message.records)
+        self.given += 1
+        self.outstanding.append(self.given - self.taken)
+
+    def tell(self, message: Rows) -> None:
+        self._give(message)
+
+    def ask(self, message: Rows, block: bool = True, timeout: float | None = None) -> Any:
+        self._give(message)
+        future = _Waited(self)
+        future.set(None)  # "taken": the shard sees the writer's answer when it waits
+        return future if not block else None
+
+
+class _Waited(pykka.ThreadingFuture[Any]):
+    def __init__(self, writer: PacedWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def get(self, timeout: float | None = None) -> Any:
+        self.writer.taken += 1
+        return super().get(timeout=timeout)
+
+
+def test_a_flush_keeps_at_most_a_window_of_chunks_waiting_for_the_writer(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every changed profile of the interval used to queue in the writer's mailbox at
+    # once, as text: the top of a partition's memory at each checkpoint.
+    monkeypatch.setattr(profile_shard, "FLUSH_CHUNK", 2)
+    writer = PacedWriter()
+    world = start_world(cast("pykka.ActorRef[Any]", writer), store)
+    world.shard.tell(Passivate(3))  # 3 stay whole in memory, 9 wait on disk
+    customers = [f"c-{i:02}" for i in range(12)]
+    world.run([e for c in customers for e in signs_up(c)], T + S)
+    assert world.shard.ask(FlushState(T + S), timeout=WAIT) == 12
+    stored = sorted(r.customer for r in writer.records if isinstance(r, ProfileRecord))
+    assert stored == customers
+    instances = [r for r in writer.records if isinstance(r, InstanceRecord)]
+    assert sorted(i.customer for i in instances) == customers
+    assert writer.given >= 7  # 6 chunks of profiles, then the instance rows
+    assert max(writer.outstanding) <= profile_shard.FLUSH_WINDOW + 1
 
 
 # ---- passivation (virtual profile actors) ----------------------------------------------
