@@ -42,6 +42,8 @@ class SpillFile:
 
     Used by one thread (its shard's). The file is created at the first append."""
 
+    __slots__ = ("_file", "_size", "_tail", "_tail_limit")
+
     def __init__(self, tail_limit: int = _TAIL_LIMIT) -> None:
         self._tail_limit = tail_limit
         self._file: IO[bytes] | None = None
@@ -157,6 +159,8 @@ class Evicted:
 class EvictedProfiles:
     """customer -> `Evicted`, the profiles on disk (`SpillFile`), their offsets in memory;
     and the changed instance rows of evicted customers, in the order they were evicted."""
+
+    __slots__ = ("_offsets", "_profiles", "_rows")
 
     def __init__(self, tail_limit: int = _TAIL_LIMIT) -> None:
         self._offsets: dict[str, int] = {}

@@ -61,7 +61,9 @@ def measure() -> dict[str, Any]:
         "timer heads: heap": sum(deep_size(s.timer_heap, memo) for s in shards),
         "governor cap usage": deep_size(governor.usage, memo),
         "active profiles (full)": sum(deep_size(s.active, memo) for s in shards),
-        "evicted changed profiles (bytes)": sum(deep_size(s.evicted, memo) for s in shards),
+        "evicted changed profiles (file offsets; bytes on disk)": sum(
+            deep_size(s.evicted, memo) for s in shards
+        ),
     }
     seen = SEEN[0]
     rows["duplicate check: digest table"] = deep_size(seen._slots, memo)

@@ -31,6 +31,7 @@ from actor_support import (
     table,
 )
 
+from omniconsole.actors import profile_shard
 from omniconsole.actors.messages import (
     ApplyBatch,
     Checkpoint,
@@ -42,7 +43,6 @@ from omniconsole.actors.messages import (
     PreloadTimers,
     Rows,
 )
-from omniconsole.actors import profile_shard
 from omniconsole.actors.profile_shard import ProfileShardActor
 from omniconsole.actors.store_writer import StoreWriterActor
 from omniconsole.adapters.store.sqlite import SqliteStore

@@ -92,14 +92,17 @@ def test_killed_replay_resumes_to_the_same_ledger(
     assert len(finals) == len(set(finals))
 
 
+@pytest.mark.parametrize("partitions", ["1", "2"])
 def test_a_replay_keeping_few_profiles_in_memory_resumes_to_the_same_ledger(
-    log: Path, uninterrupted: bytes, tmp_path: Path
+    log: Path, uninterrupted: bytes, tmp_path: Path, partitions: str
 ) -> None:
-    # 1,500 customers and room for 40: most changed profiles leave memory as bytes
-    # between checkpoints, and come back from there or from the store after a kill
+    # 1,500 customers and room for 40: most changed profiles leave memory for a spill
+    # file between checkpoints, and come back from there, or from the store after a
+    # kill (which loses the spill file with the store's open transaction)
     cmd = replay_cmd(
-        log, tmp_path, "--checkpoint-every", "1000", "--max-active", "40", "--partitions", "1"
-    )
+        log, tmp_path, "--checkpoint-every", "1000", "--max-active", "40",
+        "--partitions", partitions,
+    )  # fmt: skip
     kill_after_checkpoints(cmd, tmp_path / "store.db", 6000)
     subprocess.run([*cmd, "--resume"], check=True, timeout=300)
     assert (tmp_path / "ledger.jsonl").read_bytes() == uninterrupted
