@@ -77,18 +77,19 @@ class SpillFile:
             return head[4 : 4 + length]
         return head[4:] + os.pread(fd, 4 + length - len(head), offset + len(head))
 
-    def records(self) -> Iterator[bytes]:
-        """Every record, in the order appended (read a megabyte at a time)."""
+    def records(self) -> Iterator[tuple[int, bytes]]:
+        """(offset, record) of every record, in the order appended (read a megabyte at
+        a time: one system call for hundreds of records)."""
         self._write_tail()
         if self._file is None:
             return
         fd = self._file.fileno()
-        buffer, at, offset = b"", 0, 0
+        buffer, at, offset = b"", 0, 0  # `buffer[at]` is at `offset - len(buffer) + at`
         while True:
             if len(buffer) - at >= 4:
                 (length,) = _LENGTH.unpack_from(buffer, at)
                 if len(buffer) - at >= 4 + length:
-                    yield buffer[at + 4 : at + 4 + length]
+                    yield offset - len(buffer) + at, buffer[at + 4 : at + 4 + length]
                     at += 4 + length
                     continue
             if offset >= self._size:
@@ -183,8 +184,8 @@ class EvictedProfiles:
         self._offsets[customer] = self._profiles.append(
             pickle.dumps(columns, pickle.HIGHEST_PROTOCOL)
         )
-        if rows:
-            self._rows.append(pickle.dumps(list(rows), pickle.HIGHEST_PROTOCOL))
+        if rows:  # as plain tuples: a third of the time a NamedTuple takes to pickle
+            self._rows.append(pickle.dumps([tuple(r) for r in rows], pickle.HIGHEST_PROTOCOL))
 
     def pop(self, customer: str) -> Evicted | None:
         """`customer`'s columns, forgotten here (its rows stay for the checkpoint)."""
@@ -194,17 +195,23 @@ class EvictedProfiles:
         return Evicted(*pickle.loads(self._profiles.read(offset)))
 
     def drain(self) -> Iterator[tuple[str, Evicted]]:
-        """Every evicted profile, the last evicted first; then forgets them all."""
+        """Every evicted profile, in the order they were evicted (the file read from
+        start to end, skipping those brought back since); then forgets them all."""
         profiles = self._profiles
-        offsets, self._offsets = self._offsets, {}
-        for customer in reversed(offsets):
-            yield customer, Evicted(*pickle.loads(profiles.read(offsets[customer])))
+        held = {offset: customer for customer, offset in self._offsets.items()}
+        self._offsets = {}
+        for offset, record in profiles.records():
+            customer = held.get(offset)
+            if customer is not None:
+                yield customer, Evicted(*pickle.loads(record))
         profiles.clear()
 
     def drain_rows(self) -> Iterator[InstanceRecord]:
         """The instance rows of every evicted customer, in order; then forgets them."""
-        for record in self._rows.records():
-            yield from pickle.loads(record)
+        make = InstanceRecord._make
+        for _, record in self._rows.records():
+            for row in pickle.loads(record):
+                yield make(row)
         self._rows.clear()
 
     def close(self) -> None:
