@@ -405,37 +405,41 @@ class ProfileShardActor(pykka.ThreadingActor):
 
     def _flush(self, now: datetime) -> int:
         """Send every changed profile to the writer, in chunks, at most FLUSH_WINDOW of
-        them waiting for it at once (memory stays flat)."""
+        them waiting for it at once (memory stays flat).
+
+        The profiles in memory are serialised into the spill file first, without
+        waiting: the writer is still taking the rows sent before the checkpoint, and
+        the serialising overlaps that. Then everything is read back and sent, paced."""
         stamp = format_timestamp(now)
-        count = len(self.dirty) + len(self.evicted)
-        sent: deque[pykka.Future[Any]] = deque()
-        chunk: list[ProfileRecord] = []
-        for customer in list(self.dirty):
+        spill = self.evicted
+        count = len(self.dirty) + len(spill)
+        dirty = self.dirty
+        for customer in list(dirty):
             try:
                 evicted = Evicted.of(self.active[customer])
             except Exception as exc:  # its state cannot be stored: quarantine, not a crash
                 self._quarantine(customer, exc, None)
                 continue
-            chunk.append(evicted.record(customer, stamp))
-            if len(chunk) >= FLUSH_CHUNK:
-                self._send(chunk, sent)
-                chunk = []
+            spill.put(customer, evicted, ())
+        sent: deque[pykka.Future[Any]] = deque()
+        chunk: list[ProfileRecord] = []
         passivated = self.passivated
-        for customer, stored in self.evicted.drain():
+        for customer, stored in spill.drain():
             chunk.append(stored.record(customer, stamp))
-            passivated.add(customer)  # stored at this checkpoint
+            if customer not in dirty:
+                passivated.add(customer)  # out of memory, and stored at this checkpoint
             if len(chunk) >= FLUSH_CHUNK:
                 self._send(chunk, sent)
                 chunk = []
         self._send(chunk, sent)
         rows: list[InstanceRecord] = []
-        for row in self.evicted.drain_rows():
+        for row in spill.drain_rows():
             rows.append(row)
             if len(rows) >= FLUSH_CHUNK:
                 self._send(rows, sent)
                 rows = []
         self._send(rows + self.effects.rows(), sent)
-        self.dirty.clear()
+        dirty.clear()
         return count
 
     def _send(self, records: list[Any], sent: deque[pykka.Future[Any]]) -> None:
