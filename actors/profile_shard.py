@@ -278,7 +278,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         reason = error_line(exc)
         self.quarantined[customer] = reason
         self.active.pop(customer, None)
-        self.evicted.pop(customer)
+        self.evicted.discard(customer)
         self.dirty.discard(customer)
         self.scheduled.pop(customer, None)
         group = run.groups.get(customer) if run is not None else None
@@ -411,9 +411,8 @@ class ProfileShardActor(pykka.ThreadingActor):
         waiting: the writer is still taking the rows sent before the checkpoint, and
         the serialising overlaps that. Then everything is read back and sent, paced."""
         stamp = format_timestamp(now)
-        spill = self.evicted
-        count = len(self.dirty) + len(spill)
-        dirty = self.dirty
+        spill, dirty = self.evicted, self.dirty
+        count = len(dirty) + len(spill)
         for customer in list(dirty):
             try:
                 evicted = Evicted.of(self.active[customer])

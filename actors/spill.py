@@ -194,6 +194,10 @@ class EvictedProfiles:
             return None
         return Evicted(*pickle.loads(self._profiles.read(offset)))
 
+    def discard(self, customer: str) -> None:
+        """Forget `customer`'s columns without reading them back (its rows stay)."""
+        self._offsets.pop(customer, None)
+
     def drain(self) -> Iterator[tuple[str, Evicted]]:
         """Every evicted profile, in the order they were evicted (the file read from
         start to end, skipping those brought back since); then forgets them all."""
