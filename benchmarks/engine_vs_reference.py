@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 import replay_throughput
 from reference_loop import run_reference
+from replay_throughput import cpu_by_thread
 
 from omniconsole.domain.generator import write_log
 from omniconsole.domain.timeutil import parse_timestamp
@@ -64,6 +65,9 @@ class Run:
     peak_rss_mb: float
     ledger: Path
     counts: dict[str, int]
+    #: CPU seconds by thread role in the benchmark's own process (the whole engine at
+    #: one partition; the coordinator at more); empty for the reference
+    threads: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -156,7 +160,7 @@ def run_engine_once(log: Path, workdir: Path, partitions: int, verbose: bool) ->
     runner = f"engine, {partitions} partition{'s' if partitions > 1 else ''}"
     return Run(
         runner, figures["events"], figures["seconds"], cpu, figures["peak_rss_all_mb"],
-        out / "ledger.jsonl", report["events"],
+        out / "ledger.jsonl", report["events"], figures["thread_cpu_s"],
     )  # fmt: skip
 
 
@@ -209,6 +213,10 @@ def print_table(workload: str, rows: list[Run]) -> bool:
             f"{row.cpu_seconds:>8.1f}{per_cpu:>10.2f}x"
             f"{row.peak_rss_mb:>8,.0f} MB  {verdict}"
         )
+    for row in rows:
+        if row.threads:  # where the CPU went, thread by thread
+            here = "the engine" if row.runner.endswith(" 1 partition") else "the coordinator"
+            print(f"  {row.runner}, CPU by thread of {here}: {cpu_by_thread(row.threads)}")
     sys.stdout.flush()
     return same
 

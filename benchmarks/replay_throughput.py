@@ -37,7 +37,7 @@ from proc_tree import pss_kb
 from omniconsole.domain.generator import write_log
 from omniconsole.domain.timeutil import parse_timestamp
 
-__all__ = ["ThreadSampler", "generate", "main", "parse_args", "run"]
+__all__ = ["ThreadSampler", "cpu_by_thread", "generate", "main", "parse_args", "run", "thread_role"]
 
 
 def _status(pid: int | str, key: str) -> int:
@@ -74,6 +74,9 @@ class ThreadSampler:
         #: whole run cost, which a busy shared machine distorts less than wall time)
         self.cpu_seen: dict[int, float] = {}
         self.cpu_start: dict[int, float] = {}
+        #: this process's threads: native id -> (role, CPU seconds at the first and the
+        #: last reading); which thread the time went to (see `cpu_by_role`)
+        self.thread_cpu: dict[int, tuple[str, float, float]] = {}
         self._first = True
         self.peak_python = threading.active_count()
         self.peak_os = _proc_threads()
@@ -107,6 +110,8 @@ class ThreadSampler:
                 # processes there at the first sample count from then; later ones whole
                 self.cpu_start.setdefault(pid, used if self._first else 0.0)
                 self.cpu_seen[pid] = used
+        if self._samples % 4 == 0:  # ~20 µs a thread
+            self._sample_threads()
         if self._samples % 20 == 0:  # ~1 ms a process: not every 50 ms
             pss = pss_kb(os.getpid()) + sum(pss_kb(pid) for pid in children)
             self.peak_all_pss_kb = max(self.peak_all_pss_kb, pss)
@@ -115,6 +120,26 @@ class ThreadSampler:
         self.peak_all_threads = max(self.peak_all_threads, threads)
         self.peak_all_rss_kb = max(self.peak_all_rss_kb, rss)
         self.peak_processes = max(self.peak_processes, 1 + len(children))
+
+    def _sample_threads(self) -> None:
+        for thread in threading.enumerate():
+            tid = thread.native_id
+            if tid is None or thread is self._thread:
+                continue
+            used = _cpu_seconds(f"self/task/{tid}")  # the thread's own times
+            if used is None:
+                continue
+            known = self.thread_cpu.get(tid)
+            start = known[1] if known else (used if self._first else 0.0)
+            self.thread_cpu[tid] = (thread_role(thread.name), start, used)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds this process's threads used, by role, largest first (threads that
+        ended between readings lose at most a reading's interval, 0.2 s)."""
+        roles: dict[str, float] = {}
+        for role, start, used in self.thread_cpu.values():
+            roles[role] = roles.get(role, 0.0) + used - start
+        return dict(sorted(roles.items(), key=lambda item: -item[1]))
 
     def __enter__(self) -> ThreadSampler:
         self.sample()  # what runs already (a cluster, a server) counts from now
@@ -135,15 +160,42 @@ class ThreadSampler:
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
+#: a thread's name (less its number) -> what it does in the engine
+_ROLES = {
+    "MainThread": "replay driver",
+    "ProfileShardActor": "profile shard",
+    "FatigueGovernorActor": "governor",
+    "ChannelDispatcherActor": "dispatchers",
+    "StoreWriterActor": "store writer",
+    "Thread (_connection_worker_thread)": "SQLite",
+}
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds `pid` has used (/proc/<pid>/stat), None if gone."""
+
+def thread_role(name: str) -> str:
+    """What a thread named `name` does: pykka names actors' threads `Class-N`, aiosqlite's
+    is `Thread-N (_connection_worker_thread)`."""
+    head, _, rest = name.partition("-")
+    number, _, target = rest.partition(" ")
+    key = f"{head} {target}" if target and number.isdigit() else head if number.isdigit() else name
+    return _ROLES.get(key, key)
+
+
+def _cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU seconds `pid` has used (/proc/<pid>/stat; a thread's:
+    `self/task/<tid>`), None if gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def cpu_by_thread(roles: dict[str, float]) -> str:
+    """`roles` (CPU seconds by thread role) as one line, the largest first."""
+    return ", ".join(
+        f"{role} {seconds:.1f} s" for role, seconds in roles.items() if seconds >= 0.05
+    )
 
 
 def _peak_rss_mb() -> float:
@@ -308,6 +360,7 @@ def _replay(
         "peak_all_threads": threads.peak_all_threads,
         "partitions": partitions,
         "ledger_lines": _count_lines(options.ledger),
+        "thread_cpu_s": threads.cpu_by_role(),
     }
     print(f"events         {events:,}")
     print(f"wall seconds   {seconds:.2f}")
@@ -326,6 +379,7 @@ def _replay(
     )
     print(f"all processes  {threads.cpu_seconds:.1f} s of CPU"
           f" ({threads.cpu_seconds / max(events, 1) * 1e6:.1f} µs/event)")  # fmt: skip
+    print(f"by thread here {cpu_by_thread(figures['thread_cpu_s'])}")
     print(f"load average   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"peak threads   {threads.peak_all_threads} all processes;"
