@@ -74,9 +74,10 @@ class ThreadSampler:
         #: whole run cost, which a busy shared machine distorts less than wall time)
         self.cpu_seen: dict[int, float] = {}
         self.cpu_start: dict[int, float] = {}
-        #: this process's threads: native id -> (role, CPU seconds at the first and the
-        #: last reading); which thread the time went to (see `cpu_by_role`)
-        self.thread_cpu: dict[int, tuple[str, float, float]] = {}
+        #: this process's threads: (native id, name) -> (role, CPU seconds at the first
+        #: and the last reading); which thread the time went to (see `cpu_by_role`). The
+        #: name too: the kernel may give an ended thread's id to a new one
+        self.thread_cpu: dict[tuple[int, str], tuple[str, float, float]] = {}
         self._first = True
         self.peak_python = threading.active_count()
         self.peak_os = _proc_threads()
@@ -129,9 +130,10 @@ class ThreadSampler:
             used = _cpu_seconds(f"self/task/{tid}")  # the thread's own times
             if used is None:
                 continue
-            known = self.thread_cpu.get(tid)
+            key = (tid, thread.name)
+            known = self.thread_cpu.get(key)
             start = known[1] if known else (used if self._first else 0.0)
-            self.thread_cpu[tid] = (thread_role(thread.name), start, used)
+            self.thread_cpu[key] = (thread_role(thread.name), start, used)
 
     def cpu_by_role(self) -> dict[str, float]:
         """CPU seconds this process's threads used, by role, largest first (threads that
