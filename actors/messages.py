@@ -55,9 +55,11 @@ class FlushState:
 
 @dataclass(frozen=True, slots=True)
 class Passivate:
-    """Drop clean profiles beyond `max_active`, least recently used first."""
+    """Drop clean profiles beyond `max_active` (with `budget`: beyond what
+    `profiles_kept` allows), least recently used first."""
 
     max_active: int
+    budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,7 @@ class PartitionCheckpoint:
     meta: Mapping[str, str]
     now: int  # µs since the epoch
     max_active: int
+    budget: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,22 @@ FLUSH_WINDOW = 2
 TIMER_CHUNK = 5000
 
 
+def profiles_kept(share: int, known: int) -> int:
+    """Profiles a shard keeps in memory under a budget (`Passivate.budget`), knowing
+    `known` customers: its `share` of `--max-active` at least, up to 2.5 times that
+    while it knows few customers, less one for every ten it knows.
+
+    A whole profile in memory is ~3.8 KB, what a known customer leaves behind when its
+    profile is out (timer head, cap usage, its id) ~400 B: a tenth. So the budget is
+    memory for 2.5 shares of profiles, counting the residue, and comes down to the
+    share itself once the customers' residue outweighs the rest. Where every customer's
+    profile fits, bringing profiles back and evicting them again costs 10-15 % of a
+    replay's CPU (paired runs, the 100,000-customer bench log): at the default, such a
+    log stays in memory whole at one partition or two.
+    """
+    return max(share, share * 5 // 2 - known // 10)
+
+
 class _Group(list[TimedEvent]):
     """One customer's events in a batch, remembering the last one the flow read."""
 
@@ -141,6 +157,7 @@ class ProfileShardActor(pykka.ThreadingActor):
         #: with their changed journey instances (on disk until then)
         self.evicted = EvictedProfiles()
         self.max_active: int | None = None  # from the last Passivate
+        self.budget = False  # the last Passivate's: `max_active` is then a share
         self.effects = Effects()
         self.timer_heap: list[tuple[datetime, str]] = []
         self.scheduled: dict[str, datetime] = {}  # customer -> due of its live heap entry
@@ -172,8 +189,10 @@ class ProfileShardActor(pykka.ThreadingActor):
         if isinstance(message, FlushState):
             return self._flush(message.now)
         if isinstance(message, Passivate):
-            self.max_active = message.max_active
-            self._passivate(message.max_active)
+            self.max_active, self.budget = message.max_active, message.budget
+            limit = self._limit()
+            if limit is not None:
+                self._passivate(limit)
             return None
         if isinstance(message, PreloadTimers):
             for customer, due in message.heads:
@@ -316,10 +335,18 @@ class ProfileShardActor(pykka.ThreadingActor):
             self.scheduled[customer] = due
             heapq.heappush(self.timer_heap, (due, customer))
 
+    def _limit(self) -> int | None:
+        """Profiles to keep in memory (None: as many as there are)."""
+        if self.max_active is None or not self.budget:
+            return self.max_active
+        known = len(self.active) + len(self.passivated) + len(self.evicted)
+        return profiles_kept(self.max_active, known)
+
     def _settle(self, run: _Running) -> None:
         while not run.outgoing and not run.waiting and run.next_due < len(run.due):
-            if self.max_active is not None and len(self.active) > self.max_active:
-                self._evict(self.max_active)  # nothing waits between chunks
+            limit = self._limit()
+            if limit is not None and len(self.active) > limit:
+                self._evict(limit)  # nothing waits between chunks
             self._begin_due(run)
         if run.outgoing:
             self.tokens += 1
@@ -329,8 +356,9 @@ class ProfileShardActor(pykka.ThreadingActor):
             return
         if not run.waiting:
             self.running = None
-            if self.max_active is not None and len(self.active) > self.max_active:
-                self._evict(self.max_active)
+            limit = self._limit()
+            if limit is not None and len(self.active) > limit:
+                self._evict(limit)
             run.message.done.set_result(len(run.message.events))
             self._next_batch()
 

@@ -215,7 +215,7 @@ class ActorEngine:
         self.writer.ask(Checkpoint(cut.meta))
         self.governor.tell(ForgetUsageBefore(cut.now))
         for shard in self.shards:
-            shard.tell(Passivate(cut.max_active // len(self.shards)))
+            shard.tell(Passivate(cut.max_active // len(self.shards), cut.budget))
 
     def meta(self) -> dict[str, str]:
         """The store's committed run facts."""

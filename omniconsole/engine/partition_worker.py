@@ -110,7 +110,9 @@ class Partition:
             due = engine.next_due()
             return PartitionDone(None if due is None else to_micros(due))
         if isinstance(request, PartitionCheckpoint):
-            engine.checkpoint(Cut(request.meta, from_micros(request.now), request.max_active))
+            engine.checkpoint(
+                Cut(request.meta, from_micros(request.now), request.max_active, request.budget)
+            )
             self.collector.checkpoint(request.meta.get("status", RUNNING))
             return PartitionDone()
         raise ValueError(f"partition: unknown request {request!r}")

@@ -146,7 +146,7 @@ class PartitionedEngine:
     def commit_parts(self, cut: Cut) -> None:
         """Every partition commits its part at this cut (the main store not yet)."""
         share = max(1, cut.max_active // self.count)
-        self._ask_all(PartitionCheckpoint(cut.meta, to_micros(cut.now), share))
+        self._ask_all(PartitionCheckpoint(cut.meta, to_micros(cut.now), share, cut.budget))
 
     def meta(self) -> dict[str, str]:
         """The main store's committed run facts."""

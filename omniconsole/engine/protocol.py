@@ -24,11 +24,14 @@ from omniconsole.domain.records import StoreRecord
 @dataclass(frozen=True, slots=True)
 class Cut:
     """A consistent point to commit: the run's facts for the store's `meta`, the clock,
-    and how many profiles may stay in memory after it."""
+    and how many profiles may stay in memory after it: at most `max_active`, or, with
+    `budget`, at least that many and more while a shard knows few customers
+    (`omniconsole.actors.profile_shard.profiles_kept`)."""
 
     meta: Mapping[str, str]
     now: datetime
     max_active: int
+    budget: bool = False
 
 
 class Engine(Protocol):

@@ -339,6 +339,21 @@ def test_changed_profiles_beyond_the_budget_leave_memory_as_bytes_and_reach_the_
     ]
 
 
+@pytest.mark.parametrize(("budget", "whole"), [(False, 4), (True, 8)])
+def test_a_share_is_a_hard_cap_or_under_a_budget_a_floor(
+    stored_world: ShardWorld, budget: bool, whole: int
+) -> None:
+    # under a budget, 20 customers known and a share of 4: 4 * 5 // 2 - 20 // 10 = 8
+    world = stored_world
+    world.shard.tell(Passivate(4, budget))
+    customers = [f"c-{i:02}" for i in range(20)]
+    world.run([e for c in customers for e in signs_up(c)], T + S)
+    shard = world.shard.proxy()
+    active = list(shard.active.get(timeout=WAIT))
+    assert active == customers[-whole:]  # the most recently used stay whole
+    assert sorted(shard.evicted.get(timeout=WAIT)) == customers[:-whole]
+
+
 def test_a_profile_waiting_for_the_governor_is_not_passivated_under_it(
     stored_world: ShardWorld, store: SqliteStore
 ) -> None:

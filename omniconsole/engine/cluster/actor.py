@@ -75,10 +75,10 @@ class PartitionActor:
         due = engine.next_due()
         return None if due is None else to_micros(due)
 
-    def checkpoint(self, meta: Mapping[str, str], now: int, max_active: int) -> None:
+    def checkpoint(self, meta: Mapping[str, str], now: int, max_active: int, budget: bool) -> None:
         """Runs on the worker thread: `PartitionCheckpoint`, one transaction."""
         part = self._part()
-        part.engine.checkpoint(Cut(meta, from_micros(now), max_active))
+        part.engine.checkpoint(Cut(meta, from_micros(now), max_active, budget))
         part.collector.checkpoint(meta.get("status", RUNNING))
 
     def stop(self) -> None:

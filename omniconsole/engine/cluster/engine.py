@@ -197,7 +197,7 @@ class RayEngine:
         now = to_micros(cut.now)
         self._ask_all(
             "checkpoint",
-            lambda part: ({**cut.meta, REQUESTS_KEY: str(part.sent)}, now, share),
+            lambda part: ({**cut.meta, REQUESTS_KEY: str(part.sent)}, now, share, cut.budget),
         )
         for part in self.parts:  # committed: nothing before this needs resending
             part.base, part.log, part.recoveries = part.sent, [], 0
