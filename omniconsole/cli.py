@@ -91,9 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--max-active",
         type=int,
-        default=50_000,
+        default=None,
         metavar="N",
-        help="profiles kept in memory; the rest are passivated to the store (default 50000)",
+        help="profiles kept in memory at most; the rest are passivated to the store"
+        " (default: 50000, and more while few customers are known: each partition"
+        " keeps up to 2.5 times its share, less one for every ten customers it knows)",
     )
     replay.add_argument(
         "--partitions",
@@ -275,7 +277,7 @@ def _replay(args: argparse.Namespace) -> int:
         until=args.until,
         resume=args.resume,
         checkpoint_events=max(1, args.checkpoint_every),
-        max_active=max(1, args.max_active),
+        max_active=None if args.max_active is None else max(1, args.max_active),
         partitions=args.partitions or (0 if args.ray else default_partitions()),
         ray=args.ray,
         watcher=watcher,

@@ -67,6 +67,8 @@ IN_PROCESS_BATCH = 16_000
 #: their speed (paired, 2 partitions) but raised the million-customer run's peak memory
 #: from 1,385 to 1,503 MB summed: each process holds a larger batch in flight.
 PARTITION_BATCH = 4_000
+#: profiles kept in memory, at least, when `--max-active` is not given
+DEFAULT_MAX_ACTIVE = 50_000
 
 
 @dataclass(slots=True)
@@ -91,11 +93,19 @@ class ReplayOptions:
     # interpreter lock, so a second shard ran nothing in parallel and only split every
     # batch in two (paired runs, 50k customers: 4 % less CPU with one)
     shards: int = 1
-    max_active: int = 50_000
+    #: profiles kept in memory at most; None (the default): a budget of at least
+    #: DEFAULT_MAX_ACTIVE, more while few customers are known (`Cut.budget`)
+    max_active: int | None = None
     partitions: int = 1  # engine processes; 1 runs the engine in this process (the CLI
     # defaults to one per CPU); with `ray`, 0 means one per node of the cluster
     ray: str | None = None  # run the partitions as Ray actors: a cluster address, or "auto"
     watcher: ReplayWatcher | None = None  # told where it resumes and how far it has read
+
+    def cut(self, meta: Mapping[str, str], now: datetime) -> Cut:
+        """A checkpoint's cut, with the profiles it lets stay in memory."""
+        if self.max_active is None:
+            return Cut(meta, now, DEFAULT_MAX_ACTIVE, budget=True)
+        return Cut(meta, now, self.max_active)
 
 
 def _check_outputs(options: ReplayOptions) -> None:
@@ -285,8 +295,8 @@ def _read(
         if options.watcher is not None:
             options.watcher.resuming(point)
     engine.checkpoint(
-        Cut({**static, **driver.meta(start_line, "running"), "until": ""},
-            driver.clock or EPOCH, options.max_active)
+        options.cut({**static, **driver.meta(start_line, "running"), "until": ""},
+                    driver.clock or EPOCH)
     )  # fmt: skip
     driver.mark_applied(start_line)
     batch_events = options.batch_events or (

@@ -24,7 +24,7 @@ from omniconsole.domain.clock import Pacer
 from omniconsole.domain.config import EngineConfig
 from omniconsole.domain.timeutil import EPOCH, format_timestamp
 from omniconsole.engine.collector import CheckpointCollector
-from omniconsole.engine.protocol import Cut, Engine
+from omniconsole.engine.protocol import Engine
 from omniconsole.engine.replay_watch import ReplayProgress
 from omniconsole.engine.seen_ids import SeenIds
 
@@ -129,7 +129,7 @@ class ReplayDriver:
         """Commit the cut read so far (at log line `line`), with `extra` meta facts."""
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
-        self.engine.checkpoint(Cut(meta, now, self.options.max_active))
+        self.engine.checkpoint(self.options.cut(meta, now))
         if self.seen is not None:
             self.seen.committed()
         self.collector.checkpoint(status)
@@ -142,7 +142,7 @@ class ReplayDriver:
         """Commit the last applied cut (a stop: what was read after it is read again)."""
         line, counts, clock, view = self.applied
         meta = cut_meta(line, status, counts, clock, view)
-        self.engine.checkpoint(Cut(meta, clock or EPOCH, self.options.max_active))
+        self.engine.checkpoint(self.options.cut(meta, clock or EPOCH))
 
 
 #: the smallest step of simulated time (timestamps are kept to the microsecond)
