@@ -22,6 +22,7 @@ import io
 import json
 import os
 import pstats
+import re
 import resource
 import sys
 import tempfile
@@ -176,9 +177,7 @@ _ROLES = {
 def thread_role(name: str) -> str:
     """What a thread named `name` does: pykka names actors' threads `Class-N`, aiosqlite's
     is `Thread-N (_connection_worker_thread)`."""
-    head, _, rest = name.partition("-")
-    number, _, target = rest.partition(" ")
-    key = f"{head} {target}" if target and number.isdigit() else head if number.isdigit() else name
+    key = re.sub(r"-\d+(?= |$)", "", name, count=1)  # less the thread's number
     return _ROLES.get(key, key)
 
 

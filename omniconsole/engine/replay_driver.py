@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -73,6 +73,8 @@ class ReplayDriver:
     batch_size: int = 0
     batch_start: datetime | None = None  # clock time of the batch's first event
     since_checkpoint: int = 0
+    #: seconds on a steady clock (`time.monotonic`; a test gives its own)
+    monotonic: Callable[[], float] = time.monotonic
     last_checkpoint: float = field(default_factory=time.monotonic)
     #: seconds the last checkpoint took (headless: the next waits CHECKPOINT_COST_RATIO x)
     checkpoint_cost: float = 0.0
@@ -106,7 +108,7 @@ class ReplayDriver:
             interval = max(interval, CHECKPOINT_COST_RATIO * self.checkpoint_cost)
         if (
             self.since_checkpoint >= options.checkpoint_events
-            or time.monotonic() - self.last_checkpoint >= interval
+            or self.monotonic() - self.last_checkpoint >= interval
         ):
             self.checkpoint(line, "running")
 
@@ -143,13 +145,13 @@ class ReplayDriver:
         """Commit the cut read so far (at log line `line`), with `extra` meta facts."""
         now = self.clock or EPOCH
         meta = {**self.meta(line, status), **(extra or {})}
-        began = time.monotonic()
+        began = self.monotonic()
         self.engine.checkpoint(self.options.cut(meta, now))
         if self.seen is not None:
             self.seen.committed()
         self.collector.checkpoint(status)
         self.since_checkpoint = 0
-        self.last_checkpoint = time.monotonic()
+        self.last_checkpoint = self.monotonic()
         self.checkpoint_cost = self.last_checkpoint - began
         if self.progress is not None:
             self.progress.committed()

@@ -15,10 +15,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
-
 from omniconsole.domain.clock import Pacer
-from omniconsole.engine import replay_driver
 from omniconsole.engine.protocol import Cut
 from omniconsole.engine.replay import ReplayOptions
 from omniconsole.engine.replay_driver import CHECKPOINT_COST_RATIO, ReplayDriver
@@ -58,40 +55,35 @@ class Watching(Pacer):
         return True
 
 
-def commits(monkeypatch: pytest.MonkeyPatch, cost: float, pacer: Pacer | None) -> list[float]:
+def commits(cost: float, pacer: Pacer | None) -> list[float]:
     """When each of a 200-batch replay's checkpoints began, every 15 s at least."""
     clock = Clock()
-    monkeypatch.setattr(replay_driver.time, "monotonic", clock)
     engine = TimedEngine(clock, cost)
     options = ReplayOptions(log=Path("unused"), db=Path("unused"), ledger=Path("unused"),
                             report=Path("unused"), checkpoint_seconds=15.0)  # fmt: skip
-    driver = ReplayDriver(options, cast(Any, None), cast(Any, None), cast(Any, engine), pacer)
-    driver.last_checkpoint = clock.now  # as if the replay's first checkpoint just ended
+    driver = ReplayDriver(options, cast(Any, None), cast(Any, None), cast(Any, engine), pacer,
+                          monotonic=clock, last_checkpoint=clock.now)  # fmt: skip
     for line in range(1, 201):
         driver.advance(None, line)
     return engine.commits
 
 
-def test_cheap_checkpoints_come_every_checkpoint_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    began = commits(monkeypatch, 0.5, None)
+def test_cheap_checkpoints_come_every_checkpoint_seconds() -> None:
+    began = commits(0.5, None)
     gaps = {round(b - a, 6) for a, b in pairwise(began)}
     assert gaps == {15.5}  # 15 batches of a second, then the half-second commit
 
 
-def test_costly_checkpoints_space_out_to_a_fifth_of_the_time(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_costly_checkpoints_space_out_to_a_fifth_of_the_time() -> None:
     cost = 10.0
-    began = commits(monkeypatch, cost, None)
+    began = commits(cost, None)
     work = [b - a - cost for a, b in pairwise(began)]
     assert work and min(work) >= CHECKPOINT_COST_RATIO * cost  # 40 s of work each time
     elapsed = began[-1] + cost
     assert len(began) * cost <= elapsed / (CHECKPOINT_COST_RATIO + 1) + cost  # a fifth
 
 
-def test_a_watched_replay_keeps_its_cadence_however_costly(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    began = commits(monkeypatch, 10.0, Watching())
+def test_a_watched_replay_keeps_its_cadence_however_costly() -> None:
+    began = commits(10.0, Watching())
     work = {round(b - a - 10.0, 6) for a, b in pairwise(began)}
     assert work == {15.0}
