@@ -11,8 +11,8 @@ for that: instrumentation of this benchmark, which the engine itself does not ca
 It prints each checkpoint's wall time, the share of the replay's wall time spent in
 checkpoints, and for each phase the cores it used (CPU seconds over wall seconds) and
 the CPU seconds of each thread role. A phase held to one core while a second stands
-idle is time that overlapping could give back; work that already fills the
-interpreter lock is not.
+idle has its threads taking turns; overlapping them gives time back only where the
+work moved aside needs no interpreter lock (docs/benchmarks.md, ninth round).
 
 Linux only (per-thread CPU comes from /proc).
 """
