@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from replay_throughput import _cpu_seconds, cpu_by_thread, thread_role
+from replay_throughput import cpu_by_thread, thread_cpu, thread_role
 
 from omniconsole.domain.generator import write_log
 from omniconsole.domain.timeutil import parse_timestamp
@@ -66,8 +66,9 @@ class Phases:
         return out
 
 
-class ThreadSampler:
-    """Samples the CPU seconds of every thread of this process, by role, on its own thread."""
+class PhaseSampler:
+    """Samples the CPU seconds of every thread of this process, by role, on its own thread
+    (`replay_throughput.ThreadSampler` sums them over a run; this keeps each interval)."""
 
     def __init__(self, phases: Phases, interval: float) -> None:
         self.phases = phases
@@ -75,7 +76,7 @@ class ThreadSampler:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="phase-sampler", daemon=True)
 
-    def __enter__(self) -> ThreadSampler:
+    def __enter__(self) -> PhaseSampler:
         self.thread.start()
         return self
 
@@ -83,24 +84,14 @@ class ThreadSampler:
         self.stopped.set()
         self.thread.join()
 
-    def _read(self) -> dict[int, tuple[str, float]]:
-        seen: dict[int, tuple[str, float]] = {}
-        for thread in threading.enumerate():
-            tid = thread.native_id
-            if tid is None or thread is self.thread:
-                continue
-            cpu = _cpu_seconds(f"self/task/{tid}")
-            if cpu is not None:
-                seen[tid] = (thread_role(thread.name), cpu)
-        return seen
-
     def _run(self) -> None:
-        before, at = self._read(), time.perf_counter()
+        before, at = thread_cpu(self.thread), time.perf_counter()
         while not self.stopped.wait(self.interval):
-            now, after = time.perf_counter(), self._read()
+            now, after = time.perf_counter(), thread_cpu(self.thread)
             used: dict[str, float] = {}
-            for tid, (role, cpu) in after.items():
-                used[role] = used.get(role, 0.0) + cpu - before.get(tid, (role, cpu))[1]
+            for tid, (name, cpu) in after.items():
+                role = thread_role(name)
+                used[role] = used.get(role, 0.0) + cpu - before.get(tid, (name, cpu))[1]
             self.phases.samples.append((at, now, used))
             before, at = after, now
 
@@ -141,10 +132,9 @@ def report(phases: Phases, wall: float) -> str:
             continue
         seconds, roles = summary[phase]
         cpu = sum(roles.values())
-        ranked = dict(sorted(roles.items(), key=lambda item: -item[1]))
         lines.append(
             f"{phase}: {seconds:.1f} s sampled, {cpu:.1f} CPU s, {cpu / seconds:.2f} cores;"
-            f" {cpu_by_thread(ranked)}"
+            f" {cpu_by_thread(roles)}"
         )
     return "\n".join(lines)
 
@@ -185,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         phases = Phases()
         undo = timing_checkpoints(phases)
         try:
-            with ThreadSampler(phases, args.interval):
+            with PhaseSampler(phases, args.interval):
                 started = time.perf_counter()
                 run_replay(options)
                 wall = time.perf_counter() - started

@@ -124,17 +124,11 @@ class ThreadSampler:
         self.peak_processes = max(self.peak_processes, 1 + len(children))
 
     def _sample_threads(self) -> None:
-        for thread in threading.enumerate():
-            tid = thread.native_id
-            if tid is None or thread is self._thread:
-                continue
-            used = _cpu_seconds(f"self/task/{tid}")  # the thread's own times
-            if used is None:
-                continue
-            key = (tid, thread.name)
+        for tid, (name, used) in thread_cpu(self._thread).items():
+            key = (tid, name)
             known = self.thread_cpu.get(key)
             start = known[1] if known else (used if self._first else 0.0)
-            self.thread_cpu[key] = (thread_role(thread.name), start, used)
+            self.thread_cpu[key] = (thread_role(name), start, used)
 
     def cpu_by_role(self) -> dict[str, float]:
         """CPU seconds this process's threads used, by role, largest first (threads that
@@ -192,11 +186,24 @@ def _cpu_seconds(pid: int | str) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def thread_cpu(sampler: threading.Thread) -> dict[int, tuple[str, float]]:
+    """Every thread of this process but `sampler`: native id -> (name, CPU seconds of
+    its own so far, from `/proc/self/task`)."""
+    seen: dict[int, tuple[str, float]] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        if tid is None or thread is sampler:
+            continue
+        used = _cpu_seconds(f"self/task/{tid}")  # the thread's own times
+        if used is not None:
+            seen[tid] = (thread.name, used)
+    return seen
+
+
 def cpu_by_thread(roles: dict[str, float]) -> str:
     """`roles` (CPU seconds by thread role) as one line, the largest first."""
-    return ", ".join(
-        f"{role} {seconds:.1f} s" for role, seconds in roles.items() if seconds >= 0.05
-    )
+    ranked = sorted(roles.items(), key=lambda item: -item[1])
+    return ", ".join(f"{role} {seconds:.1f} s" for role, seconds in ranked if seconds >= 0.05)
 
 
 def _peak_rss_mb() -> float:
