@@ -3,6 +3,7 @@ reference loop's whole run (issue "Per-core speed").
 
     .venv/bin/python benchmarks/store_floor.py --log LOG
     .venv/bin/python benchmarks/store_floor.py --customers 20000 --mix decision-heavy
+    .venv/bin/python benchmarks/store_floor.py --log LOG --partition 0/2
 
 It replays the log in this process (`--partitions 1`) with every statement the store
 writer hands to SQLite recorded (aiosqlite's `execute`, `executemany` and
@@ -17,6 +18,10 @@ prints SQLite's CPU seconds by table beside the reference loop's for the whole r
 The last line is a bound: the reference's CPU time over SQLite's. A one-partition
 replay that writes this store on one core cannot beat the reference by more than that,
 even if every line of the engine's Python cost nothing.
+
+`--partition K/N` keeps the log's lines of partition K's customers alone
+(`crc32(customer) % N`, as the engine splits them) and measures those: what one of N
+partitions writes, replayed on its own clock, and the reference on the same lines.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiosqlite
+import orjson
 from engine_vs_reference import run_reference_once
 
 from omniconsole.domain.generator import write_log
 from omniconsole.domain.timeutil import parse_timestamp
+from omniconsole.engine.partitioned import partition_of
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
 #: how a recorded statement was handed to SQLite
@@ -163,6 +170,31 @@ def report(events: int, floor: Floor, reference_cpu: float, reference_wall: floa
     return "\n".join(lines)
 
 
+def keep_partition(log: Path, out: Path, part: int, parts: int) -> None:
+    """Write to `out` the lines of `log` whose customer is in partition `part` of
+    `parts`; lines without one (not JSON, no `userId`) go with partition 0, as rejects."""
+    with log.open("rb") as lines, out.open("wb") as kept:
+        for raw in lines:
+            try:
+                customer = orjson.loads(raw).get("userId")
+            except (orjson.JSONDecodeError, AttributeError):
+                customer = None
+            owner = partition_of(customer, parts) if isinstance(customer, str) else 0
+            if owner == part:
+                kept.write(raw)
+
+
+def partition_arg(text: str) -> tuple[int, int]:
+    """`K/N` as (K, N), with 0 <= K < N."""
+    try:
+        part, parts = (int(n) for n in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, got {text!r}") from None
+    if not 0 <= part < parts:
+        raise argparse.ArgumentTypeError(f"partition {part} is not one of 0..{parts - 1}")
+    return part, parts
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--log", type=Path, help="replay this log (else one is generated)")
@@ -172,6 +204,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mix", default="decision-heavy", help="the generator's event mix")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", default="2026-03-02T00:00:00Z", help="ISO 8601 start")
+    parser.add_argument(
+        "--partition", type=partition_arg, metavar="K/N",
+        help="only the customers of partition K of N (crc32, as the engine splits them)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep the stores here (default: temp)")
     return parser.parse_args(argv)
 
@@ -184,6 +220,12 @@ def run(args: argparse.Namespace, work: Path) -> int:
             log, args.customers, args.days, args.seed, parse_timestamp(args.start),
             events_per_customer=args.events_per_customer, mix=args.mix,
         )  # fmt: skip
+    if args.partition is not None:
+        part, parts = args.partition
+        kept = work / f"log.part{part}of{parts}.jsonl"
+        keep_partition(log, kept, part, parts)
+        log = kept
+        print(f"partition {part} of {parts}: the log's lines of its customers alone")
     engine_db, recorded = work / "engine.db", work / "statements.pickle"
     options = ReplayOptions(
         log=log, db=engine_db, ledger=work / "ledger.jsonl", report=work / "report.json",
@@ -209,8 +251,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         print(f"store_floor: the replayed store differs from the engine's in {differ}")
         return 1
     reference = run_reference_once(log, work, spec_keywords=True)
-    print(report(reference.events, floor, reference.cpu_seconds, reference.seconds))
     print(f"rows: as the engine's store, in all {len(engine_rows)} tables")
+    print(report(reference.events, floor, reference.cpu_seconds, reference.seconds))
     return 0
 
 

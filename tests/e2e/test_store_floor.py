@@ -17,13 +17,22 @@ REPO = Path(__file__).resolve().parents[2]
 FLOOR = REPO / "benchmarks" / "store_floor.py"
 
 
-def test_the_store_floor_of_a_small_replay_is_reported() -> None:
+def run_floor(*args: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(FLOOR), "--customers", "3000"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [sys.executable, str(FLOOR), *args], capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def events_of(out: str) -> int:
+    found = re.search(r"^log: ([\d,]+) events$", out, re.M)
+    assert found is not None, out
+    return int(found.group(1).replace(",", ""))
+
+
+def test_the_store_floor_of_a_small_replay_is_reported() -> None:
+    out = run_floor("--customers", "3000")
     # replayed statement for statement, the store came out as the engine wrote it
     assert re.search(r"^rows: as the engine's store, in all \d+ tables$", out, re.M), out
     floor = re.search(r"^SQLite alone .*?([\d,]+) statements.*\): ([\d.]+) CPU s", out, re.M)
@@ -42,3 +51,16 @@ def test_the_store_floor_of_a_small_replay_is_reported() -> None:
     ref, half = float(reference.group(1)), 0.005
     low, high = (ref - half) / (sqlite_cpu + half), (ref + half) / (sqlite_cpu - half)
     assert low - half <= float(bound.group(1)) <= high + half, out
+
+
+def test_the_partitions_of_a_log_share_its_lines_between_them() -> None:
+    """Each of 2 partitions is measured on its own customers' lines: between them, the
+    whole log, each line once."""
+    whole = events_of(run_floor("--customers", "2000"))
+    halves = [run_floor("--customers", "2000", "--partition", f"{k}/2") for k in (0, 1)]
+    for k, out in enumerate(halves):
+        assert f"partition {k} of 2: the log's lines of its customers alone" in out
+        assert re.search(r"^bound at 1 partition: [\d.]+x", out, re.M), out
+    counts = [events_of(out) for out in halves]
+    assert all(0 < n < whole for n in counts)
+    assert sum(counts) == whole
