@@ -10,10 +10,6 @@ from __future__ import annotations
 SCHEMA_VERSION = 3  # 2: outbox delivery state, quarantine; 3: the console's counters and indexes
 
 SCHEMA = """
--- 16 KB pages, set as a new store is created (an existing one keeps its own): a replay
--- writes its rows in batches, and SQLite spends ~10 % less CPU on them than with 4 KB
--- pages (benchmarks/store_floor.py's statements of the decision-heavy log, 2026-12-01)
-PRAGMA page_size = 16384;
 PRAGMA journal_mode = WAL;
 
 -- key/value facts about the run:
