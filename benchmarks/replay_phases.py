@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from log_args import add_log_args, log_of
 from replay_throughput import cpu_by_thread, thread_cpu, thread_role
 
-from omniconsole.domain.generator import write_log
-from omniconsole.domain.timeutil import parse_timestamp
 from omniconsole.engine import replay_driver
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
@@ -141,13 +140,7 @@ def report(phases: Phases, wall: float) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--log", type=Path, help="replay this log (else one is generated)")
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--events-per-customer", type=float, default=None)
-    parser.add_argument("--mix", default="decision-heavy", help="the generator's event mix")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--start", default="2026-03-02T00:00:00Z", help="ISO 8601 start")
+    add_log_args(parser)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples")
     parser.add_argument(
         "--checkpoint-seconds", type=float, default=None, help="as the replay's option"
@@ -159,13 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="replay-phases-") as tmp:
         work = Path(tmp)
-        log = args.log
-        if log is None:
-            log = work / "log.jsonl"
-            write_log(
-                log, args.customers, args.days, args.seed, parse_timestamp(args.start),
-                events_per_customer=args.events_per_customer, mix=args.mix,
-            )  # fmt: skip
+        log = log_of(args, work)
         options = ReplayOptions(
             log=log, db=work / "replay.db", ledger=work / "ledger.jsonl",
             report=work / "report.json", partitions=1,

@@ -41,9 +41,8 @@ from typing import IO, Any
 import aiosqlite
 import orjson
 from engine_vs_reference import run_reference_once
+from log_args import add_log_args, log_of
 
-from omniconsole.domain.generator import write_log
-from omniconsole.domain.timeutil import parse_timestamp
 from omniconsole.engine.partitioned import partition_of
 from omniconsole.engine.replay import ReplayOptions, run_replay
 
@@ -85,8 +84,8 @@ def recording(out: IO[bytes]) -> Callable[[], None]:
 
 
 def label(sql: str) -> str:
-    """What a statement writes, for the table: `ledger`, `profiles (INSERT OR REPLACE)`,
-    or its first word (`COMMIT`, `SELECT`, `PRAGMA`)."""
+    """What a statement writes, for the table: `ledger`, `journey_instances (INSERT OR
+    REPLACE)`, or its first word (`COMMIT`, `SELECT`, `PRAGMA`)."""
     write = _WRITE.match(sql)
     if write is not None:
         verb = " ".join(write.group(1).upper().split())
@@ -197,13 +196,7 @@ def partition_arg(text: str) -> tuple[int, int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--log", type=Path, help="replay this log (else one is generated)")
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--events-per-customer", type=float, default=None)
-    parser.add_argument("--mix", default="decision-heavy", help="the generator's event mix")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--start", default="2026-03-02T00:00:00Z", help="ISO 8601 start")
+    add_log_args(parser)
     parser.add_argument(
         "--partition", type=partition_arg, metavar="K/N",
         help="only the customers of partition K of N (crc32, as the engine splits them)",
@@ -213,13 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
-    log = args.log
-    if log is None:
-        log = work / "log.jsonl"
-        write_log(
-            log, args.customers, args.days, args.seed, parse_timestamp(args.start),
-            events_per_customer=args.events_per_customer, mix=args.mix,
-        )  # fmt: skip
+    log = log_of(args, work)
     if args.partition is not None:
         part, parts = args.partition
         kept = work / f"log.part{part}of{parts}.jsonl"

@@ -1,9 +1,9 @@
 """`benchmarks/store_floor.py` says what SQLite alone costs a one-partition replay.
 
 The benchmark behind the "store's floor" figures of docs/benchmarks.md: the store
-writer's statements, run again through plain sqlite3, must rebuild a store with the
-engine's rows in every table (else the floor would leave work out), and come out timed
-by table beside the reference loop's whole run, with the bound that follows.
+writer's statements, run again through plain sqlite3, must rebuild a store with as many
+rows in every table as the engine's (else the floor would leave work out), and come out
+timed by table beside the reference loop's whole run, with the bound that follows.
 """
 
 from __future__ import annotations
