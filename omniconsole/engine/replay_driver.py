@@ -75,7 +75,8 @@ class ReplayDriver:
     since_checkpoint: int = 0
     #: seconds on a steady clock (`time.monotonic`; a test gives its own)
     monotonic: Callable[[], float] = time.monotonic
-    last_checkpoint: float = field(default_factory=time.monotonic)
+    #: when the last checkpoint ended, on `monotonic` (the driver's start until then)
+    last_checkpoint: float = field(init=False)
     #: seconds the last checkpoint took (headless: the next waits CHECKPOINT_COST_RATIO x)
     checkpoint_cost: float = 0.0
     stopped: bool = False
@@ -87,6 +88,9 @@ class ReplayDriver:
     progress: ProgressPublisher | None = None
     #: the applied message ids, told when a checkpoint has committed them
     seen: SeenIds | None = None
+
+    def __post_init__(self) -> None:
+        self.last_checkpoint = self.monotonic()
 
     def meta(self, line: int, status: str) -> dict[str, str]:
         """The checkpoint facts of the cut at log line `line`, as read so far."""
